@@ -1,0 +1,168 @@
+"""Model architectures behind a registry, each wrapped in :class:`Classifier`.
+
+Every model takes images in [0, 1] of shape (N, C, H, W); its first layer normalises them with the
+mean/std recorded in the model card, so preprocessing can never drift between training, the app and
+the attribution baselines (a "zeros" baseline is a black image).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError, UnknownNameError
+from .registry import Registry
+
+
+class Normalize(nn.Module):
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class Classifier(nn.Module):
+    """``normalize`` then ``net``; carries the name of its default Grad-CAM layer."""
+
+    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float], target_layer: str) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.net = net
+        self.target_layer = target_layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(x))
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    name: str
+    description: str
+    builder: Callable[[int, int], nn.Module]
+    target_layer: str  # relative to ``net``
+    sizes: tuple[int, int]  # sensible input size range (px)
+
+
+ARCHITECTURES: Registry[ArchSpec] = Registry("architecture")
+
+
+def _register(name: str, description: str, target_layer: str, sizes: tuple[int, int]):
+    def deco(fn: Callable[[int, int], nn.Module]) -> Callable[[int, int], nn.Module]:
+        ARCHITECTURES.register(name)(ArchSpec(name, description, fn, target_layer, sizes))
+        return fn
+
+    return deco
+
+
+def _conv_block(cin: int, cout: int) -> nn.Sequential:
+    # Separate, non-inplace ReLU modules: DeepLIFT-style methods need them.
+    return nn.Sequential(
+        OrderedDict(conv=nn.Conv2d(cin, cout, 3, padding=1, bias=False), bn=nn.BatchNorm2d(cout), relu=nn.ReLU())
+    )
+
+
+@_register("small_cnn", "4 conv blocks (32-64-128-128), global average pooling; fast on CPU", "features.block4", (28, 128))
+def small_cnn(num_classes: int, in_channels: int) -> nn.Module:
+    features = nn.Sequential(
+        OrderedDict(
+            block1=_conv_block(in_channels, 32),
+            pool1=nn.MaxPool2d(2),
+            block2=_conv_block(32, 64),
+            pool2=nn.MaxPool2d(2),
+            block3=_conv_block(64, 128),
+            pool3=nn.MaxPool2d(2),
+            block4=_conv_block(128, 128),
+        )
+    )
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.1), nn.Linear(128, num_classes))
+    return nn.Sequential(OrderedDict(features=features, head=head))
+
+
+def _resnet(depth: int, num_classes: int, in_channels: int, small_input: bool) -> nn.Module:
+    import torchvision
+
+    net = getattr(torchvision.models, f"resnet{depth}")(weights=None, num_classes=num_classes)
+    if small_input:  # CIFAR-style stem: 3x3 stride-1 conv, no max-pool (keeps 8x8 maps at 64 px)
+        net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+    elif in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+    return net
+
+
+@_register("resnet18_small", "ResNet-18 with a 3x3 stride-1 stem and no max-pool, for 28-64 px inputs", "layer4", (28, 96))
+def resnet18_small(num_classes: int, in_channels: int) -> nn.Module:
+    return _resnet(18, num_classes, in_channels, small_input=True)
+
+
+@_register("resnet18", "Standard torchvision ResNet-18, for 128 px and up", "layer4", (128, 512))
+def resnet18(num_classes: int, in_channels: int) -> nn.Module:
+    return _resnet(18, num_classes, in_channels, small_input=False)
+
+
+@_register("resnet50", "Standard torchvision ResNet-50, for 128 px and up", "layer4", (128, 512))
+def resnet50(num_classes: int, in_channels: int) -> nn.Module:
+    return _resnet(50, num_classes, in_channels, small_input=False)
+
+
+def list_architectures() -> list[str]:
+    return ARCHITECTURES.names()
+
+
+def build_model(arch: str, num_classes: int, in_channels: int, mean: Sequence[float], std: Sequence[float]) -> Classifier:
+    """Build an untrained :class:`Classifier` of a registered architecture."""
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if in_channels not in (1, 3):
+        raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
+    if len(mean) != in_channels or len(std) != in_channels:
+        raise ValueError(f"mean/std need {in_channels} values, got {len(mean)}/{len(std)}")
+    spec = ARCHITECTURES.get(arch)
+    return Classifier(spec.builder(num_classes, in_channels), mean, std, target_layer="net." + spec.target_layer)
+
+
+def load_pretrained_backbone(model: Classifier, arch: str) -> None:
+    """Copy torchvision's ImageNet weights into a standard ResNet (all but the first conv if 1 channel, and fc).
+
+    Needs network access the first time (torchvision caches the file under ``~/.cache/torch``).
+    """
+    import torchvision
+
+    if arch not in ("resnet18", "resnet50"):
+        raise UnknownNameError(f"No ImageNet weights for architecture {arch!r} (only resnet18, resnet50)")
+    weights = {"resnet18": torchvision.models.ResNet18_Weights, "resnet50": torchvision.models.ResNet50_Weights}[arch]
+    try:
+        state = weights.IMAGENET1K_V1.get_state_dict(progress=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"Could not fetch ImageNet weights for {arch} from {weights.IMAGENET1K_V1.url} ({exc}). "
+            "Connect to the internet once, or put the file in ~/.cache/torch/hub/checkpoints/, or train from scratch."
+        ) from exc
+    own = model.net.state_dict()
+    compatible = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.net.load_state_dict(compatible, strict=False)
+
+
+def conv_layers(model: nn.Module) -> list[str]:
+    """Names of layers with spatial outputs that CAM methods can target: every Conv2d and every
+    container whose name is a known block (ResNet ``layerN``, small_cnn ``blockN``)."""
+    names = []
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if isinstance(module, nn.Conv2d) or (leaf.startswith(("layer", "block")) and leaf[-1].isdigit()):
+            names.append(name)
+    return names
+
+
+def get_layer(model: nn.Module, name: str) -> nn.Module:
+    """Resolve a dotted layer name (never ``eval``)."""
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        raise UnknownNameError(f"Model has no layer {name!r}. Convolutional layers: {', '.join(conv_layers(model))}") from None

@@ -1,0 +1,178 @@
+"""Model checkpoints: ``models/<id>/weights.pt`` (a plain state dict) + ``models/<id>/card.json``.
+
+Weights are only ever read with ``torch.load(..., weights_only=True)``; the card records their
+SHA-256 so a corrupt or swapped file is detected before it is used. Saving is atomic: the whole
+folder is written under a temporary name and renamed into place.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import config
+from .architectures import Classifier, build_model
+from .errors import CheckpointError, UnknownNameError
+from .io import atomic_write_json, atomic_write_with
+
+CARD_FILE = "card.json"
+WEIGHTS_FILE = "weights.pt"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelCard:
+    """Everything needed to rebuild, preprocess for, and describe a trained model."""
+
+    id: str
+    dataset: str
+    arch: str
+    classes: list[str]
+    input_size: int
+    channels: int
+    mean: list[float]
+    std: list[float]
+    target_layer: str
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    weights_sha256: str = ""
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelCard":
+        names = {f.name for f in fields(cls)}
+        required = ["id", "dataset", "arch", "classes", "input_size", "channels", "mean", "std", "target_layer"]
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise CheckpointError(f"model card lacks {', '.join(missing)}")
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_model_path(model: str | os.PathLike) -> Path:
+    """A model folder path, or a bare id looked up under the models folder."""
+    p = Path(model)
+    if p.is_dir() or p.is_absolute() or len(p.parts) > 1:
+        return p
+    return config.models_dir() / p
+
+
+def save_model(model: Classifier, card: ModelCard, models_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``<models_dir>/<card.id>/`` atomically and return its path. Replaces an existing model of that id."""
+    root = Path(models_dir) if models_dir else config.models_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / card.id
+    tmp = Path(tempfile.mkdtemp(prefix=f".{card.id}.", dir=root))
+    try:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        atomic_write_with(tmp / WEIGHTS_FILE, lambda fh: torch.save(state, fh))
+        card.weights_sha256 = _sha256(tmp / WEIGHTS_FILE)
+        card.created = card.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        atomic_write_json(tmp / CARD_FILE, card.to_dict())
+        old = None
+        if final.exists():
+            old = root / f".{card.id}.old-{os.getpid()}"
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def read_card(path: str | os.PathLike) -> ModelCard:
+    path = resolve_model_path(path)
+    card_path = path / CARD_FILE
+    if not card_path.is_file():
+        raise CheckpointError(f"No model at {path}: {CARD_FILE} is missing")
+    try:
+        data = json.loads(card_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"Model card {card_path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"Model card {card_path} is not a JSON object")
+    return ModelCard.from_dict(data)
+
+
+def load_model(path: str | os.PathLike, device: torch.device | str | None = None) -> tuple[Classifier, ModelCard]:
+    """Load a saved model in eval mode, with its card.
+
+    Raises:
+        CheckpointError: missing files, corrupt weights, digest mismatch, or weights that do not fit the
+            architecture named in the card.
+    """
+    path = resolve_model_path(path)
+    card = read_card(path)
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"No weights at {weights}")
+    if card.weights_sha256 and _sha256(weights) != card.weights_sha256:
+        raise CheckpointError(f"{weights} does not match the SHA-256 in its card: the file is corrupt or was replaced")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{weights} is not a readable PyTorch state dict: {exc}") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{weights} holds a {type(state).__name__}, not a state dict")
+    try:
+        model = build_model(card.arch, len(card.classes), card.channels, card.mean, card.std)
+    except UnknownNameError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+        if mismatched:
+            k = mismatched[0]
+            parts.append(f"{len(mismatched)} shape mismatches (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+        raise CheckpointError(f"{weights} does not fit architecture {card.arch!r} with {len(card.classes)} classes: " + "; ".join(parts))
+    model.load_state_dict(state)
+    model.target_layer = card.target_layer
+    model.to(device or config.pick_device()).eval()
+    return model, card
+
+
+def list_models(models_dir: str | os.PathLike | None = None, dataset: str | None = None) -> list[tuple[Path, ModelCard]]:
+    """Readable models under the models folder (newest first), optionally only those for ``dataset``."""
+    root = Path(models_dir) if models_dir else config.models_dir()
+    out = []
+    if root.is_dir():
+        for p in sorted(root.iterdir()):
+            if p.name.startswith(".") or not (p / CARD_FILE).is_file():
+                continue
+            try:
+                card = read_card(p)
+            except CheckpointError:
+                continue
+            if dataset is None or card.dataset == dataset:
+                out.append((p, card))
+    out.sort(key=lambda pc: pc[1].created, reverse=True)
+    return out

@@ -1,0 +1,76 @@
+"""Dataset result type shared by every source."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about a dataset source, shown in the UI and recorded in model cards."""
+
+    name: str
+    title: str
+    classes: tuple[str, ...]
+    channels: int
+    image_size: int
+    source: str
+    license: str
+    description: str = ""
+    splits: tuple[str, ...] = ("train", "val", "test")
+
+
+@dataclass
+class ArrayDataset(Dataset):
+    """Images held in memory as uint8 arrays.
+
+    Indexing gives ``(image, label)`` with ``image`` a float32 tensor of shape (C, H, W) in [0, 1]
+    (model-specific normalisation is the first layer of every model, so datasets never guess it).
+
+    Attributes:
+        images: uint8 array (N, H, W, C).
+        labels: int64 array (N,).
+        masks: optional bool array (N, H, W): ground-truth object masks, where the source has them.
+    """
+
+    info: DatasetInfo
+    split: str
+    images: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray | None = None
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4 or self.images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}")
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+        self.labels = self.labels.astype(np.int64).reshape(-1)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.info.classes
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images in split {self.split!r}")
+        img = torch.from_numpy(self.images[index]).permute(2, 0, 1).float().div_(255.0)
+        return img, int(self.labels[index])
+
+    def image(self, index: int) -> np.ndarray:
+        """The image as stored, uint8 (H, W, C), for display."""
+        return self.images[index]
+
+    def mask(self, index: int) -> np.ndarray | None:
+        return None if self.masks is None else self.masks[index]
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All images as one float tensor (N, C, H, W) in [0, 1] and labels (N,)."""
+        x = torch.from_numpy(self.images).permute(0, 3, 1, 2).float().div_(255.0)
+        return x, torch.from_numpy(self.labels)

@@ -1,0 +1,133 @@
+"""``shapes``: the built-in synthetic dataset. Needs no network, is deterministic for a seed.
+
+Each RGB image shows one geometric shape (circle, square, triangle or cross) at a random position,
+scale, rotation and colour, on a textured noisy background with soft distractor blobs. Every image
+comes with its ground-truth object mask, so explanation quality can be scored against it.
+"""
+from __future__ import annotations
+
+import colorsys
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..io import atomic_write_with
+from .base import ArrayDataset, DatasetInfo
+
+log = logging.getLogger(__name__)
+
+CLASSES = ("circle", "square", "triangle", "cross")
+#: Split sizes and the seed each split is generated from (distinct seeds: no image is shared).
+SPLITS = {"train": (4000, 1001), "val": (500, 2002), "test": (1000, 3003)}
+#: Bump when the generator changes, so stale caches are not reused.
+GENERATOR_VERSION = 1
+
+INFO = DatasetInfo(
+    name="shapes",
+    title="Shapes (built-in synthetic)",
+    classes=CLASSES,
+    channels=3,
+    image_size=64,
+    source="Generated locally by core/datasets/shapes.py (no download)",
+    license="Public domain (generated)",
+    description="One geometric shape per image on a textured, noisy background with distractor blobs; "
+    "ground-truth object masks included.",
+)
+
+
+def _shape_mask(kind: int, yy: np.ndarray, xx: np.ndarray, cx: float, cy: float, r: float, theta: float) -> np.ndarray:
+    dx, dy = xx - cx, yy - cy
+    c, s = np.cos(theta), np.sin(theta)
+    u, v = c * dx + s * dy, -s * dx + c * dy  # coordinates in the shape's rotated frame
+    if kind == 0:  # circle
+        return dx * dx + dy * dy <= r * r
+    if kind == 1:  # square, half-side 0.8 r
+        h = 0.8 * r
+        return (np.abs(u) <= h) & (np.abs(v) <= h)
+    if kind == 2:  # equilateral triangle with circumradius r
+        inside = np.ones_like(u, dtype=bool)
+        for k in range(3):
+            a = theta + np.pi / 2 + k * 2 * np.pi / 3  # outward normal of one edge
+            inside &= (np.cos(a + np.pi) * dx + np.sin(a + np.pi) * dy) <= r / 2
+        return inside
+    # cross: two bars, arm length r, half-width 0.3 r
+    w = 0.3 * r
+    return ((np.abs(u) <= r) & (np.abs(v) <= w)) | ((np.abs(u) <= w) & (np.abs(v) <= r))
+
+
+def _random_colour(rng: np.random.Generator, sat: tuple[float, float], val: tuple[float, float]) -> np.ndarray:
+    return np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(*sat), rng.uniform(*val)), dtype=np.float32)
+
+
+def generate(n: int, seed: int, size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Generate ``n`` images.
+
+    Returns:
+        images uint8 (n, size, size, 3), labels int64 (n,), masks bool (n, size, size).
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(n) % len(CLASSES)).astype(np.int64)
+
+    # Backgrounds, vectorised: a muted base colour + smooth low-frequency texture + stripes + pixel noise.
+    gen = torch.Generator().manual_seed(seed)
+    low = torch.randn(n, 3, 6, 6, generator=gen)
+    texture = F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False).numpy()
+    texture = texture.transpose(0, 2, 3, 1) * 0.08
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+
+    images = np.empty((n, size, size, 3), dtype=np.float32)
+    masks = np.empty((n, size, size), dtype=bool)
+    for i in range(n):
+        base = _random_colour(rng, (0.0, 0.35), (0.3, 0.75))
+        angle, freq, phase = rng.uniform(0, np.pi), rng.uniform(0.1, 0.4), rng.uniform(0, 2 * np.pi)
+        stripes = 0.04 * np.sin(freq * (xx * np.cos(angle) + yy * np.sin(angle)) + phase)
+        img = base + texture[i] + stripes[..., None]
+        # Distractors: soft Gaussian blobs (no sharp edges, so they never look like a class shape).
+        for _ in range(rng.integers(1, 4)):
+            bx, by = rng.uniform(0, size, 2)
+            sx, sy = rng.uniform(0.04, 0.12, 2) * size
+            blob = np.exp(-(((xx - bx) / sx) ** 2 + ((yy - by) / sy) ** 2) / 2)[..., None]
+            img = img * (1 - 0.7 * blob) + 0.7 * blob * _random_colour(rng, (0.3, 0.9), (0.3, 1.0))
+        r = rng.uniform(0.14, 0.28) * size
+        cx, cy = rng.uniform(r + 1, size - r - 1, 2)
+        theta = rng.uniform(0, 2 * np.pi)
+        m = _shape_mask(int(labels[i]), yy, xx, cx, cy, r, theta)
+        img[m] = _random_colour(rng, (0.55, 1.0), (0.55, 1.0)) + rng.normal(0, 0.02, (int(m.sum()), 3))
+        images[i] = img
+        masks[i] = m
+    images += rng.normal(0, 0.03, images.shape).astype(np.float32)
+    return (np.clip(images, 0, 1) * 255 + 0.5).astype(np.uint8), labels, masks
+
+
+def cache_path(root: Path, split: str, size: int) -> Path:
+    n, seed = SPLITS[split]
+    return root / "shapes" / f"shapes_v{GENERATOR_VERSION}_{split}_{n}_{size}px_seed{seed}.npz"
+
+
+def load(split: str, root: Path, size: int = 64) -> ArrayDataset:
+    """Load a split from the cache under ``root/shapes/``, generating (and caching) it on first use."""
+    if split not in SPLITS:
+        raise ValueError(f"shapes has splits {list(SPLITS)}, not {split!r}")
+    path = cache_path(root, split, size)
+    data = None
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                data = z["images"], z["labels"], z["masks"]
+        except Exception as exc:  # a damaged cache is regenerated, never trusted
+            log.warning("ignoring unreadable cache %s (%s); regenerating", path, exc)
+    if data is None:
+        n, seed = SPLITS[split]
+        data = generate(n, seed, size)
+        atomic_write_with(path, lambda fh: np.savez_compressed(fh, images=data[0], labels=data[1], masks=data[2]))
+    info = INFO if size == INFO.image_size else _with_size(size)
+    return ArrayDataset(info=info, split=split, images=data[0], labels=data[1], masks=data[2])
+
+
+def _with_size(size: int) -> DatasetInfo:
+    from dataclasses import replace
+
+    return replace(INFO, image_size=size)

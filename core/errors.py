@@ -1,0 +1,41 @@
+"""Exception types raised by :mod:`core`.
+
+Every error the library raises on bad input derives from :class:`XaiError`, so a UI can catch one
+type and show ``str(error)`` as a one-line, actionable message.
+"""
+from __future__ import annotations
+
+
+class XaiError(Exception):
+    """Base class of every error raised on bad input or a missing resource."""
+
+
+class UnknownNameError(XaiError, KeyError):
+    """A registry lookup (dataset, architecture, method, layer) named something that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DatasetError(XaiError):
+    """A dataset is missing, incomplete, or its files are malformed."""
+
+
+class CheckpointError(XaiError):
+    """A model checkpoint or model card is missing, corrupt, or does not match its architecture."""
+
+
+class TrainingError(XaiError):
+    """Training could not run with the given settings."""
+
+
+class ImageError(XaiError):
+    """An image (e.g. an upload) cannot be read or is unacceptable."""
+
+
+class ParameterError(XaiError, ValueError):
+    """A method parameter is unknown or outside its declared range."""
+
+
+class AttributionError(XaiError):
+    """An attribution method failed or produced a non-finite map."""

@@ -1,0 +1,142 @@
+"""Attribution methods behind one registry and one call, :func:`explain`.
+
+>>> from core import load_model, load_dataset, explain
+>>> model, card = load_model("models/shapes-small_cnn")
+>>> image, label = load_dataset("shapes", split="test")[7]
+>>> e = explain(model, image, method="integrated_gradients", n_steps=64)
+>>> e.attribution.shape, e.target, e.seconds
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import AttributionError, ParameterError, XaiError
+from . import grad_cam, integrated_gradients, saliency  # noqa: F401  (registration)
+from .base import Explainer, Explanation, Param, model_lock
+from .registry import EXPLAINERS, register
+
+
+def list_methods() -> list[str]:
+    """Registered method names, in registration order."""
+    return EXPLAINERS.names()
+
+
+def get_method(name: str) -> type[Explainer]:
+    return EXPLAINERS.get(name)
+
+
+def resolve_params(method: str, model: nn.Module | None = None, **params: Any) -> dict[str, Any]:
+    """The full, validated parameter set of ``method``: defaults filled in, unknown names refused.
+
+    A ``layer`` parameter left at ``None`` becomes the model's default target layer.
+    """
+    cls = EXPLAINERS.get(method)
+    known = {p.name: p for p in cls.params}
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ParameterError(f"{method} has no parameter {', '.join(map(repr, unknown))}; it takes: {', '.join(known) or 'none'}")
+    out = {}
+    for name, p in known.items():
+        value = params.get(name, p.default)
+        if p.kind == "layer" and value is None:
+            value = getattr(model, "target_layer", None)
+            if value is None:
+                raise ParameterError(f"{method} needs a layer: pass layer=... (the model declares no default)")
+        out[name] = p.validate(value)
+    return out
+
+
+def _as_batch(image: torch.Tensor | np.ndarray, device: torch.device) -> torch.Tensor:
+    x = torch.as_tensor(image)
+    if x.ndim == 3:
+        x = x.unsqueeze(0)
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise ValueError(f"explain takes one image (C, H, W) or (1, C, H, W), got shape {tuple(x.shape)}")
+    return x.detach().to(device=device, dtype=torch.float32).clone()
+
+
+def _reduce(attr: np.ndarray, how: str) -> np.ndarray:
+    if attr.ndim == 2:
+        return attr
+    if how == "max_abs":
+        return np.abs(attr).max(axis=0)
+    return attr.sum(axis=0)
+
+
+def to_heatmap(attribution: np.ndarray, outlier_perc: float = 1.0) -> tuple[np.ndarray, bool]:
+    """Scale ``|attribution|`` to [0, 1] by its (100 - outlier_perc) percentile; ``(zeros, True)`` if flat."""
+    mag = np.abs(attribution)
+    scale = float(np.percentile(mag, 100 - outlier_perc)) if outlier_perc > 0 else float(mag.max())
+    if scale <= 1e-12:
+        scale = float(mag.max())
+    if scale <= 1e-12 or float(attribution.max() - attribution.min()) <= 1e-12 * max(1.0, scale):
+        return np.zeros_like(mag, dtype=np.float32), True
+    return np.clip(mag / scale, 0.0, 1.0).astype(np.float32), False
+
+
+@torch.no_grad()
+def predict(model: nn.Module, image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Class probabilities (K,) for one image (C, H, W) in [0, 1]."""
+    device = next(model.parameters()).device
+    return torch.softmax(model(_as_batch(image, device)), dim=1)[0].cpu().numpy()
+
+
+def explain(model: nn.Module, image: torch.Tensor | np.ndarray, method: str, target: int | None = None, **params: Any) -> Explanation:
+    """Explain the model's score for ``target`` on one image.
+
+    Args:
+        model: a classifier taking (N, C, H, W) images in [0, 1] (see :mod:`core.architectures`).
+        image: (C, H, W) or (1, C, H, W) float in [0, 1]. Never modified.
+        method: a name from :func:`list_methods`.
+        target: class index to explain; ``None`` = the predicted class.
+        **params: the method's parameters (see ``get_method(method).params``); missing ones take defaults.
+
+    Raises:
+        UnknownNameError: unknown method or layer.  ParameterError: bad parameter.
+        AttributionError: the method failed or produced a non-finite map.
+    """
+    cls = EXPLAINERS.get(method)
+    full = resolve_params(method, model, **params)
+    device = next(model.parameters()).device
+    x = _as_batch(image, device)
+    model.eval()
+    with model_lock(model):
+        with torch.no_grad():
+            logits = model(x)
+        n_classes = logits.shape[1]
+        if target is None:
+            target = int(logits.argmax(dim=1))
+        elif not 0 <= int(target) < n_classes:
+            raise ParameterError(f"target must be a class index in [0, {n_classes - 1}], got {target}")
+        target = int(target)
+        explainer = cls(model)
+        t0 = time.perf_counter()
+        try:
+            raw = explainer.attribute(x, target, **full)
+        except XaiError:
+            raise
+        except Exception as exc:
+            raise AttributionError(f"{cls.title} failed: {type(exc).__name__}: {exc}") from exc
+        seconds = time.perf_counter() - t0
+    if isinstance(raw, torch.Tensor):
+        raw = raw.detach().float().cpu().numpy()
+    attribution = _reduce(np.asarray(raw, dtype=np.float32), cls.channel_reduction)
+    if attribution.shape != tuple(x.shape[-2:]):
+        raise AttributionError(f"{cls.title} returned a map of shape {attribution.shape}, expected {tuple(x.shape[-2:])}")
+    if not np.all(np.isfinite(attribution)):
+        bad = int((~np.isfinite(attribution)).sum())
+        raise AttributionError(f"{cls.title} produced {bad} non-finite values (NaN/inf); try other parameters or another method")
+    heatmap, flat = to_heatmap(attribution, cls.outlier_perc)
+    return Explanation(
+        method=cls.name, title=cls.title, attribution=attribution, heatmap=heatmap, target=target,
+        params=full, seconds=seconds, signed=cls.signed, flat=flat, extras=dict(explainer.extras),
+    )
+
+
+__all__ = ["EXPLAINERS", "Explainer", "Explanation", "Param", "explain", "get_method", "list_methods", "model_lock",
+           "predict", "register", "resolve_params", "to_heatmap"]

@@ -1,0 +1,12 @@
+"""The explainer registry (kept apart from ``__init__`` so method files can import ``register``)."""
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import Explainer
+
+EXPLAINERS: Registry[type[Explainer]] = Registry("method")
+
+
+def register(cls: type[Explainer]) -> type[Explainer]:
+    EXPLAINERS.register(cls.name)(cls)
+    return cls

@@ -1,0 +1,161 @@
+"""Training and evaluation, usable from the CLI, the app and notebooks.
+
+Progress is reported through a callback taking :class:`TrainProgress`, so the CLI can print a bar
+and the app can drive ``st.progress`` without this module knowing about either.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import config
+from .architectures import ARCHITECTURES, Classifier, build_model
+from .checkpoints import ModelCard, save_model
+from .datasets import load_dataset
+from .errors import TrainingError
+from .metrics import classification_metrics, predict_proba
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "shapes"
+    arch: str = "small_cnn"
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    seed: int = 0
+    augment: bool = True  # random flips
+    size: int | None = None  # input size (default: the dataset's)
+    data_root: str | None = None
+    model_id: str | None = None  # default: "<dataset>-<arch>"
+    max_train: int | None = None  # use only the first N training images (quick runs / tests)
+
+
+@dataclass
+class TrainProgress:
+    epoch: int
+    epochs: int
+    step: int  # global step, 1-based
+    total_steps: int
+    loss: float
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / max(1, self.total_steps))
+
+
+ProgressFn = Callable[[TrainProgress], None]
+
+
+def _channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    mean = images.mean(dim=(0, 2, 3))
+    std = images.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
+
+
+def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str | Path | None = None) -> tuple[Classifier, ModelCard, Path]:
+    """Train a model, evaluate it on the test split, save it, and return ``(model, card, path)``."""
+    if cfg.epochs < 1:
+        raise TrainingError("epochs must be >= 1")
+    ARCHITECTURES.get(cfg.arch)  # fail early on an unknown name
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    device = config.pick_device()
+    notify = progress or (lambda p: None)
+
+    notify(TrainProgress(0, cfg.epochs, 0, 1, math.nan, "loading data"))
+    train_ds = load_dataset(cfg.dataset, "train", size=cfg.size, root=cfg.data_root)
+    test_ds = load_dataset(cfg.dataset, "test", size=cfg.size, root=cfg.data_root)
+    x_train, y_train = train_ds.tensors()
+    if cfg.max_train:
+        x_train, y_train = x_train[: cfg.max_train], y_train[: cfg.max_train]
+    if len(x_train) == 0:
+        raise TrainingError(f"dataset {cfg.dataset!r} has no training images")
+    classes = list(train_ds.classes)
+    channels, size = x_train.shape[1], x_train.shape[-1]
+    mean, std = _channel_stats(x_train)
+
+    model = build_model(cfg.arch, len(classes), channels, mean, std).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.2)
+    loss_fn = nn.CrossEntropyLoss()
+
+    t0 = time.perf_counter()
+    step = 0
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.from_numpy(rng.permutation(len(x_train)))
+        running = 0.0
+        for b in range(steps_per_epoch):
+            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            xb, yb = x_train[idx], y_train[idx]
+            if cfg.augment:
+                flip = torch.from_numpy(rng.random(len(xb)) < 0.5)
+                xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
+                flip = torch.from_numpy(rng.random(len(xb)) < 0.5)
+                xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-2), xb)
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            loss = loss_fn(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            running += loss.item()
+            notify(TrainProgress(epoch, cfg.epochs, step, total, loss.item(), f"epoch {epoch}/{cfg.epochs}"))
+        history.append({"epoch": epoch, "loss": running / steps_per_epoch})
+    train_seconds = time.perf_counter() - t0
+
+    notify(TrainProgress(cfg.epochs, cfg.epochs, total, total, math.nan, "evaluating on the test split"))
+    model.eval()
+    x_test, y_test = test_ds.tensors()
+    metrics = classification_metrics(y_test.numpy(), predict_proba(model, x_test), classes)
+    metrics["split"] = "test"
+
+    card = ModelCard(
+        id=cfg.model_id or f"{cfg.dataset}-{cfg.arch}",
+        dataset=cfg.dataset,
+        arch=cfg.arch,
+        classes=classes,
+        input_size=int(size),
+        channels=int(channels),
+        mean=mean,
+        std=std,
+        target_layer=model.target_layer,
+        training={
+            **{k: v for k, v in asdict(cfg).items() if k not in ("model_id", "data_root")},
+            "n_train": int(len(x_train)),
+            "seconds": round(train_seconds, 1),
+            "device": str(device),
+            "torch": torch.__version__,
+            "history": history,
+        },
+        metrics=metrics,
+        dataset_options={"size": int(size)},
+    )
+    model.cpu()
+    path = save_model(model, card, models_dir)
+    model.to(device).eval()
+    return model, card, path
+
+
+def ensure_demo_model(progress: ProgressFn | None = None, models_dir: str | Path | None = None) -> Path:
+    """Return the demo model's folder, training it first if it does not exist yet."""
+    root = Path(models_dir) if models_dir else config.models_dir()
+    path = root / config.DEMO_MODEL_ID
+    if (path / "card.json").is_file():
+        return path
+    _, _, path = train(TrainConfig(model_id=config.DEMO_MODEL_ID), progress, root)
+    return path
