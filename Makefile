@@ -1,0 +1,30 @@
+# Two entry points for a fresh machine: `make run` (app on the built-in demo) and `make test` (whole suite).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8501
+
+.PHONY: setup demo run test bench clean-cache
+
+# The virtual environment is rebuilt whenever requirements.txt changes.
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Trains the demo model (small_cnn on the built-in shapes data) the first time only, with a progress bar.
+demo: setup
+	$(PY) -m core ensure-demo
+
+run: demo
+	$(PY) -m streamlit run streamlit_app.py --server.headless true --server.port $(PORT) \
+		--server.fileWatcherType none --browser.gatherUsageStats false
+
+test: setup
+	$(PY) -m pytest -q
+
+clean-cache:
+	rm -rf data/shapes

@@ -1,0 +1,182 @@
+"""Command line: ``python -m core {train,explain,ensure-demo,list}``.
+
+Examples::
+
+    python -m core train --dataset shapes --arch small_cnn --epochs 8
+    python -m core explain --model models/shapes-small_cnn --split test --index 7 \\
+        --methods grad_cam,integrated_gradients,saliency --out out/7 --param integrated_gradients.n_steps=128
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import config
+from .errors import XaiError
+
+
+def _tqdm_progress(desc: str):
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(p) -> None:
+        nonlocal bar
+        if bar is None and p.total_steps > 1:
+            bar = tqdm(total=p.total_steps, desc=desc, unit="step", file=sys.stderr)
+        if bar is not None:
+            bar.n = p.step
+            if p.loss == p.loss:  # not NaN
+                bar.set_postfix_str(f"{p.message} loss={p.loss:.3f}", refresh=False)
+            else:
+                bar.set_postfix_str(p.message, refresh=False)
+            bar.refresh()
+            if p.step >= p.total_steps and p.message.startswith("evaluating"):
+                bar.close()
+
+    return update
+
+
+def _parse_params(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    for item in items:
+        key, sep, value = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise XaiError(f"--param takes METHOD.NAME=VALUE, got {item!r}")
+        if method not in out:
+            raise XaiError(f"--param {item!r} names method {method!r}, which is not in --methods")
+        out[method][name] = value
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training import TrainConfig, train
+
+    cfg = TrainConfig(dataset=args.dataset, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      seed=args.seed, size=args.size, data_root=args.data_dir, model_id=args.model_id,
+                      max_train=args.max_train, augment=not args.no_augment)
+    _, card, path = train(cfg, _tqdm_progress(f"train {cfg.arch} on {cfg.dataset}"), args.models_dir)
+    m = card.metrics
+    auc = f"{m['roc_auc']:.4f}" if m.get("roc_auc") is not None else "n/a"
+    print(f"saved {path}\ntest accuracy {m['accuracy']:.4f}  ROC AUC {auc}  macro F1 {m['macro_f1']:.4f}  "
+          f"(n={m['n']}, {card.training['seconds']} s training on {card.training['device']})")
+    return 0
+
+
+def cmd_ensure_demo(args: argparse.Namespace) -> int:
+    from .training import ensure_demo_model
+
+    path = ensure_demo_model(_tqdm_progress("training the demo model (first start only)"), args.models_dir)
+    print(f"demo model ready: {path}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .checkpoints import load_model
+    from .datasets import load_dataset
+    from .explainers import explain, list_methods, predict
+    from .render import overlay, png_bytes
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if methods == ["all"]:
+        methods = list_methods()
+    params = _parse_params(args.param or [], methods)
+    model, card = load_model(args.model)
+    ds = load_dataset(args.dataset or card.dataset, split=args.split, size=card.input_size, root=args.data_dir)
+    if not 0 <= args.index < len(ds):
+        raise XaiError(f"--index must be in [0, {len(ds) - 1}] for split {args.split!r}")
+    image, label = ds[args.index]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    proba = predict(model, image)
+    summary: dict[str, Any] = {
+        "model": str(args.model), "dataset": ds.info.name, "split": args.split, "index": args.index,
+        "label": int(label), "label_name": card.classes[label],
+        "prediction": int(proba.argmax()), "prediction_name": card.classes[int(proba.argmax())],
+        "probabilities": {c: float(p) for c, p in zip(card.classes, proba)}, "methods": {},
+    }
+    for name in methods:
+        e = explain(model, image, name, target=args.target, **params[name])
+        np.save(out / f"{name}.npy", e.attribution)
+        (out / f"{name}.png").write_bytes(png_bytes(overlay(ds.image(args.index), e.heatmap, alpha=0.5, scale=4)))
+        summary["methods"][name] = {"target": e.target, "target_name": card.classes[e.target], "params": e.params,
+                                    "seconds": round(e.seconds, 4), "flat": e.flat, "extras": e.extras}
+        print(f"{name:24s} target={card.classes[e.target]:12s} {e.seconds:.3f} s")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"wrote {out}/")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .architectures import list_architectures
+    from .checkpoints import list_models
+    from .datasets import list_datasets
+    from .explainers import get_method, list_methods
+
+    print("datasets:      " + ", ".join(list_datasets()))
+    print("architectures: " + ", ".join(list_architectures()))
+    print("methods:")
+    for m in list_methods():
+        cls = get_method(m)
+        print(f"  {m:24s} {', '.join(f'{p.name}={p.default}' for p in cls.params)}")
+    print("models:")
+    for path, card in list_models(args.models_dir):
+        print(f"  {path}  ({card.dataset}, {card.arch}, acc {card.metrics.get('accuracy', float('nan')):.3f})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="XAI dashboard command line")
+    p.add_argument("--models-dir", default=None, help=f"models folder (default: {config.models_dir()})")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and save it with its model card")
+    t.add_argument("--dataset", default="shapes")
+    t.add_argument("--arch", default="small_cnn")
+    t.add_argument("--epochs", type=int, default=8)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--size", type=int, default=None, help="input size in px (default: the dataset's)")
+    t.add_argument("--data-dir", default=None)
+    t.add_argument("--model-id", default=None, help="folder name under the models folder (default: DATASET-ARCH)")
+    t.add_argument("--max-train", type=int, default=None, help="use only the first N training images")
+    t.add_argument("--no-augment", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("explain", help="explain one dataset image with one or more methods")
+    e.add_argument("--model", required=True, help="model folder (or id under the models folder)")
+    e.add_argument("--dataset", default=None, help="default: the model card's dataset")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--split", default="test")
+    e.add_argument("--index", type=int, default=0)
+    e.add_argument("--methods", default="grad_cam,integrated_gradients,saliency", help="comma-separated, or 'all'")
+    e.add_argument("--target", type=int, default=None, help="class index (default: the predicted class)")
+    e.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE", help="a method parameter; repeatable")
+    e.add_argument("--out", required=True)
+    e.set_defaults(func=cmd_explain)
+
+    d = sub.add_parser("ensure-demo", help="train the demo model if it does not exist")
+    d.set_defaults(func=cmd_ensure_demo)
+
+    ls = sub.add_parser("list", help="list datasets, architectures, methods and trained models")
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except XaiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,153 @@
+"""Explain page: dataset -> model -> image -> methods -> maps side by side, with the prediction."""
+from __future__ import annotations
+
+import json
+import random
+
+import streamlit as st
+
+import core
+from core import charts, render
+from core.datasets import dataset_info
+from core.explainers import get_method
+from core.training import TrainConfig, TrainProgress, train
+from core.architectures import list_architectures
+from ui import cache, state
+from ui.widgets import method_params
+
+DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "saliency"]
+GALLERY_SIZE = 8
+
+
+def train_panel(dataset_name: str) -> None:
+    """Offered when no model exists for the dataset: trains one with a live progress bar."""
+    st.info(f"No trained model for **{dataset_info(dataset_name).title}** yet. Train one here (or with "
+            f"`python -m core train --dataset {dataset_name}`).")
+    c1, c2 = st.columns(2)
+    arch = c1.selectbox("Architecture", list_architectures(), key=state.TRAIN_ARCH)
+    epochs = c2.number_input("Epochs", 1, 100, 8, key=state.TRAIN_EPOCHS)
+    if st.button("Train a model", key=state.TRAIN_BUTTON, type="primary"):
+        bar = st.progress(0.0, text="Preparing data…")
+
+        def on_progress(p: TrainProgress) -> None:
+            loss = f" · loss {p.loss:.3f}" if p.loss == p.loss else ""
+            bar.progress(p.fraction, text=f"{p.message}{loss}")
+
+        try:
+            _, card, _ = train(TrainConfig(dataset=dataset_name, arch=arch, epochs=int(epochs)), on_progress)
+        except core.XaiError as exc:
+            st.error(f"Training failed: {exc}")
+            return
+        st.success(f"Trained {card.id}: test accuracy {card.metrics['accuracy']:.1%}")
+        st.rerun()
+
+
+def pick_image(ds) -> int:
+    n = len(ds)
+    if state.IMAGE_INDEX not in st.session_state:
+        st.session_state[state.IMAGE_INDEX] = 0
+    st.session_state[state.IMAGE_INDEX] = min(st.session_state[state.IMAGE_INDEX], n - 1)
+
+    def set_index(i: int) -> None:
+        st.session_state[state.IMAGE_INDEX] = i
+
+    c1, c2 = st.columns([3, 1])
+    index = c1.number_input(f"Image index (0–{n - 1})", 0, n - 1, key=state.IMAGE_INDEX)
+    c2.button("🎲 Random", key=state.RANDOM_BUTTON, on_click=lambda: set_index(random.randrange(n)),
+              help="Pick a random image of this split")
+    with st.expander("Gallery"):
+        cols = st.columns(GALLERY_SIZE)
+        start = (index // GALLERY_SIZE) * GALLERY_SIZE
+        for j, col in enumerate(cols):
+            i = start + j
+            if i >= n:
+                break
+            col.image(render.upscale(ds.image(i), 2), caption=f"#{i} {ds.classes[ds.labels[i]]}")
+            col.button("Use", key=state.gallery_key(j), on_click=set_index, args=(i,))
+    return int(index)
+
+
+def show_results(ds, index: int, card, results: list[core.Explanation], alpha: float) -> None:
+    original = ds.image(index)
+    scale = max(1, 192 // original.shape[0])
+    cols = st.columns(len(results) + 1)
+    cols[0].image(render.upscale(render.to_rgb_uint8(original), scale), caption="Original", width="stretch")
+    for col, e in zip(cols[1:], results):
+        col.image(render.overlay(original, e.heatmap, alpha=alpha, scale=scale), width="stretch",
+                  caption=f"{e.title} → {card.classes[e.target]} · {e.seconds:.3f} s")
+        if e.flat:
+            col.warning("Flat map: no pixel stands out for this target.")
+        if "convergence_delta" in e.extras:
+            col.caption(f"IG convergence δ = {e.extras['convergence_delta']:.3g} "
+                        f"(f(x) − f(baseline) = {e.extras['output_difference']:.3g})")
+    st.image(render.colorbar(labels=("low importance", "high importance")), caption="Heat map scale (per map)")
+
+
+def main() -> None:
+    st.title("🔍 Explain a prediction")
+    datasets = core.list_datasets()
+    c1, c2, c3 = st.columns(3)
+    dataset_name = c1.selectbox("Dataset", datasets, key=state.DATASET, format_func=lambda n: dataset_info(n).title)
+    models = cache.models_for(dataset_name)
+    if not models:
+        train_panel(dataset_name)
+        return
+    paths = [p for p, _ in models]
+    cards = dict(models)
+    model_path = c2.selectbox("Model", paths, key=state.MODEL,
+                              format_func=lambda p: f"{cards[p].id} ({cards[p].arch}, acc {cards[p].metrics.get('accuracy', 0):.1%})")
+    split = c3.selectbox("Split", ["test", "val", "train"], key=state.SPLIT)
+    card = cards[model_path]
+    try:
+        model, card = cache.model(model_path, card.weights_sha256)
+        ds = cache.dataset(dataset_name, split, card.input_size)
+    except core.XaiError as exc:
+        st.error(str(exc))
+        return
+
+    left, right = st.columns([2, 1])
+    with left:
+        index = pick_image(ds)
+        methods = st.multiselect("Methods", core.list_methods(), default=DEFAULT_METHODS, key=state.METHODS,
+                                 format_func=lambda m: get_method(m).title)
+        params = {m: method_params(m, model) for m in methods}
+    with right:
+        target_options = [None, *range(len(card.classes))]
+        target = st.selectbox("Class to explain", target_options, key=state.TARGET,
+                              format_func=lambda t: "Predicted class" if t is None else f"{t}: {card.classes[t]}")
+        alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=state.ALPHA)
+
+    image_t, label = ds[index]
+    proba = core.predict(model, image_t)
+    pred = int(proba.argmax())
+    verdict = "✅ correct" if pred == label else "❌ wrong"
+    st.markdown(f"**True class:** {card.classes[label]} · **Predicted:** {card.classes[pred]} "
+                f"({proba[pred]:.1%}) {verdict}")
+
+    if not methods:
+        st.info("Pick at least one method.")
+        return
+    image_np = image_t.numpy()
+    digest = cache.image_digest(image_np)
+    results = []
+    progress = st.progress(0.0, text="Computing attributions…")
+    for i, m in enumerate(methods):
+        progress.progress(i / len(methods), text=f"Computing {get_method(m).title}…")
+        try:
+            results.append(cache.explanation(model_path, card.weights_sha256, digest, m,
+                                             json.dumps(params[m], sort_keys=True), target, image_np))
+        except core.XaiError as exc:
+            st.error(f"{get_method(m).title}: {exc}")
+    progress.empty()
+    if results:
+        show_results(ds, index, card, results, alpha)
+
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.topk_probabilities(proba, card.classes, k=5, highlight=label), width="stretch")
+    if card.metrics.get("per_class"):
+        c2.plotly_chart(charts.per_class_metrics(card.metrics), width="stretch")
+    with st.expander("Model card"):
+        st.json(card.to_dict(), expanded=False)
+
+
+main()

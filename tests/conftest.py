@@ -1,0 +1,67 @@
+"""Shared fixtures: isolated data/models folders, a tiny trained model, hand-built models."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_dirs(tmp_path_factory):
+    """Every test uses temporary data/models folders, never the user's ``data/`` and ``models/``."""
+    data = tmp_path_factory.mktemp("data")
+    models = tmp_path_factory.mktemp("models")
+    old = {k: os.environ.get(k) for k in ("XAI_DATA_DIR", "XAI_MODELS_DIR", "XAI_DEVICE")}
+    os.environ["XAI_DATA_DIR"] = str(data)
+    os.environ["XAI_MODELS_DIR"] = str(models)
+    os.environ["XAI_DEVICE"] = "cpu"  # the tests run on the CPU even where CUDA is present
+    yield {"data": data, "models": models}
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(isolated_dirs) -> Path:
+    """A small_cnn trained for one short epoch on shapes, saved under the demo id in the test models folder."""
+    from core import config
+    from core.training import TrainConfig, train
+
+    _, _, path = train(TrainConfig(epochs=1, max_train=512, model_id=config.DEMO_MODEL_ID), None, isolated_dirs["models"])
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    from core import load_model
+
+    return load_model(tiny_model_dir)
+
+
+def make_classifier(in_channels: int, num_classes: int = 3, seed: int = 0):
+    """A random-init small_cnn wrapped as a Classifier (what every method must handle)."""
+    from core.architectures import build_model
+
+    torch.manual_seed(seed)
+    model = build_model("small_cnn", num_classes, in_channels, [0.5] * in_channels, [0.25] * in_channels)
+    return model.eval()
+
+
+def hooks_on(model: nn.Module) -> int:
+    """Number of forward/backward hooks registered on any module of ``model``."""
+    n = 0
+    for m in model.modules():
+        for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+                     "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs"):
+            d = getattr(m, attr, None)
+            if d:
+                n += len(d)
+    return n

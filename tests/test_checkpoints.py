@@ -1,0 +1,123 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import CheckpointError, ModelCard, load_model, save_model
+from core.checkpoints import list_models
+from tests.conftest import ROOT, make_classifier
+
+
+def _card(model, **kw):
+    d = dict(id="m1", dataset="shapes", arch="small_cnn", classes=["a", "b", "c"], input_size=32, channels=3,
+             mean=[0.5] * 3, std=[0.25] * 3, target_layer=model.target_layer)
+    d.update(kw)
+    return ModelCard(**d)
+
+
+def test_roundtrip_gives_identical_outputs(tmp_path):
+    model = make_classifier(3, 3, seed=1)
+    # Move BatchNorm statistics away from their defaults so a lost buffer would show.
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    path = save_model(model, _card(model), tmp_path)
+    loaded, card = load_model(path, device="cpu")
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    assert card.classes == ["a", "b", "c"] and len(card.weights_sha256) == 64 and card.created
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m1"]  # no temporary folders left behind
+    assert [c.id for _, c in list_models(tmp_path)] == ["m1"]
+
+
+def test_save_replaces_existing_model(tmp_path):
+    a, b = make_classifier(3, 3, seed=1), make_classifier(3, 3, seed=2)
+    save_model(a, _card(a), tmp_path)
+    save_model(b, _card(b), tmp_path)
+    loaded, _ = load_model(tmp_path / "m1", device="cpu")
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), b(x), rtol=0, atol=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m1"]
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model = make_classifier(3, 3)
+    return save_model(model, _card(model), tmp_path)
+
+
+def test_missing_model(tmp_path):
+    with pytest.raises(CheckpointError, match="card.json is missing"):
+        load_model(tmp_path / "nothing")
+
+
+def test_corrupt_weights_detected_by_digest(saved):
+    w = saved / "weights.pt"
+    data = bytearray(w.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    w.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_model(saved)
+
+
+def test_garbage_weights_without_digest(saved):
+    card = json.loads((saved / "card.json").read_text())
+    card["weights_sha256"] = ""
+    (saved / "card.json").write_text(json.dumps(card))
+    (saved / "weights.pt").write_bytes(b"garbage" * 100)
+    with pytest.raises(CheckpointError, match="not a readable PyTorch state dict"):
+        load_model(saved)
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_pickled_objects_are_refused(saved):
+    torch.save({"x": Evil()}, saved / "weights.pt")
+    card = json.loads((saved / "card.json").read_text())
+    card["weights_sha256"] = ""
+    (saved / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="not a readable PyTorch state dict"):
+        load_model(saved)
+
+
+def test_weights_of_another_architecture(saved):
+    card = json.loads((saved / "card.json").read_text())
+    card["classes"] = ["a", "b"]  # head now has 2 outputs, weights have 3
+    (saved / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match=r"does not fit architecture 'small_cnn' with 2 classes.*shape mismatch"):
+        load_model(saved)
+    card["arch"] = "resnet18_small"
+    (saved / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="missing .* tensors"):
+        load_model(saved)
+    card["arch"] = "alexnet"
+    (saved / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="Unknown architecture 'alexnet'"):
+        load_model(saved)
+
+
+def test_bad_card(saved):
+    (saved / "card.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_model(saved)
+    (saved / "card.json").write_text(json.dumps({"id": "x"}))
+    with pytest.raises(CheckpointError, match="lacks dataset"):
+        load_model(saved)
+
+
+def test_every_torch_load_uses_weights_only():
+    """Guard for the project rule: no torch.load without weights_only=True anywhere in our code."""
+    offenders = []
+    for py in list(ROOT.glob("core/**/*.py")) + list(ROOT.glob("ui/**/*.py")) + list(ROOT.glob("pages/*.py")):
+        for call in re.findall(r"torch\.load\((.*?)\)", py.read_text(), flags=re.S):
+            if "weights_only=True" not in call:
+                offenders.append(str(py))
+    assert offenders == []
