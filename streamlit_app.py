@@ -1,11 +1,4 @@
-"""Entry point: a router over the pages (``streamlit run streamlit_app.py``)."""
-import streamlit as st
+"""Entry point: ``streamlit run streamlit_app.py``. Only routes; the page list lives in ui/router.py."""
+from ui.router import run_app
 
-st.set_page_config(page_title="XAI Dashboard", page_icon="🔍", layout="wide")
-
-PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/explain.py", title="Explain", icon="🔍"),
-]
-
-st.navigation(PAGES).run()
+run_app()

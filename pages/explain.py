@@ -13,6 +13,7 @@ from core.explainers import get_method
 from core.training import TrainConfig, TrainProgress, train
 from core.architectures import list_architectures
 from ui import cache, state
+from ui.router import ensure_router
 from ui.widgets import method_params
 
 DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "saliency"]
@@ -53,7 +54,7 @@ def pick_image(ds) -> int:
 
     c1, c2 = st.columns([3, 1])
     index = c1.number_input(f"Image index (0–{n - 1})", 0, n - 1, key=state.IMAGE_INDEX)
-    c2.button("🎲 Random", key=state.RANDOM_BUTTON, on_click=lambda: set_index(random.randrange(n)),
+    c2.button("Random", icon=":material/casino:", key=state.RANDOM_BUTTON, on_click=lambda: set_index(random.randrange(n)),
               help="Pick a random image of this split")
     with st.expander("Gallery"):
         cols = st.columns(GALLERY_SIZE)
@@ -84,7 +85,8 @@ def show_results(ds, index: int, card, results: list[core.Explanation], alpha: f
 
 
 def main() -> None:
-    st.title("🔍 Explain a prediction")
+    ensure_router()
+    st.title("Explain a prediction")
     datasets = core.list_datasets()
     c1, c2, c3 = st.columns(3)
     dataset_name = c1.selectbox("Dataset", datasets, key=state.DATASET, format_func=lambda n: dataset_info(n).title)
@@ -120,7 +122,7 @@ def main() -> None:
     image_t, label = ds[index]
     proba = core.predict(model, image_t)
     pred = int(proba.argmax())
-    verdict = "✅ correct" if pred == label else "❌ wrong"
+    verdict = ":green[correct]" if pred == label else ":red[wrong]"
     st.markdown(f"**True class:** {card.classes[label]} · **Predicted:** {card.classes[pred]} "
                 f"({proba[pred]:.1%}) {verdict}")
 

@@ -4,6 +4,9 @@ import streamlit as st
 import core
 from core.datasets import dataset_info
 from core.explainers import get_method
+from ui.router import ensure_router
+
+ensure_router()
 
 st.title("XAI Dashboard for image classifiers")
 st.markdown(
@@ -12,11 +15,11 @@ See **why** a convolutional network decided what it did. Pick a dataset and a tr
 more attribution methods, and compare their maps side by side with the model's prediction.
 
 **Start here:** open **Explain**, keep the built-in *Shapes* dataset and the demo model, and step through
-images with the index box or 🎲 *Random*. Every shapes image has a known object mask, so a good explanation
+images with the index box or *Random*. Every shapes image has a known object mask, so a good explanation
 should light up the shape, not the background.
 """
 )
-st.page_link("pages/explain.py", label="Open the Explain page", icon="🔍")
+st.page_link("pages/explain.py", label="Open the Explain page", icon=":material/image_search:")
 
 c1, c2 = st.columns(2)
 with c1:

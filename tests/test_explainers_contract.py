@@ -1,0 +1,102 @@
+"""One contract for every registered explainer, on grayscale and RGB models."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from core import AttributionError, ParameterError, UnknownNameError, explain, get_method, list_methods, predict
+from core.explainers import resolve_params
+from tests.conftest import hooks_on, make_classifier
+
+METHODS = list_methods()
+
+
+@pytest.fixture(scope="module", params=[1, 3], ids=["gray", "rgb"])
+def model_and_image(request):
+    ch = request.param
+    model = make_classifier(ch, num_classes=3, seed=ch)
+    image = torch.rand(ch, 32, 32, generator=torch.Generator().manual_seed(ch))
+    return model, image
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_contract(method, model_and_image):
+    model, image = model_and_image
+    before = image.clone()
+    e = explain(model, image, method)
+    assert e.method == method and e.title == get_method(method).title
+    assert e.attribution.shape == (32, 32) and e.attribution.dtype == np.float32
+    assert np.isfinite(e.attribution).all()
+    assert e.heatmap.shape == (32, 32) and e.heatmap.min() >= 0 and e.heatmap.max() <= 1
+    assert not e.flat and e.heatmap.max() == pytest.approx(1.0)
+    if not get_method(method).signed:
+        assert e.attribution.min() >= 0
+    # the input is untouched and no hook survives the call
+    assert torch.equal(image, before) and not image.requires_grad and image.grad is None
+    assert hooks_on(model) == 0
+    assert not model.training
+    # target: predicted by default, any class on request
+    assert e.target == int(predict(model, image).argmax())
+    other = (e.target + 1) % 3
+    assert explain(model, image, method, target=other).target == other
+    assert e.params == resolve_params(method, model) and e.seconds > 0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_declaration_is_complete(method):
+    cls = get_method(method)
+    assert cls.title and cls.description and cls.paper
+    for p in cls.params:
+        assert p.help and p.kind in ("int", "float", "choice", "bool", "layer")
+        if p.kind in ("int", "float"):
+            assert p.min <= p.default <= p.max
+        if p.kind == "choice":
+            assert p.default in p.choices
+
+
+class ConstantHead(nn.Module):
+    """The output ignores the input entirely: every honest attribution is flat."""
+
+    def __init__(self, ch):
+        super().__init__()
+        self.inner = make_classifier(ch, 3)
+        self.target_layer = "inner." + self.inner.target_layer
+
+    def forward(self, x):
+        return self.inner(x) * 0.0 + torch.tensor([1.0, 2.0, 3.0])
+
+
+class NaNHead(ConstantHead):
+    def forward(self, x):
+        return self.inner(x) * float("nan")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_flat_map_is_reported_not_nan(method):
+    e = explain(ConstantHead(3).eval(), torch.rand(3, 32, 32), method)
+    assert e.flat and np.isfinite(e.attribution).all() and (e.heatmap == 0).all()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_non_finite_map_raises(method):
+    with pytest.raises(AttributionError, match="non-finite|NaN"):
+        explain(NaNHead(3).eval(), torch.rand(3, 32, 32), method, target=0)
+
+
+def test_bad_arguments_are_precise():
+    model = make_classifier(3)
+    x = torch.rand(3, 32, 32)
+    with pytest.raises(UnknownNameError, match="Unknown method 'lrp'.*saliency"):
+        explain(model, x, "lrp")
+    with pytest.raises(ParameterError, match="has no parameter 'steps'.*n_steps"):
+        explain(model, x, "integrated_gradients", steps=3)
+    with pytest.raises(ParameterError, match=r"n_steps.*\[4, 512\]"):
+        explain(model, x, "integrated_gradients", n_steps=1)
+    with pytest.raises(ParameterError, match="baseline.*one of"):
+        explain(model, x, "integrated_gradients", baseline="grey")
+    with pytest.raises(ParameterError, match="target"):
+        explain(model, x, "saliency", target=3)
+    with pytest.raises(UnknownNameError, match="no layer 'net.fc'"):
+        explain(model, x, "grad_cam", layer="net.fc")
+    with pytest.raises(ValueError, match="one image"):
+        explain(model, torch.rand(2, 3, 32, 32), "saliency")

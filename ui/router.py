@@ -1,0 +1,29 @@
+"""The page list and router, and a guard for pages reached without it.
+
+Streamlit decides once per process, before any script runs, whether a ``pages/`` folder means the
+legacy (v1) multipage mode. Until ``st.navigation`` has run, a first request for ``/explain`` (and
+every AppTest run) therefore executes ``pages/explain.py`` directly: no page config, a file-name
+sidebar. Every page calls :func:`ensure_router` first; in that case it runs the router *within the
+same script run* (so widget events such as a button click are kept), which switches Streamlit to
+router mode and executes the requested page under it, then stops the outer run.
+"""
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+
+def pages() -> list:
+    return [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/explain.py", title="Explain", icon=":material/image_search:"),
+    ]
+
+
+def run_app() -> None:
+    st.set_page_config(page_title="XAI Dashboard", page_icon=":material/visibility:", layout="wide")
+    st.navigation(pages()).run()
+
+
+def ensure_router() -> None:
+    if PagesManager.uses_pages_directory:
+        run_app()
+        st.stop()
