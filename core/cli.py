@@ -27,6 +27,9 @@ def _tqdm_progress(desc: str):
 
     def update(p) -> None:
         nonlocal bar
+        if bar is None and p.total_steps <= 1:
+            print(f"{desc}: {p.message}…", file=sys.stderr, flush=True)
+            return
         if bar is None and p.total_steps > 1:
             bar = tqdm(total=p.total_steps, desc=desc, unit="step", file=sys.stderr)
         if bar is not None:
@@ -164,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("ensure-demo", help="train the demo model if it does not exist")
     d.set_defaults(func=cmd_ensure_demo)
+
+    b = sub.add_parser("bench", help="time every attribution method on a trained model")
+    b.add_argument("--model", default=None, help="model folder (default: the demo model)")
+    b.add_argument("--images", type=int, default=20)
+    b.add_argument("--methods", default="all")
+    b.set_defaults(func=lambda a: __import__("core.bench", fromlist=["main"]).main(a))
 
     ls = sub.add_parser("list", help="list datasets, architectures, methods and trained models")
     ls.set_defaults(func=cmd_list)
