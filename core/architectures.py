@@ -84,10 +84,49 @@ def small_cnn(num_classes: int, in_channels: int) -> nn.Module:
     return nn.Sequential(OrderedDict(features=features, head=head))
 
 
-def _resnet(depth: int, num_classes: int, in_channels: int, small_input: bool) -> nn.Module:
-    import torchvision
+def _resnet_blocks():
+    """torchvision's ResNet blocks with separate, non-inplace ReLUs and an out-of-place residual add.
 
-    net = getattr(torchvision.models, f"resnet{depth}")(weights=None, num_classes=num_classes)
+    torchvision reuses one in-place ReLU module per block and adds the shortcut in place; captum's
+    DeepLIFT and guided backprop (and shap's DeepExplainer) need one ReLU module per use. Our subclasses
+    compute the same function and keep torchvision's parameter names, so ImageNet weights still load.
+    """
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    class FreshBasicBlock(BasicBlock):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.relu = nn.ReLU()
+            self.relu_out = nn.ReLU()
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            return self.relu_out(self.bn2(self.conv2(out)) + identity)
+
+    class FreshBottleneck(Bottleneck):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.relu = nn.ReLU()
+            self.relu2 = nn.ReLU()
+            self.relu_out = nn.ReLU()
+
+        def forward(self, x):
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.relu2(self.bn2(self.conv2(out)))
+            return self.relu_out(self.bn3(self.conv3(out)) + identity)
+
+    return FreshBasicBlock, FreshBottleneck
+
+
+def _resnet(depth: int, num_classes: int, in_channels: int, small_input: bool) -> nn.Module:
+    from torchvision.models.resnet import ResNet
+
+    basic, bottleneck = _resnet_blocks()
+    block, layers = {18: (basic, [2, 2, 2, 2]), 50: (bottleneck, [3, 4, 6, 3])}[depth]
+    net = ResNet(block, layers, num_classes=num_classes)
+    net.relu = nn.ReLU()
     if small_input:  # CIFAR-style stem: 3x3 stride-1 conv, no max-pool (keeps 8x8 maps at 64 px)
         net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
         net.maxpool = nn.Identity()

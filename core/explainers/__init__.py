@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import random
 import time
 from typing import Any
 
@@ -16,8 +18,12 @@ import torch
 from torch import nn
 
 from ..errors import AttributionError, ParameterError, XaiError
-from . import grad_cam, integrated_gradients, saliency  # noqa: F401  (registration)
-from .base import Explainer, Explanation, Param, model_lock
+from . import (  # noqa: F401  (registration, in display order)
+    grad_cam, grad_cam_plusplus, xgrad_cam, layer_cam, hires_cam, eigen_cam, score_cam, ablation_cam,
+    saliency, integrated_gradients, smoothgrad, input_x_gradient, guided_backprop, guided_grad_cam, deeplift,
+    gradient_shap, occlusion, lime_image, shap_partition, shap_gradient,
+)
+from .base import Explainer, Explanation, Param, model_lock, rng_lock
 from .registry import EXPLAINERS, register
 
 
@@ -86,7 +92,26 @@ def predict(model: nn.Module, image: torch.Tensor | np.ndarray) -> np.ndarray:
     return torch.softmax(model(_as_batch(image, device)), dim=1)[0].cpu().numpy()
 
 
-def explain(model: nn.Module, image: torch.Tensor | np.ndarray, method: str, target: int | None = None, **params: Any) -> Explanation:
+@contextlib.contextmanager
+def _seeded(seed: int | None):
+    """Seed torch, numpy and random for one stochastic call, then restore the global RNG states."""
+    if seed is None:
+        yield
+        return
+    with rng_lock, torch.random.fork_rng(devices=[]):
+        np_state, py_state = np.random.get_state(), random.getstate()
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+
+
+def explain(model: nn.Module, image: torch.Tensor | np.ndarray, method: str, target: int | None = None, *,
+            background: torch.Tensor | None = None, **params: Any) -> Explanation:
     """Explain the model's score for ``target`` on one image.
 
     Args:
@@ -94,7 +119,10 @@ def explain(model: nn.Module, image: torch.Tensor | np.ndarray, method: str, tar
         image: (C, H, W) or (1, C, H, W) float in [0, 1]. Never modified.
         method: a name from :func:`list_methods`.
         target: class index to explain; ``None`` = the predicted class.
+        background: (N, C, H, W) training images in [0, 1] for methods that need a background sample
+            (``needs_background``); without it they build a synthetic one and say so in ``extras``.
         **params: the method's parameters (see ``get_method(method).params``); missing ones take defaults.
+            Stochastic methods take ``seed``: the same seed gives the same map.
 
     Raises:
         UnknownNameError: unknown method or layer.  ParameterError: bad parameter.
@@ -114,10 +142,12 @@ def explain(model: nn.Module, image: torch.Tensor | np.ndarray, method: str, tar
         elif not 0 <= int(target) < n_classes:
             raise ParameterError(f"target must be a class index in [0, {n_classes - 1}], got {target}")
         target = int(target)
-        explainer = cls(model)
+        explainer = cls(model, background=None if background is None else torch.as_tensor(background).to(device))
         t0 = time.perf_counter()
         try:
-            raw = explainer.attribute(x, target, **full)
+            with _seeded(full.get("seed") if cls.stochastic else None):
+                raw = explainer.attribute(x, target, **full)
+            model.eval()  # some libraries switch modes (shap's GradientExplainer); leave the shared model as found
         except XaiError:
             raise
         except Exception as exc:
@@ -125,7 +155,7 @@ def explain(model: nn.Module, image: torch.Tensor | np.ndarray, method: str, tar
         seconds = time.perf_counter() - t0
     if isinstance(raw, torch.Tensor):
         raw = raw.detach().float().cpu().numpy()
-    attribution = _reduce(np.asarray(raw, dtype=np.float32), cls.channel_reduction)
+    attribution = _reduce(np.asarray(raw, dtype=np.float32), explainer.reduction)
     if attribution.shape != tuple(x.shape[-2:]):
         raise AttributionError(f"{cls.title} returned a map of shape {attribution.shape}, expected {tuple(x.shape[-2:])}")
     if not np.all(np.isfinite(attribution)):
@@ -134,7 +164,7 @@ def explain(model: nn.Module, image: torch.Tensor | np.ndarray, method: str, tar
     heatmap, flat = to_heatmap(attribution, cls.outlier_perc)
     return Explanation(
         method=cls.name, title=cls.title, attribution=attribution, heatmap=heatmap, target=target,
-        params=full, seconds=seconds, signed=cls.signed, flat=flat, extras=dict(explainer.extras),
+        params=full, seconds=seconds, signed=explainer.signed_output, flat=flat, extras=dict(explainer.extras),
     )
 
 

@@ -64,6 +64,10 @@ class Param:
         return value
 
 
+def seed_param() -> Param:
+    return Param("seed", "int", 0, "Random seed: the same seed gives the same map", 0, 2**31 - 1, label="Seed")
+
+
 @dataclass
 class Explanation:
     """The result of one attribution.
@@ -111,11 +115,17 @@ class Explainer:
     channel_reduction: ClassVar[Literal["sum", "max_abs"]] = "sum"
     #: percentage of the largest |values| clipped when scaling the heat map (robust to single hot pixels)
     outlier_perc: ClassVar[float] = 1.0
+    #: needs a sample of training images (``explain(..., background=...)``); falls back to synthetic ones
+    needs_background: ClassVar[bool] = False
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, background: torch.Tensor | None = None) -> None:
         self.model = model
+        self.background = background
         #: method-specific values an ``attribute`` call may set (copied into ``Explanation.extras``)
         self.extras: dict[str, Any] = {}
+        #: per-call overrides: a wrapper method (SmoothGrad) inherits these from the method it wraps
+        self.signed_output: bool = self.signed
+        self.reduction: str = self.channel_reduction
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -132,6 +142,9 @@ class Explainer:
         """
         raise NotImplementedError
 
+
+#: Stochastic methods reseed the global RNGs; this lock keeps two of them from interleaving.
+rng_lock = threading.Lock()
 
 _locks: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
 _locks_guard = threading.Lock()

@@ -1,0 +1,20 @@
+"""Ablation-CAM (Desai & Ramaswamy, 2020), via pytorch-grad-cam."""
+from pytorch_grad_cam import AblationCAM as _AblationCAM
+
+from .base import Param
+from .cam import LAYER, CamExplainer
+from .registry import register
+
+
+@register
+class AblationCAM(CamExplainer):
+    name = "ablation_cam"
+    title = "Ablation-CAM"
+    description = "Weight of each feature map = drop in class score when that map is zeroed. Gradient-free."
+    paper = "Desai, Ramaswamy. Ablation-CAM: Visual Explanations for Deep Convolutional Network via Gradient-free Localization. WACV 2020"
+    needs_gradients = False
+    cam_class = _AblationCAM
+    params = (LAYER, Param("batch_size", "int", 64, "Ablated copies per forward pass", 1, 1024, label="Batch size"))
+
+    def cam_kwargs(self, batch_size):
+        return {"batch_size": batch_size}

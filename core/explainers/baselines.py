@@ -1,0 +1,39 @@
+"""Baseline (reference) images shared by the methods that take one."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.transforms.functional import gaussian_blur
+
+from .base import Param
+
+BASELINES = ("zeros", "blur", "noise", "mean")
+
+
+def baseline_param(default: str = "zeros") -> Param:
+    return Param("baseline", "choice", default, "Reference image: black, strongly blurred input, uniform noise "
+                 "(seeded), or the training mean colour", choices=BASELINES, label="Baseline")
+
+
+def make_baseline(x: torch.Tensor, kind: str, seed: int = 0, model: nn.Module | None = None) -> torch.Tensor:
+    """A baseline image like ``x`` (1, C, H, W) in [0, 1].
+
+    zeros: black; blur: ``x`` under a strong Gaussian blur (sigma = side / 8); noise: uniform noise
+    from ``seed``; mean: the training mean colour (from the model's normalisation layer).
+    """
+    if kind == "zeros":
+        return torch.zeros_like(x)
+    if kind == "blur":
+        sigma = max(x.shape[-1], x.shape[-2]) / 8
+        k = int(2 * round(3 * sigma) + 1)
+        k = min(k, 2 * ((min(x.shape[-2:]) - 1) // 2) + 1)  # torchvision needs an odd kernel no larger than the image
+        return gaussian_blur(x, [k, k], [sigma, sigma])
+    if kind == "noise":
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        return torch.rand(x.shape, generator=g).to(x.device, x.dtype)
+    if kind == "mean":
+        mean = getattr(getattr(model, "normalize", None), "mean", None)
+        if mean is None:  # a model without our Normalize layer: the image's own mean colour
+            mean = x.mean(dim=(0, 2, 3))
+        return mean.to(x.device, x.dtype).reshape(1, -1, 1, 1).expand_as(x).clone()
+    raise ValueError(f"unknown baseline {kind!r}")

@@ -1,0 +1,26 @@
+"""DeepLIFT (Shrikumar et al., 2017), via captum (Rescale rule)."""
+from captum.attr import DeepLift as _DeepLift
+
+from .base import Explainer, seed_param
+from .baselines import baseline_param, make_baseline
+from .registry import register
+
+
+@register
+class DeepLift(Explainer):
+    name = "deeplift"
+    title = "DeepLIFT"
+    description = ("Contributions of each pixel to the difference between the output and the output on a baseline "
+                   "(Rescale rule); sums to f(x) - f(baseline). Needs separate, non-inplace ReLU modules: all our "
+                   "architectures have them.")
+    paper = "Shrikumar, Greenside, Kundaje. Learning Important Features Through Propagating Activation Differences. ICML 2017. arXiv:1704.02685"
+    takes_baseline = True
+    stochastic = True  # only with the noise baseline
+    params = (baseline_param(), seed_param())
+
+    def attribute(self, x, target, baseline, seed):
+        base = make_baseline(x, baseline, seed, self.model)
+        attr, delta = _DeepLift(self.model).attribute(x.detach().clone().requires_grad_(True), baselines=base,
+                                                      target=target, return_convergence_delta=True)
+        self.extras = {"convergence_delta": float(delta.abs().max())}
+        return attr[0]

@@ -1,0 +1,31 @@
+"""GradientSHAP (Lundberg & Lee, 2017), via captum."""
+import torch
+from captum.attr import GradientShap as _GradientShap
+
+from .base import Explainer, Param, seed_param
+from .baselines import BASELINES, make_baseline
+from .registry import register
+
+
+@register
+class GradientShap(Explainer):
+    name = "gradient_shap"
+    title = "GradientSHAP"
+    description = ("Expected gradients: gradients at random points between the input (plus noise) and baselines "
+                   "drawn from a set, times (input - baseline). Approximates SHAP values.")
+    paper = "Lundberg, Lee. A Unified Approach to Interpreting Model Predictions. NeurIPS 2017. arXiv:1705.07874"
+    takes_baseline = True
+    stochastic = True
+    params = (
+        Param("n_samples", "int", 32, "Random samples (gradient evaluations)", 1, 1024, label="Samples"),
+        Param("stdev", "float", 0.05, "Noise added to the input, in pixel units ([0, 1] images)", 0.0, 1.0, 0.01, label="Noise"),
+        Param("baselines", "choice", "all", "Baseline set: one kind, or all four (black, blurred, noise, mean)",
+              choices=("all", *BASELINES), label="Baselines"),
+        seed_param(),
+    )
+
+    def attribute(self, x, target, n_samples, stdev, baselines, seed):
+        kinds = BASELINES if baselines == "all" else (baselines,)
+        base = torch.cat([make_baseline(x, k, seed, self.model) for k in kinds])
+        xg = x.detach().clone().requires_grad_(True)
+        return _GradientShap(self.model).attribute(xg, baselines=base, target=target, n_samples=n_samples, stdevs=stdev)[0]

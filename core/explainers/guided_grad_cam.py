@@ -1,0 +1,21 @@
+"""Guided Grad-CAM (Selvaraju et al., 2017), via captum."""
+from captum.attr import GuidedGradCam as _GGC
+
+from ..architectures import get_layer
+from .base import Explainer
+from .cam import LAYER
+from .registry import register
+
+
+@register
+class GuidedGradCAM(Explainer):
+    name = "guided_grad_cam"
+    title = "Guided Grad-CAM"
+    description = "Guided Backprop multiplied element-wise by the upsampled Grad-CAM map: sharp and class-specific."
+    paper = "Selvaraju et al. Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization. ICCV 2017. arXiv:1610.02391"
+    needs_layer = True
+    params = (LAYER,)
+
+    def attribute(self, x, target, layer):
+        ggc = _GGC(self.model, get_layer(self.model, layer))
+        return ggc.attribute(x.detach().clone().requires_grad_(True), target=target, interpolate_mode="bilinear")[0]

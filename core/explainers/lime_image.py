@@ -1,0 +1,84 @@
+"""LIME (Ribeiro et al., 2016) on superpixels, via the ``lime`` package."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from lime import lime_image
+from lime.wrappers.scikit_image import SegmentationAlgorithm
+
+from .base import Explainer, Param, seed_param
+from .registry import register
+
+HIDE = {"mean": None, "black": 0.0, "grey": 0.5}
+
+
+def segmenter(segmentation: str, n_segments: int, compactness: float, kernel_size: float, max_dist: float,
+              scale: float) -> SegmentationAlgorithm:
+    if segmentation == "slic":
+        return SegmentationAlgorithm("slic", n_segments=n_segments, compactness=compactness, start_label=0)
+    if segmentation == "quickshift":
+        return SegmentationAlgorithm("quickshift", kernel_size=kernel_size, max_dist=max_dist, ratio=0.2)
+    return SegmentationAlgorithm("felzenszwalb", scale=scale, sigma=0.5, min_size=20)
+
+
+@register
+class Lime(Explainer):
+    name = "lime"
+    title = "LIME"
+    description = ("Fits a weighted linear model to the class probability of copies with random superpixels hidden; "
+                   "each superpixel gets its coefficient.")
+    paper = "Ribeiro, Singh, Guestrin. \"Why Should I Trust You?\": Explaining the Predictions of Any Classifier. KDD 2016. arXiv:1602.04938"
+    needs_gradients = False
+    stochastic = True
+    outlier_perc = 0.0
+    params = (
+        Param("num_samples", "int", 1000, "Perturbed copies (model calls)", 10, 20000, label="Samples"),
+        Param("segmentation", "choice", "slic", "Superpixel algorithm", choices=("slic", "quickshift", "felzenszwalb"),
+              label="Segmentation"),
+        Param("n_segments", "int", 50, "SLIC: approximate number of superpixels", 2, 1000, label="SLIC segments"),
+        Param("compactness", "float", 10.0, "SLIC: colour vs space trade-off (higher = squarer)", 0.01, 100.0, 1.0,
+              label="SLIC compactness"),
+        Param("kernel_size", "float", 2.0, "Quickshift: Gaussian kernel width (small for small images)", 0.5, 20.0, 0.5,
+              label="Quickshift kernel"),
+        Param("max_dist", "float", 6.0, "Quickshift: cut-off distance (higher = fewer segments)", 1.0, 200.0, 1.0,
+              label="Quickshift max dist"),
+        Param("scale", "float", 50.0, "Felzenszwalb: scale (higher = larger segments)", 1.0, 2000.0, 10.0,
+              label="Felzenszwalb scale"),
+        Param("num_features", "int", 20, "Superpixels kept in the map (largest |weight|)", 1, 1000, label="Features"),
+        Param("positive_only", "bool", False, "Keep only superpixels that support the class", label="Positive only"),
+        Param("hide_color", "choice", "mean", "Fill of hidden superpixels: their mean colour, black or grey",
+              choices=tuple(HIDE), label="Hide colour"),
+        Param("batch_size", "int", 128, "Copies per forward pass (lime's default of 10 is slow)", 1, 2048, label="Batch"),
+        seed_param(),
+    )
+
+    def attribute(self, x, target, num_samples, segmentation, n_segments, compactness, kernel_size, max_dist, scale,
+                  num_features, positive_only, hide_color, batch_size, seed):
+        channels = x.shape[1]
+        device = x.device
+        image = x[0].permute(1, 2, 0).detach().cpu().double().numpy()
+        if channels == 1:  # lime works on RGB; it gets a grey RGB copy, the model gets one channel back
+            image = np.repeat(image, 3, axis=2)
+
+        def classifier_fn(batch: np.ndarray) -> np.ndarray:
+            t = torch.from_numpy(np.ascontiguousarray(batch)).float().permute(0, 3, 1, 2).to(device)
+            if channels == 1:
+                t = t.mean(dim=1, keepdim=True)
+            with torch.inference_mode():
+                return torch.softmax(self.model(t), dim=1).cpu().numpy()
+
+        seg = segmenter(segmentation, n_segments, compactness, kernel_size, max_dist, scale)
+        explainer = lime_image.LimeImageExplainer(random_state=seed)
+        exp = explainer.explain_instance(
+            image, classifier_fn, labels=(target,), top_labels=None, hide_color=HIDE[hide_color],
+            num_features=100000, num_samples=num_samples, batch_size=batch_size, segmentation_fn=seg, random_seed=seed,
+        )
+        weights = sorted(exp.local_exp[target], key=lambda kv: -abs(kv[1]))
+        if positive_only:
+            weights = [kv for kv in weights if kv[1] > 0]
+        lookup = np.zeros(int(exp.segments.max()) + 1, dtype=np.float32)
+        for segment, weight in weights[:num_features]:
+            lookup[segment] = weight
+        self.extras = {"n_superpixels": int(len(np.unique(exp.segments))), "score": float(exp.score),
+                       "local_pred": float(np.ravel(exp.local_pred)[0]) if exp.local_pred is not None else None}
+        return lookup[exp.segments]

@@ -1,0 +1,40 @@
+"""SHAP Partition explainer with an image masker (Lundberg & Lee, 2017), via the ``shap`` package."""
+from __future__ import annotations
+
+import numpy as np
+import shap
+import torch
+
+from .base import Explainer, Param
+from .registry import register
+
+MASKERS = ("blur(8,8)", "blur(16,16)", "inpaint_telea", "inpaint_ns")
+
+
+@register
+class ShapPartition(Explainer):
+    name = "shap_partition"
+    title = "SHAP (Partition)"
+    description = ("Owen values over a hierarchy of image regions: regions are hidden with the masker and the "
+                   "class logit's changes are shared out. Model calls only.")
+    paper = "Lundberg, Lee. A Unified Approach to Interpreting Model Predictions. NeurIPS 2017. arXiv:1705.07874"
+    needs_gradients = False
+    params = (
+        Param("masker", "choice", "blur(8,8)", "How hidden regions are filled", choices=MASKERS, label="Masker"),
+        Param("max_evals", "int", 500, "Model evaluations (more = finer regions)", 20, 20000, label="Max evals"),
+        Param("batch_size", "int", 64, "Masked images per forward pass", 1, 1024, label="Batch"),
+    )
+
+    def attribute(self, x, target, masker, max_evals, batch_size):
+        device = x.device
+        image = x[0].permute(1, 2, 0).detach().cpu().numpy().astype(np.float32)
+
+        def f(batch: np.ndarray) -> np.ndarray:
+            t = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).permute(0, 3, 1, 2).to(device)
+            with torch.inference_mode():
+                return self.model(t)[:, target : target + 1].cpu().numpy()
+
+        explainer = shap.Explainer(f, shap.maskers.Image(masker, image.shape))
+        sv = explainer(image[None], max_evals=max_evals, batch_size=batch_size, silent=True)
+        values = np.asarray(sv.values)[0, ..., 0]  # (H, W, C)
+        return values.transpose(2, 0, 1)
