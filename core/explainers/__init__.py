@@ -85,11 +85,15 @@ def to_heatmap(attribution: np.ndarray, outlier_perc: float = 1.0) -> tuple[np.n
     return np.clip(mag / scale, 0.0, 1.0).astype(np.float32), False
 
 
-@torch.no_grad()
 def predict(model: nn.Module, image: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Class probabilities (K,) for one image (C, H, W) in [0, 1]."""
+    """Class probabilities (K,) for one image (C, H, W) in [0, 1].
+
+    Holds the model's lock: a forward pass must not run through hooks another thread's
+    attribution has placed on a shared model.
+    """
     device = next(model.parameters()).device
-    return torch.softmax(model(_as_batch(image, device)), dim=1)[0].cpu().numpy()
+    with model_lock(model), torch.no_grad():
+        return torch.softmax(model(_as_batch(image, device)), dim=1)[0].cpu().numpy()
 
 
 @contextlib.contextmanager

@@ -37,4 +37,5 @@ class ShapPartition(Explainer):
         explainer = shap.Explainer(f, shap.maskers.Image(masker, image.shape))
         sv = explainer(image[None], max_evals=max_evals, batch_size=batch_size, silent=True)
         values = np.asarray(sv.values)[0, ..., 0]  # (H, W, C)
+        self.extras = {"base_value": float(np.ravel(sv.base_values)[0])}  # f(fully masked image)
         return values.transpose(2, 0, 1)
