@@ -31,3 +31,14 @@ def per_class_metrics(metrics: dict[str, Any]) -> go.Figure:
     title = "Per-class test metrics" + (f" (accuracy {acc:.1%})" if acc is not None else "")
     fig.update_layout(barmode="group", title=title, yaxis=dict(range=[0, 1.05]), height=320, margin=dict(l=10, r=10, t=40, b=30))
     return fig
+
+
+def agreement_heatmap(methods: Sequence[str], matrix: np.ndarray, labels: Sequence[str] | None = None) -> go.Figure:
+    """Heat map of pairwise Spearman correlations between methods, in [-1, 1]."""
+    names = list(labels or methods)
+    text = [[("" if v != v else f"{v:.2f}") for v in row] for row in matrix]
+    fig = go.Figure(go.Heatmap(z=matrix, x=names, y=names, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
+                               text=text, texttemplate="%{text}", colorbar=dict(title="Spearman ρ")))
+    fig.update_layout(title="Method agreement (mean Spearman rank correlation of |map|)", height=120 + 40 * len(names),
+                      margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"))
+    return fig

@@ -83,7 +83,7 @@ def cmd_ensure_demo(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from .checkpoints import load_model
     from .datasets import load_dataset
-    from .explainers import explain, list_methods, predict
+    from .explainers import explain, get_method, list_methods, predict
     from .render import overlay, png_bytes
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -104,8 +104,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         "prediction": int(proba.argmax()), "prediction_name": card.classes[int(proba.argmax())],
         "probabilities": {c: float(p) for c, p in zip(card.classes, proba)}, "methods": {},
     }
+    background = None
+    if any(get_method(m).needs_background for m in methods):
+        background = load_dataset(ds.info.name, split="train", size=card.input_size, root=args.data_dir).sample(256)
     for name in methods:
-        e = explain(model, image, name, target=args.target, **params[name])
+        e = explain(model, image, name, target=args.target, background=background, **params[name])
         np.save(out / f"{name}.npy", e.attribution)
         (out / f"{name}.png").write_bytes(png_bytes(overlay(ds.image(args.index), e.heatmap, alpha=0.5, scale=4)))
         summary["methods"][name] = {"target": e.target, "target_name": card.classes[e.target], "params": e.params,

@@ -65,3 +65,60 @@ def png_bytes(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(to_rgb_uint8(image)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def map_scale(attribution: np.ndarray, outlier_perc: float = 1.0) -> float:
+    """Robust maximum of ``|attribution|``: its (100 - outlier_perc) percentile (the max if that is 0)."""
+    mag = np.abs(attribution)
+    s = float(np.percentile(mag, 100 - outlier_perc)) if outlier_perc > 0 else float(mag.max())
+    return s if s > 1e-12 else float(mag.max())
+
+
+def attribution_overlay(image: np.ndarray, attribution: np.ndarray, *, signed: bool = False, scale: float | None = None,
+                        alpha: float = 0.5, top_percent: float = 100.0, outlier_perc: float = 1.0,
+                        upscale_by: int = 1) -> np.ndarray:
+    """Overlay of a signed attribution map for comparison views.
+
+    Args:
+        signed: diverging colour map centred at zero (blue negative, red positive); otherwise the
+            magnitude ``|attribution|`` on a sequential map.
+        scale: the value shown at full colour; ``None`` = this map's robust maximum (per-map scaling).
+            Pass one value for several maps to put them on a shared scale.
+        top_percent: show colour only on the most important ``top_percent`` % of pixels (by magnitude);
+            the rest shows the plain image.
+    """
+    a = np.asarray(attribution, dtype=np.float32)
+    s = scale if scale is not None else map_scale(a, outlier_perc)
+    s = s if s > 1e-12 else 1.0
+    base = to_rgb_uint8(image).astype(np.float32)
+    if base.shape[:2] != a.shape:
+        raise ValueError(f"image {base.shape[:2]} and map {a.shape} differ in size")
+    if signed:
+        colours = colorize(np.clip(a / s, -1, 1), SIGNED_CMAP, -1.0, 1.0)
+    else:
+        colours = colorize(np.clip(np.abs(a) / s, 0, 1), MAGNITUDE_CMAP, 0.0, 1.0)
+    weight = np.full(a.shape, alpha, dtype=np.float32)
+    if top_percent < 100:
+        mag = np.abs(a)
+        threshold = np.percentile(mag, 100 - top_percent)
+        weight[mag < threshold] = 0.0
+        weight[mag <= 0] = 0.0
+    out = (1 - weight[..., None]) * base + weight[..., None] * colours
+    return upscale(out.clip(0, 255).astype(np.uint8), upscale_by)
+
+
+def grid_image(rows: list[list[np.ndarray]], row_labels: list[str], col_labels: list[str], pad: int = 4) -> np.ndarray:
+    """Tile equally sized RGB images into one labelled grid (for the PNG download)."""
+    h, w = rows[0][0].shape[:2]
+    top, left = 16, 0
+    ncols = max(len(r) for r in rows)
+    canvas = Image.new("RGB", (left + ncols * (w + pad) + pad, top + len(rows) * (h + 14 + pad) + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    for j, label in enumerate(col_labels[:ncols]):
+        draw.text((left + pad + j * (w + pad), 2), label[: max(4, w // 6)], fill="black")
+    for i, row in enumerate(rows):
+        y = top + i * (h + 14 + pad)
+        for j, tile in enumerate(row):
+            canvas.paste(Image.fromarray(to_rgb_uint8(tile)), (left + pad + j * (w + pad), y))
+        draw.text((left + pad, y + h + 1), row_labels[i][: max(8, (w + pad) * ncols // 6)], fill="black")
+    return np.asarray(canvas)

@@ -1,7 +1,6 @@
 """Explain page: dataset -> model -> image -> methods -> maps side by side, with the prediction."""
 from __future__ import annotations
 
-import json
 import random
 
 import streamlit as st
@@ -12,7 +11,8 @@ from core.datasets import dataset_info
 from core.explainers import get_method
 from core.training import TrainConfig, TrainProgress, train
 from core.architectures import list_architectures
-from ui import cache, state
+from ui import state
+from ui.pickers import explain_cached, pick_model
 from ui.router import ensure_router
 from ui.widgets import method_params
 
@@ -87,25 +87,10 @@ def show_results(ds, index: int, card, results: list[core.Explanation], alpha: f
 def main() -> None:
     ensure_router()
     st.title("Explain a prediction")
-    datasets = core.list_datasets()
-    c1, c2, c3 = st.columns(3)
-    dataset_name = c1.selectbox("Dataset", datasets, key=state.DATASET, format_func=lambda n: dataset_info(n).title)
-    models = cache.models_for(dataset_name)
-    if not models:
-        train_panel(dataset_name)
+    sel = pick_model(train_panel)
+    if sel is None:
         return
-    paths = [p for p, _ in models]
-    cards = dict(models)
-    model_path = c2.selectbox("Model", paths, key=state.MODEL,
-                              format_func=lambda p: f"{cards[p].id} ({cards[p].arch}, acc {cards[p].metrics.get('accuracy', 0):.1%})")
-    split = c3.selectbox("Split", ["test", "val", "train"], key=state.SPLIT)
-    card = cards[model_path]
-    try:
-        model, card = cache.model(model_path, card.weights_sha256)
-        ds = cache.dataset(dataset_name, split, card.input_size)
-    except core.XaiError as exc:
-        st.error(str(exc))
-        return
+    model, card, ds = sel.model, sel.card, sel.ds
 
     left, right = st.columns([2, 1])
     with left:
@@ -130,14 +115,12 @@ def main() -> None:
         st.info("Pick at least one method.")
         return
     image_np = image_t.numpy()
-    digest = cache.image_digest(image_np)
     results = []
     progress = st.progress(0.0, text="Computing attributions…")
     for i, m in enumerate(methods):
         progress.progress(i / len(methods), text=f"Computing {get_method(m).title}…")
         try:
-            results.append(cache.explanation(model_path, card.weights_sha256, digest, m,
-                                             json.dumps(params[m], sort_keys=True), target, image_np))
+            results.append(explain_cached(sel, image_np, m, params[m], target))
         except core.XaiError as exc:
             st.error(f"{get_method(m).title}: {exc}")
     progress.empty()

@@ -90,3 +90,59 @@ def test_corrupt_model_gives_a_message_not_a_traceback(tiny_model_dir, tmp_path,
     at = _run_explain()
     assert not at.exception
     assert any("SHA-256" in e.value for e in at.error)
+
+
+def test_compare_page_three_methods_two_images(tiny_model_dir, monkeypatch):
+    import core
+
+    calls = []
+    real = core.explain
+
+    def counting(*a, **k):
+        calls.append(a[2])
+        return real(*a, **k)
+
+    monkeypatch.setattr(core, "explain", counting)
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    at.multiselect(key="cmp_indices").set_value([3, 4]).run()
+    at.multiselect(key="cmp_methods").set_value(["grad_cam", "integrated_gradients", "lime"]).run()
+    at.number_input(key="param.lime.num_samples").set_value(100).run()
+    assert not at.exception and not at.error
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    cells = [c for c in caps if " → " in c]
+    assert len(cells) == 6 and sum(c.startswith("LIME") for c in cells) == 2
+    assert sum(c.startswith("#") for c in caps) == 2  # the originals in the first column
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert any(c["data"][0]["type"] == "heatmap" for c in charts)  # method agreement
+    assert len(at.get("download_button")) == 2
+    n = len(calls)
+    # display controls only redraw
+    at.radio(key="cmp_colours").set_value("Signed").run()
+    at.radio(key="cmp_scale").set_value("Shared").run()
+    at.slider(key="cmp_topk").set_value(20).run()
+    at.slider(key="cmp_alpha").set_value(0.3).run()
+    assert not at.exception and len(calls) == n
+    # a parameter change recomputes just that method
+    at.number_input(key="param.integrated_gradients.n_steps").set_value(16).run()
+    assert [c for c in calls[n:]] == ["integrated_gradients", "integrated_gradients"]
+
+
+def test_compare_page_misclassified_and_random(tiny_model_dir):
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_methods").set_value(["saliency"]).run()
+    at.radio(key="cmp_mode").set_value("Misclassified only").run()
+    assert not at.exception
+    assert any("misclassified" in c.value for c in at.caption)
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    # every original shown is misclassified: its saliency target (predicted) differs from its true class
+    cells = [c for c in caps if c.startswith("Saliency")]
+    originals = [c for c in caps if c.startswith("#")]
+    assert len(cells) == len(originals) == 3
+    for o, c in zip(originals, cells):
+        assert o.split("true: ")[1] != c.split(" → ")[1].split(" · ")[0]
+    at.radio(key="cmp_mode").set_value("Random").run()
+    at.number_input(key="cmp_seed").set_value(5).run()
+    assert not at.exception and not at.error

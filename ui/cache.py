@@ -39,12 +39,33 @@ def image_digest(image: np.ndarray) -> str:
     return hashlib.sha256(a.tobytes() + str((a.shape, a.dtype)).encode()).hexdigest()
 
 
-@st.cache_data(show_spinner=False, max_entries=1024)
-def explanation(model_path: str, weights_sha256: str, img_digest: str, method: str, params_json: str,
-                target: int | None, _image: np.ndarray) -> core.Explanation:
-    """Explanation of ``_image`` (C, H, W float in [0, 1]); ``_image`` is keyed by ``img_digest``."""
+@st.cache_resource(show_spinner="Sampling background images…", max_entries=8)
+def background(dataset_name: str, size: int, n: int = 256):
+    """A fixed, seeded sample of training images for methods that need a background (SHAP Gradient)."""
+    return core.load_dataset(dataset_name, split="train", size=size).sample(n, seed=0)
+
+
+@st.cache_data(show_spinner="Predicting the whole split…", max_entries=32)
+def split_predictions(model_path: str, weights_sha256: str, dataset_name: str, split: str, size: int) -> np.ndarray:
+    """Predicted class of every image of a split (for "misclassified only")."""
+    from core.metrics import predict_proba
+
     m, _ = model(model_path, weights_sha256)
-    return core.explain(m, _image, method, target=target, **json.loads(params_json))
+    x, _ = dataset(dataset_name, split, size).tensors()
+    return predict_proba(m, x).argmax(axis=1)
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def explanation(model_path: str, weights_sha256: str, img_digest: str, method: str, params_json: str,
+                target: int | None, background_key: str, _image: np.ndarray, _background=None) -> core.Explanation:
+    """Explanation of ``_image`` (C, H, W float in [0, 1]).
+
+    The key is everything that determines the result: model folder and weights digest, image digest,
+    method, parameters (including the seed), target, and which background sample (``background_key``).
+    Display controls are never part of it.
+    """
+    m, _ = model(model_path, weights_sha256)
+    return core.explain(m, _image, method, target=target, background=_background, **json.loads(params_json))
 
 
 def clear_all() -> None:

@@ -19,3 +19,17 @@ def param_key(method: str, name: str) -> str:
 
 def gallery_key(i: int) -> str:
     return f"gallery.{i}"
+
+# Compare page
+CMP_MODE = "cmp_mode"
+CMP_INDICES = "cmp_indices"
+CMP_COUNT = "cmp_count"
+CMP_SEED = "cmp_seed"
+CMP_METHODS = "cmp_methods"
+CMP_TARGET = "cmp_target"
+CMP_COLOURS = "cmp_colours"
+CMP_SCALE = "cmp_scale"
+CMP_ALPHA = "cmp_alpha"
+CMP_TOPK = "cmp_topk"
+CMP_DL_PNG = "cmp_download_png"
+CMP_DL_NPZ = "cmp_download_npz"

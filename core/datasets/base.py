@@ -70,6 +70,11 @@ class ArrayDataset(Dataset):
     def mask(self, index: int) -> np.ndarray | None:
         return None if self.masks is None else self.masks[index]
 
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` images drawn without replacement (seeded), as (n, C, H, W) float in [0, 1]."""
+        idx = np.sort(np.random.default_rng(seed).choice(len(self), size=min(n, len(self)), replace=False))
+        return torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2).float().div_(255.0)
+
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All images as one float tensor (N, C, H, W) in [0, 1] and labels (N,)."""
         x = torch.from_numpy(self.images).permute(0, 3, 1, 2).float().div_(255.0)

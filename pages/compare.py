@@ -1,0 +1,148 @@
+"""Compare page: several images x several methods in one grid, display controls, method agreement, downloads."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+import core
+from core import charts, render
+from core.compare import agreement_matrix, maps_npz
+from core.explainers import get_method
+from ui import state
+from ui.pickers import Selection, explain_cached, pick_model
+from ui.router import ensure_router
+from ui.widgets import method_params
+
+DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "lime"]
+MAX_IMAGES = 8
+TILE = 160  # px per grid cell
+
+
+def no_model(dataset_name: str) -> None:
+    st.info("No trained model for this dataset yet: train one on the **Explain** page or with "
+            f"`python -m core train --dataset {dataset_name}`.")
+    st.page_link("pages/explain.py", label="Go to Explain", icon=":material/image_search:")
+
+
+def pick_images(sel: Selection) -> list[int]:
+    n = len(sel.ds)
+    mode = st.radio("Images", ["Pick", "Random", "Misclassified only"], horizontal=True, key=state.CMP_MODE)
+    if mode == "Pick":
+        return st.multiselect(f"Image indices (0–{n - 1}, up to {MAX_IMAGES})", list(range(n)), default=[0, 1],
+                              max_selections=MAX_IMAGES, key=state.CMP_INDICES)
+    c1, c2 = st.columns(2)
+    count = c1.number_input("How many", 1, MAX_IMAGES, 3, key=state.CMP_COUNT)
+    seed = c2.number_input("Sample seed", 0, 10**6, 0, key=state.CMP_SEED, help="Change it for another sample")
+    pool = np.arange(n)
+    if mode == "Misclassified only":
+        from ui import cache
+
+        pred = cache.split_predictions(sel.model_path, sel.card.weights_sha256, sel.dataset_name, sel.split,
+                                       sel.card.input_size)
+        pool = np.flatnonzero(pred != sel.ds.labels)
+        st.caption(f"{len(pool)} of {n} images in this split are misclassified.")
+        if len(pool) == 0:
+            return []
+    rng = np.random.default_rng(int(seed))
+    return sorted(int(i) for i in rng.choice(pool, size=min(int(count), len(pool)), replace=False))
+
+
+def display_controls() -> dict:
+    c1, c2, c3, c4 = st.columns(4)
+    return {
+        "signed": c1.radio("Colours", ["Magnitude", "Signed"], key=state.CMP_COLOURS, horizontal=True,
+                           help="Signed: blue negative, red positive, centred at zero") == "Signed",
+        "shared": c2.radio("Scale", ["Per map", "Shared"], key=state.CMP_SCALE, horizontal=True,
+                           help="Shared: one colour scale for every map in the grid") == "Shared",
+        "alpha": c3.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key=state.CMP_ALPHA),
+        "top": c4.slider("Show top-k % pixels", 1, 100, 100, key=state.CMP_TOPK,
+                         help="Colour only the most important pixels of each map"),
+    }
+
+
+def main() -> None:
+    ensure_router()
+    st.title("Compare methods")
+    st.caption("Several images × several methods on one screen. Display controls never recompute a map.")
+    sel = pick_model(no_model)
+    if sel is None:
+        return
+    indices = pick_images(sel)
+    methods = st.multiselect("Methods", core.list_methods(), default=DEFAULT_METHODS, key=state.CMP_METHODS,
+                             format_func=lambda m: get_method(m).title)
+    params = {m: method_params(m, sel.model) for m in methods}
+    target_mode = st.radio("Class to explain", ["Predicted", "True"], horizontal=True, key=state.CMP_TARGET)
+    if not indices or not methods:
+        st.info("Pick at least one image and one method.")
+        return
+
+    results: dict[tuple[int, str], core.Explanation] = {}
+    errors: list[str] = []
+    total = len(indices) * len(methods)
+    bar = st.progress(0.0, text="Computing attributions…")
+    for k, (i, m) in enumerate((i, m) for i in indices for m in methods):
+        bar.progress(k / total, text=f"{get_method(m).title} on image #{i} ({k + 1}/{total})")
+        image, label = sel.ds[i]
+        try:
+            results[(i, m)] = explain_cached(sel, image.numpy(), m, params[m], None if target_mode == "Predicted" else label)
+        except core.XaiError as exc:
+            errors.append(f"{get_method(m).title} on #{i}: {exc}")
+    bar.empty()
+    for e in errors:
+        st.error(e)
+
+    show = display_controls()
+    shared_scale = None
+    if show["shared"] and results:
+        shared_scale = max(render.map_scale(e.attribution, get_method(e.method).outlier_perc) for e in results.values())
+    classes = sel.card.classes
+    tiles, row_labels = [], []
+    header = st.columns(len(methods) + 1)
+    header[0].markdown("**Original**")
+    for col, m in zip(header[1:], methods):
+        col.markdown(f"**{get_method(m).title}**")
+    for i in indices:
+        scale = max(1, TILE // sel.ds.image(i).shape[0])
+        original = render.upscale(render.to_rgb_uint8(sel.ds.image(i)), scale)
+        cols = st.columns(len(methods) + 1)
+        cols[0].image(original, caption=f"#{i} · true: {classes[sel.ds.labels[i]]}", width="stretch")
+        row = [original]
+        for col, m in zip(cols[1:], methods):
+            e = results.get((i, m))
+            if e is None:
+                col.warning("failed")
+                row.append(np.full_like(original, 255))
+                continue
+            tile = render.attribution_overlay(
+                sel.ds.image(i), e.attribution, signed=show["signed"] and e.signed, scale=shared_scale,
+                alpha=show["alpha"], top_percent=show["top"], outlier_perc=get_method(m).outlier_perc, upscale_by=scale)
+            col.image(tile, caption=f"{get_method(m).title} → {classes[e.target]} · {e.seconds:.3f} s"
+                      + (" · flat" if e.flat else ""), width="stretch")
+            row.append(tile)
+        tiles.append(row)
+        row_labels.append(f"#{i} true {classes[sel.ds.labels[i]]}")
+    cmap = render.SIGNED_CMAP if show["signed"] else render.MAGNITUDE_CMAP
+    st.image(render.colorbar(cmap, labels=("negative", "positive") if show["signed"] else ("low", "high")),
+             caption=("Shared scale" if show["shared"] else "Per-map scale")
+             + ("; unsigned methods (CAMs, saliency) stay on the magnitude map" if show["signed"] else ""))
+
+    if len(methods) >= 2:
+        per_method = {m: [results[(i, m)].attribution for i in indices if (i, m) in results] for m in methods}
+        if len({len(v) for v in per_method.values()}) == 1:
+            names, matrix = agreement_matrix(per_method)
+            st.plotly_chart(charts.agreement_heatmap(names, matrix, [get_method(m).title for m in names]),
+                            width="stretch")
+
+    c1, c2 = st.columns(2)
+    c1.download_button("Download grid (PNG)", render.png_bytes(render.grid_image(
+        tiles, row_labels, ["Original"] + [get_method(m).title for m in methods])),
+        file_name="xai_compare.png", mime="image/png", key=state.CMP_DL_PNG)
+    meta = {"model": sel.card.id, "dataset": sel.dataset_name, "split": sel.split, "classes": list(classes),
+            "methods": {m: params[m] for m in methods},
+            "targets": {f"{i}_{m}": e.target for (i, m), e in results.items()}}
+    c2.download_button("Download raw maps (.npz)", maps_npz({k: e.attribution for k, e in results.items()},
+                                                             {i: sel.ds.image(i) for i in indices}, meta),
+                       file_name="xai_maps.npz", mime="application/octet-stream", key=state.CMP_DL_NPZ)
+
+
+main()

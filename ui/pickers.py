@@ -1,0 +1,57 @@
+"""Selections shared by the Explain and Compare pages."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import streamlit as st
+
+import core
+from core.datasets import ArrayDataset, dataset_info
+from core.explainers import get_method
+
+from . import cache, state
+
+
+@dataclass
+class Selection:
+    dataset_name: str
+    model_path: str
+    card: Any
+    model: Any
+    ds: ArrayDataset
+    split: str
+
+
+def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
+    """Dataset, model and split selectors; calls ``on_missing(dataset)`` when no model exists for it."""
+    c1, c2, c3 = st.columns(3)
+    dataset_name = c1.selectbox("Dataset", core.list_datasets(), key=state.DATASET,
+                                format_func=lambda n: dataset_info(n).title)
+    models = cache.models_for(dataset_name)
+    if not models:
+        on_missing(dataset_name)
+        return None
+    cards = dict(models)
+    model_path = c2.selectbox("Model", list(cards), key=state.MODEL, format_func=lambda p: (
+        f"{cards[p].id} ({cards[p].arch}, acc {cards[p].metrics.get('accuracy', 0):.1%})"))
+    split = c3.selectbox("Split", ["test", "val", "train"], key=state.SPLIT)
+    try:
+        model, card = cache.model(model_path, cards[model_path].weights_sha256)
+        ds = cache.dataset(dataset_name, split, card.input_size)
+    except core.XaiError as exc:
+        st.error(str(exc))
+        return None
+    return Selection(dataset_name, model_path, card, model, ds, split)
+
+
+def explain_cached(sel: Selection, image: np.ndarray, method: str, params: dict, target: int | None) -> core.Explanation:
+    """One explanation through the result cache (raises :class:`core.XaiError` on bad input)."""
+    bg, bg_key = None, ""
+    if get_method(method).needs_background:
+        bg = cache.background(sel.dataset_name, sel.card.input_size)
+        bg_key = f"{sel.dataset_name}/train/{sel.card.input_size}/256/seed0"
+    return cache.explanation(sel.model_path, sel.card.weights_sha256, cache.image_digest(image), method,
+                             json.dumps(params, sort_keys=True), target, bg_key, image, bg)
