@@ -67,8 +67,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     _, card, path = train(cfg, _tqdm_progress(f"train {cfg.arch} on {cfg.dataset}"), args.models_dir)
     m = card.metrics
     auc = f"{m['roc_auc']:.4f}" if m.get("roc_auc") is not None else "n/a"
+    for w in card.dataset_options.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
+    if card.dataset_options.get("skipped_files"):
+        print(f"note: {card.dataset_options['skipped_files']} unreadable or non-image files were skipped", file=sys.stderr)
     print(f"saved {path}\ntest accuracy {m['accuracy']:.4f}  ROC AUC {auc}  macro F1 {m['macro_f1']:.4f}  "
           f"(n={m['n']}, {card.training['seconds']} s training on {card.training['device']})")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .datasets import get_source
+
+    src = get_source(args.dataset)
+    if not src.downloadable:
+        raise XaiError(f"{src.info.title} cannot be downloaded automatically. {src.info.source}")
+    root = Path(args.data_dir) if args.data_dir else config.data_dir()
+    bar = None
+
+    def progress(done: int, total: int | None) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"{args.dataset} {args.size or ''}".strip(),
+                       file=sys.stderr)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        path = src.download(root, args.size, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"saved {path}")
     return 0
 
 
@@ -168,12 +200,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True)
     e.set_defaults(func=cmd_explain)
 
+    dl = sub.add_parser("download", help="download a dataset file (MedMNIST) with a progress bar")
+    dl.add_argument("dataset")
+    dl.add_argument("--size", type=int, default=None, help="28, 64 (default), 128 or 224")
+    dl.add_argument("--data-dir", default=None)
+    dl.set_defaults(func=cmd_download)
+
     d = sub.add_parser("ensure-demo", help="train the demo model if it does not exist")
     d.set_defaults(func=cmd_ensure_demo)
 
     b = sub.add_parser("bench", help="time every attribution method on a trained model")
     b.add_argument("--model", default=None, help="model folder (default: the demo model)")
-    b.add_argument("--images", type=int, default=20)
+    b.add_argument("--images", type=int, default=5)
+    b.add_argument("--resnet224", action="store_true", help="also time a ResNet-18 at 224 px")
     b.add_argument("--methods", default="all")
     b.set_defaults(func=lambda a: __import__("core.bench", fromlist=["main"]).main(a))
 

@@ -83,6 +83,15 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
     classes = list(train_ds.classes)
     channels, size = x_train.shape[1], x_train.shape[-1]
     mean, std = _channel_stats(x_train)
+    if len(set(y_train.tolist())) < 2:
+        raise TrainingError(f"the training split of {cfg.dataset!r} has images of one class only")
+    warnings = list(train_ds.extras.get("warnings", []))
+    lo, hi = ARCHITECTURES.get(cfg.arch).sizes
+    if not lo <= size <= hi:
+        warnings.append(f"{cfg.arch} is meant for {lo}-{hi} px inputs, these are {size} px "
+                        "(CAM maps may be very coarse)")
+    for w in warnings:
+        notify(TrainProgress(0, cfg.epochs, 0, 1, math.nan, f"warning: {w}"))
 
     model = build_model(cfg.arch, len(classes), channels, mean, std).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -143,7 +152,12 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
             "history": history,
         },
         metrics=metrics,
-        dataset_options={"size": int(size)},
+        dataset_options={
+            "size": int(size),
+            **{k: train_ds.extras[k] for k in ("path", "layout", "split_seed", "split_fractions") if k in train_ds.extras},
+            "skipped_files": len(train_ds.extras.get("skipped", [])) + len(test_ds.extras.get("skipped", [])),
+            "warnings": warnings,
+        },
     )
     model.cpu()
     path = save_model(model, card, models_dir)

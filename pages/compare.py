@@ -10,6 +10,7 @@ from core.compare import agreement_matrix, maps_npz
 from core.explainers import get_method
 from ui import state
 from ui.pickers import Selection, explain_cached, pick_model
+from ui.data_panel import setup_panel
 from ui.router import ensure_router
 from ui.widgets import method_params
 
@@ -38,7 +39,7 @@ def pick_images(sel: Selection) -> list[int]:
         from ui import cache
 
         pred = cache.split_predictions(sel.model_path, sel.card.weights_sha256, sel.dataset_name, sel.split,
-                                       sel.card.input_size)
+                                       sel.card.input_size, sel.root)
         pool = np.flatnonzero(pred != sel.ds.labels)
         st.caption(f"{len(pool)} of {n} images in this split are misclassified.")
         if len(pool) == 0:
@@ -66,6 +67,9 @@ def main() -> None:
     st.caption("Several images × several methods on one screen. Display controls never recompute a map.")
     sel = pick_model(no_model)
     if sel is None:
+        return
+    if sel.ds is None:
+        setup_panel(sel.dataset_name)
         return
     indices = pick_images(sel)
     methods = st.multiselect("Methods", core.list_methods(), default=DEFAULT_METHODS, key=state.CMP_METHODS,

@@ -11,8 +11,10 @@ from core.datasets import dataset_info
 from core.explainers import get_method
 from core.training import TrainConfig, TrainProgress, train
 from core.architectures import list_architectures
-from ui import state
-from ui.pickers import explain_cached, pick_model
+from core.images import MAX_PIXELS, MAX_UPLOAD_BYTES, UPLOAD_EXTENSIONS, preprocess, read_upload
+from ui import data_panel, state
+from ui.data_panel import setup_panel
+from ui.pickers import dataset_root, explain_cached, pick_model
 from ui.router import ensure_router
 from ui.widgets import method_params
 
@@ -22,6 +24,10 @@ GALLERY_SIZE = 8
 
 def train_panel(dataset_name: str) -> None:
     """Offered when no model exists for the dataset: trains one with a live progress bar."""
+    root = dataset_root(dataset_name)
+    if not data_panel.status(dataset_name, root).ready:
+        setup_panel(dataset_name)
+        return
     st.info(f"No trained model for **{dataset_info(dataset_name).title}** yet. Train one here (or with "
             f"`python -m core train --dataset {dataset_name}`).")
     c1, c2 = st.columns(2)
@@ -35,7 +41,7 @@ def train_panel(dataset_name: str) -> None:
             bar.progress(p.fraction, text=f"{p.message}{loss}")
 
         try:
-            _, card, _ = train(TrainConfig(dataset=dataset_name, arch=arch, epochs=int(epochs)), on_progress)
+            _, card, _ = train(TrainConfig(dataset=dataset_name, arch=arch, epochs=int(epochs), data_root=root), on_progress)
         except core.XaiError as exc:
             st.error(f"Training failed: {exc}")
             return
@@ -68,8 +74,7 @@ def pick_image(ds) -> int:
     return int(index)
 
 
-def show_results(ds, index: int, card, results: list[core.Explanation], alpha: float) -> None:
-    original = ds.image(index)
+def show_results(original, card, results: list[core.Explanation], alpha: float) -> None:
     scale = max(1, 192 // original.shape[0])
     cols = st.columns(len(results) + 1)
     cols[0].image(render.upscale(render.to_rgb_uint8(original), scale), caption="Original", width="stretch")
@@ -84,6 +89,24 @@ def show_results(ds, index: int, card, results: list[core.Explanation], alpha: f
     st.image(render.colorbar(labels=("low importance", "high importance")), caption="Heat map scale (per map)")
 
 
+def uploaded_image(card) -> tuple[object, object] | None:
+    """An uploaded file, preprocessed for the model exactly as its training images were."""
+    mb = MAX_UPLOAD_BYTES // 1_000_000
+    up = st.file_uploader(f"Image (PNG, JPEG, TIFF, BMP, WebP; up to {mb} MB and {MAX_PIXELS / 1e6:.0f} Mpixels)",
+                          type=list(UPLOAD_EXTENSIONS), key=state.UPLOAD)
+    if up is None:
+        st.info("Upload an image to explain.")
+        return None
+    try:
+        img = read_upload(up.getvalue())
+    except core.XaiError as exc:
+        st.error(f"{up.name}: {exc}")
+        return None
+    st.caption(f"{up.name}: {img.size[0]}x{img.size[1]} {img.mode} → {card.input_size}x{card.input_size}, "
+               f"{'grayscale' if card.channels == 1 else 'RGB'} (resize shorter side, centre crop)")
+    return preprocess(img, card.input_size, card.channels)
+
+
 def main() -> None:
     ensure_router()
     st.title("Explain a prediction")
@@ -94,7 +117,19 @@ def main() -> None:
 
     left, right = st.columns([2, 1])
     with left:
-        index = pick_image(ds)
+        sources = ["Dataset", "Upload"] if ds is not None else ["Upload"]
+        if ds is None:
+            setup_panel(sel.dataset_name)
+        source = st.radio("Image", sources, horizontal=True, key=state.IMAGE_SOURCE)
+        if source == "Dataset":
+            index = pick_image(ds)
+            image_t, label = ds[index]
+            display = ds.image(index)
+        else:
+            got = uploaded_image(card)
+            if got is None:
+                return
+            (image_t, display), label = got, None
         methods = st.multiselect("Methods", core.list_methods(), default=DEFAULT_METHODS, key=state.METHODS,
                                  format_func=lambda m: get_method(m).title)
         params = {m: method_params(m, model) for m in methods}
@@ -104,12 +139,14 @@ def main() -> None:
                               format_func=lambda t: "Predicted class" if t is None else f"{t}: {card.classes[t]}")
         alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=state.ALPHA)
 
-    image_t, label = ds[index]
     proba = core.predict(model, image_t)
     pred = int(proba.argmax())
-    verdict = ":green[correct]" if pred == label else ":red[wrong]"
-    st.markdown(f"**True class:** {card.classes[label]} · **Predicted:** {card.classes[pred]} "
-                f"({proba[pred]:.1%}) {verdict}")
+    if label is None:
+        st.markdown(f"**Uploaded image** · **Predicted:** {card.classes[pred]} ({proba[pred]:.1%})")
+    else:
+        verdict = ":green[correct]" if pred == label else ":red[wrong]"
+        st.markdown(f"**True class:** {card.classes[label]} · **Predicted:** {card.classes[pred]} "
+                    f"({proba[pred]:.1%}) {verdict}")
 
     if not methods:
         st.info("Pick at least one method.")
@@ -125,7 +162,7 @@ def main() -> None:
             st.error(f"{get_method(m).title}: {exc}")
     progress.empty()
     if results:
-        show_results(ds, index, card, results, alpha)
+        show_results(display, card, results, alpha)
 
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.topk_probabilities(proba, card.classes, k=5, highlight=label), width="stretch")

@@ -146,3 +146,79 @@ def test_compare_page_misclassified_and_random(tiny_model_dir):
     at.radio(key="cmp_mode").set_value("Random").run()
     at.number_input(key="cmp_seed").set_value(5).run()
     assert not at.exception and not at.error
+
+
+def _png_bytes(size=(90, 60), color=(200, 30, 30), mode="RGB") -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new(mode, size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_explain_page_upload(tiny_model_dir):
+    at = _run_explain()
+    at.radio(key="image_source").set_value("Upload").run()
+    assert not at.exception and any("Upload an image" in i.value for i in at.info)
+    at.file_uploader(key="upload").set_value(("photo.png", _png_bytes((90, 60)), "image/png")).run()
+    assert not at.exception and not at.error
+    assert any("Uploaded image" in m.value for m in at.markdown)
+    assert any("photo.png: 90x60 RGB → 64x64" in c.value for c in at.caption)
+    assert len(_map_captions(at)) == 3
+    # a bad file: one line naming it, no traceback, the page still works
+    at.file_uploader(key="upload").set_value(("broken.jpg", b"\xff\xd8\xff not really a jpeg", "image/jpeg")).run()
+    assert not at.exception
+    assert [e.value for e in at.error] and all(e.value.startswith("broken.jpg: ") for e in at.error)
+    assert "\n" not in at.error[0].value
+
+
+def test_data_page_shows_every_dataset_and_the_shapes_details(tiny_model_dir):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    df = at.dataframe[0].value
+    assert set(df["name"]) >= {"shapes", "pathmnist", "pneumoniamnist", "chest_xray", "dogs_vs_wolves", "insects", "folder"}
+    assert df.set_index("name").loc["shapes", "state"] == "ready"
+    assert df.set_index("name").loc["pathmnist", "state"] == "needs download"
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [t["name"] for t in spec["data"]] == ["train", "val", "test"]
+    assert [sum(t["y"]) for t in spec["data"]] == [4000, 500, 1000]
+    captions = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert len(captions) == 4 * 6  # six samples for each of the four classes
+
+
+def test_data_page_missing_dataset_and_folder_path(tiny_model_dir, tmp_path):
+    from tests.test_datasets_sources import make_tree
+
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key="data_dataset").set_value("pneumoniamnist").run()
+    assert not at.exception
+    assert any("pneumoniamnist_64.npz" in w.value for w in at.warning)
+    assert at.button(key="download") is not None  # a real download button, with a size choice
+    at.selectbox(key="data_dataset").set_value("folder").run()
+    tree = make_tree(tmp_path / "pets", split_layout=False)
+    at.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
+    assert any("Type the path" in e.value for e in at.error)  # an empty path is refused, not read as "."
+    at.text_input(key="data_path").set_value(str(tree))
+    at.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
+    assert not at.exception
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["data"][0]["x"] == ["cats", "dogs"]
+    assert any("files skipped" in e.label for e in at.expander)
+
+
+def test_data_page_download_failure_is_one_clear_message(tiny_model_dir, monkeypatch):
+    import core.datasets.download as dl
+
+    monkeypatch.setattr(dl, "TIMEOUT_S", 2)
+    monkeypatch.setattr("core.datasets.medmnist_source.MedMNISTSource.url_md5",
+                        lambda self, size: ("http://127.0.0.1:9/pneumoniamnist_64.npz", "0" * 32))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key="data_dataset").set_value("pneumoniamnist").run()
+    at.button(key="download").click().run()
+    assert not at.exception
+    assert any("Could not download pneumoniamnist_64.npz" in e.value and "put it at" in e.value for e in at.error)

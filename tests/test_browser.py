@@ -56,7 +56,7 @@ def server(tiny_model_dir, tmp_path):
         log.close()
 
 
-def test_explain_page_in_chromium(server, tmp_path):
+def test_pages_in_chromium(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -82,7 +82,7 @@ def test_explain_page_in_chromium(server, tmp_path):
                 shutil.copy(shot, os.environ["XAI_SCREENSHOT_DIR"])
             assert page.locator("[data-testid='stException']").count() == 0
             nav = page.locator("[data-testid='stSidebarNavLink']").all_inner_texts()
-            assert [t.split()[-1] for t in nav] == ["Home", "Explain"], nav  # the router's pages, not file names
+            assert [t.split()[-1] for t in nav] == ["Home", "Explain", "Compare", "Data"], nav  # the router's pages, not file names
             assert page.locator("[data-testid='stAlert'] >> text=/error|failed/i").count() == 0
             captions = page.locator("[data-testid='stImage']").all_inner_texts()
             for title in ("Grad-CAM", "Integrated Gradients", "Saliency"):
@@ -90,5 +90,19 @@ def test_explain_page_in_chromium(server, tmp_path):
             # every image actually decoded in the browser
             sizes = page.eval_on_selector_all("[data-testid='stImage'] img", "els => els.map(e => e.naturalWidth)")
             assert len(sizes) >= 4 and min(sizes) > 0
+
+            # the other pages render too
+            for path, title, min_images in (("compare", "Compare methods", 7), ("data", "Datasets", 24)):
+                page.goto(f"{server}/{path}", timeout=60_000)
+                page.wait_for_selector(f"text={title}", timeout=60_000)
+                page.wait_for_function(
+                    f"document.querySelectorAll(\"[data-testid='stImage'] img\").length >= {min_images} && "
+                    "document.querySelector(\"[data-testid='stApp']\").dataset.testScriptState === 'notRunning'",
+                    timeout=180_000)
+                page.wait_for_selector("[data-testid='stPlotlyChart']", timeout=60_000)
+                page.screenshot(path=str(tmp_path / f"{path}.png"), full_page=True)
+                if os.environ.get("XAI_SCREENSHOT_DIR"):
+                    shutil.copy(tmp_path / f"{path}.png", os.environ["XAI_SCREENSHOT_DIR"])
+                assert page.locator("[data-testid='stException']").count() == 0, path
         finally:
             browser.close()

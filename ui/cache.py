@@ -25,8 +25,9 @@ def model(path: str, weights_sha256: str):
 
 
 @st.cache_resource(show_spinner="Loading dataset…", max_entries=16)
-def dataset(name: str, split: str, size: int | None = None):
-    return core.load_dataset(name, split=split, size=size)
+def dataset(name: str, split: str, size: int | None = None, root: str | None = None):
+    """A dataset split (read-only arrays, shared by every session)."""
+    return core.load_dataset(name, split=split, size=size, root=root)
 
 
 def models_for(dataset_name: str) -> list[tuple[str, Any]]:
@@ -40,19 +41,22 @@ def image_digest(image: np.ndarray) -> str:
 
 
 @st.cache_resource(show_spinner="Sampling background images…", max_entries=8)
-def background(dataset_name: str, size: int, n: int = 256):
+def background(dataset_name: str, size: int, root: str | None = None, n: int = 256):
     """A fixed, seeded sample of training images for methods that need a background (SHAP Gradient)."""
-    return core.load_dataset(dataset_name, split="train", size=size).sample(n, seed=0)
+    return dataset(dataset_name, "train", size, root).sample(n, seed=0)
 
 
 @st.cache_data(show_spinner="Predicting the whole split…", max_entries=32)
-def split_predictions(model_path: str, weights_sha256: str, dataset_name: str, split: str, size: int) -> np.ndarray:
+def split_predictions(model_path: str, weights_sha256: str, dataset_name: str, split: str, size: int,
+                      root: str | None = None) -> np.ndarray:
     """Predicted class of every image of a split (for "misclassified only")."""
+    from core.explainers import model_lock
     from core.metrics import predict_proba
 
     m, _ = model(model_path, weights_sha256)
-    x, _ = dataset(dataset_name, split, size).tensors()
-    return predict_proba(m, x).argmax(axis=1)
+    x, _ = dataset(dataset_name, split, size, root).tensors()
+    with model_lock(m):
+        return predict_proba(m, x).argmax(axis=1)
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import streamlit as st
 
 import core
-from core.datasets import ArrayDataset, dataset_info
+from core.datasets import ArrayDataset, dataset_status
 from core.explainers import get_method
 
-from . import cache, state
+from . import cache, data_panel, state
 
 
 @dataclass
@@ -21,15 +22,30 @@ class Selection:
     model_path: str
     card: Any
     model: Any
-    ds: ArrayDataset
+    ds: ArrayDataset | None  # None when the dataset's files are missing (uploads still work)
     split: str
+    root: str | None = None
+
+
+def dataset_root(name: str, card: Any = None) -> str | None:
+    """Where to read ``name`` from: this session's folder, else the default data folder, else the folder the
+    model was trained from (recorded in its card)."""
+    override = data_panel.root_override(name)
+    if override or dataset_status(name).ready:
+        return override
+    recorded = (card.dataset_options or {}).get("path") if card is not None else None
+    if recorded:
+        p = Path(recorded)
+        candidate = p.parent if p.suffix == ".npz" else p
+        if dataset_status(name, root=candidate).ready:
+            return str(candidate)
+    return None
 
 
 def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
     """Dataset, model and split selectors; calls ``on_missing(dataset)`` when no model exists for it."""
     c1, c2, c3 = st.columns(3)
-    dataset_name = c1.selectbox("Dataset", core.list_datasets(), key=state.DATASET,
-                                format_func=lambda n: dataset_info(n).title)
+    dataset_name = c1.selectbox("Dataset", core.list_datasets(), key=state.DATASET, format_func=data_panel.label)
     models = cache.models_for(dataset_name)
     if not models:
         on_missing(dataset_name)
@@ -40,18 +56,24 @@ def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
     split = c3.selectbox("Split", ["test", "val", "train"], key=state.SPLIT)
     try:
         model, card = cache.model(model_path, cards[model_path].weights_sha256)
-        ds = cache.dataset(dataset_name, split, card.input_size)
     except core.XaiError as exc:
         st.error(str(exc))
         return None
-    return Selection(dataset_name, model_path, card, model, ds, split)
+    root = dataset_root(dataset_name, card)
+    ds = None
+    if dataset_status(dataset_name, root=root).ready:
+        try:
+            ds = cache.dataset(dataset_name, split, card.input_size, root)
+        except core.XaiError as exc:
+            st.error(str(exc))
+    return Selection(dataset_name, model_path, card, model, ds, split, root)
 
 
 def explain_cached(sel: Selection, image: np.ndarray, method: str, params: dict, target: int | None) -> core.Explanation:
     """One explanation through the result cache (raises :class:`core.XaiError` on bad input)."""
     bg, bg_key = None, ""
-    if get_method(method).needs_background:
-        bg = cache.background(sel.dataset_name, sel.card.input_size)
-        bg_key = f"{sel.dataset_name}/train/{sel.card.input_size}/256/seed0"
+    if get_method(method).needs_background and sel.ds is not None:
+        bg = cache.background(sel.dataset_name, sel.card.input_size, sel.root)
+        bg_key = f"{sel.dataset_name}/{sel.root}/train/{sel.card.input_size}/256/seed0"
     return cache.explanation(sel.model_path, sel.card.weights_sha256, cache.image_digest(image), method,
                              json.dumps(params, sort_keys=True), target, bg_key, image, bg)

@@ -33,3 +33,14 @@ CMP_ALPHA = "cmp_alpha"
 CMP_TOPK = "cmp_topk"
 CMP_DL_PNG = "cmp_download_png"
 CMP_DL_NPZ = "cmp_download_npz"
+
+# Data
+DATA_DATASET = "data_dataset"
+DATA_SIZE = "data_size"
+DATA_ROOTS = "data_roots"  # {dataset: folder} chosen in this session
+DATA_PATH = "data_path"
+PATH_FORM = "data_path_form"
+DL_SIZE = "download_size"
+DL_BUTTON = "download"
+IMAGE_SOURCE = "image_source"
+UPLOAD = "upload"

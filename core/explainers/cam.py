@@ -13,6 +13,19 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from ..architectures import get_layer
 from .base import Explainer, Param
 
+class _QuietTqdm:
+    """Stands in for the ``tqdm`` module in pytorch-grad-cam's Score-CAM / Ablation-CAM (they draw bars on stderr)."""
+
+    @staticmethod
+    def tqdm(iterable, *args, **kwargs):
+        return iterable
+
+
+for _module in ("score_cam", "ablation_cam"):
+    _mod = __import__(f"pytorch_grad_cam.{_module}", fromlist=["tqdm"])
+    if hasattr(_mod, "tqdm"):
+        _mod.tqdm = _QuietTqdm
+
 LAYER = Param("layer", "layer", None, "Convolutional layer whose feature maps are used (default: the model card's)",
               label="Layer")
 

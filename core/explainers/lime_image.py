@@ -11,6 +11,9 @@ from .registry import register
 
 HIDE = {"mean": None, "black": 0.0, "grey": 0.5}
 
+# lime 0.2 always draws a tqdm bar on stdout (no switch); the app and CLI report progress themselves.
+lime_image.tqdm = lambda iterable, *args, **kwargs: iterable
+
 
 def segmenter(segmentation: str, n_segments: int, compactness: float, kernel_size: float, max_dist: float,
               scale: float) -> SegmentationAlgorithm:

@@ -1,0 +1,40 @@
+"""What every dataset source offers: metadata, a readiness status, loading, and (where possible) download."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+from .base import ArrayDataset, DatasetInfo
+
+State = Literal["ready", "needs download", "needs files"]
+#: progress(bytes_done, bytes_total or None)
+DownloadProgress = Callable[[int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class Status:
+    state: State
+    detail: str  # where the files are, or exactly what to do
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+
+class Source:
+    """Base class of a registered dataset."""
+
+    info: DatasetInfo
+    #: image sides this source can provide (the first is the default for a download)
+    sizes: tuple[int, ...] = ()
+    downloadable: bool = False
+
+    def status(self, root: Path, size: int | None = None) -> Status:
+        raise NotImplementedError
+
+    def load(self, split: str, root: Path, size: int | None) -> ArrayDataset:
+        raise NotImplementedError
+
+    def download(self, root: Path, size: int | None = None, progress: DownloadProgress | None = None) -> Path:
+        raise NotImplementedError(f"{self.info.title} cannot be downloaded automatically: {self.info.source}")

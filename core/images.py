@@ -1,0 +1,107 @@
+"""Reading any image a user has, and turning it into a model input exactly as training data was.
+
+One function, :func:`to_array`, converts every image that enters the system (image-folder datasets
+and uploads alike), so an uploaded photo is preprocessed exactly like the training images were.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+#: Upload limits (stated in the UI): bytes on the wire and decoded pixels (decompression bombs).
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_PIXELS = 40_000_000
+UPLOAD_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP")
+UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "tif", "tiff", "bmp", "webp")
+IMAGE_SUFFIXES = {"." + e for e in UPLOAD_EXTENSIONS} | {".gif", ".ppm", ".pgm"}
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """High-bit-depth modes (I;16, I, F) to 8-bit L, scaled by the type's range (not clipped)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
+        if img.mode == "F":
+            top = max(float(a.max()), 1.0) if a.max() > 1 else 1.0
+        return Image.fromarray(np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    return img
+
+
+def to_array(img: Image.Image, size: int, channels: int) -> np.ndarray:
+    """Any PIL image -> uint8 (size, size, channels).
+
+    EXIF orientation is applied; L, LA, RGB, RGBA, P, CMYK, I;16, I and F modes are converted (alpha
+    dropped, 16-bit scaled to 8-bit); the shorter side is resized to ``size`` (antialiased bilinear)
+    and the centre cropped square.
+    """
+    img = ImageOps.exif_transpose(img)
+    img = _to_8bit(img)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    img = img.convert("L" if channels == 1 else "RGB")
+    w, h = img.size
+    if (w, h) != (size, size):
+        scale = size / min(w, h)
+        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+        img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=3.0)
+        left, top = (nw - size) // 2, (nh - size) // 2
+        img = img.crop((left, top, left + size, top + size))
+    a = np.asarray(img, dtype=np.uint8)
+    return a[..., None] if a.ndim == 2 else a
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, C) -> float (C, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255.0)
+
+
+def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open and fully decode an image file or bytes, refusing decompression bombs.
+
+    Raises:
+        ImageError: unreadable, not an image, or more than ``max_pixels`` pixels.
+    """
+    fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    name = "upload" if isinstance(source, (bytes, bytearray)) else Path(source).name
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageError(f"{name}: {w}x{h} = {w * h:,} pixels is over the {max_pixels:,}-pixel limit")
+            img.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from exc
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image file (or a format Pillow cannot read)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{name}: cannot be decoded ({exc})") from exc
+    return img
+
+
+def read_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Validate an uploaded file: size, format (PNG, JPEG, TIFF, BMP, WebP) and pixel count."""
+    if len(data) == 0:
+        raise ImageError("the file is empty")
+    if len(data) > max_bytes:
+        raise ImageError(f"the file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+    img = open_image(data, max_pixels)
+    if img.format not in UPLOAD_FORMATS:
+        raise ImageError(f"{img.format or 'unknown'} images are not accepted; use {', '.join(UPLOAD_FORMATS)}")
+    return img
+
+
+def preprocess(img: Image.Image, size: int, channels: int) -> tuple[torch.Tensor, np.ndarray]:
+    """An image -> (model input (C, H, W) in [0, 1], display array uint8 (H, W, C))."""
+    a = to_array(img, size, channels)
+    return to_tensor(a), a

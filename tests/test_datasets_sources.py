@@ -1,0 +1,280 @@
+"""MedMNIST files, image folders and downloads, on fixtures generated in the real formats."""
+from __future__ import annotations
+
+import http.server
+import io
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import DatasetError, load_dataset
+from core.datasets import dataset_status, get_source
+from core.datasets.download import download_file, md5sum
+
+
+# ---------------------------------------------------------------- MedMNIST .npz fixtures
+def write_npz(path: Path, size: int, rgb: bool, n=(12, 4, 6), classes: int = 2, **override) -> Path:
+    rng = np.random.default_rng(size)
+    arrays = {}
+    for split, k in zip(("train", "val", "test"), n):
+        shape = (k, size, size, 3) if rgb else (k, size, size)
+        arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(k) % classes).reshape(-1, 1).astype(np.uint8)
+    arrays.update(override)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("flag,rgb,classes", [("pneumoniamnist", False, 2), ("pathmnist", True, 9)])
+@pytest.mark.parametrize("size", [28, 64])
+def test_medmnist_file_loads_with_metadata(tmp_path, flag, rgb, classes, size):
+    src = get_source(flag)
+    write_npz(tmp_path / "medmnist" / src.filename(size), size, rgb, classes=classes)
+    ds = load_dataset(flag, split="test", root=tmp_path)  # size found on disk
+    assert len(ds) == 6 and ds.info.image_size == size
+    assert ds.images.shape == (6, size, size, 3 if rgb else 1)
+    x, y = ds[1]
+    assert x.shape == (3 if rgb else 1, size, size) and y == 1
+    assert len(ds.classes) == classes and ds.classes[0] in ("normal", "adipose")
+    # a generated file is not the official one: a warning, not a failure
+    assert "differs from the official" in ds.extras["warnings"][0]
+
+
+def test_medmnist_prefers_64_and_finds_files_in_the_root_itself(tmp_path):
+    write_npz(tmp_path / "pneumoniamnist.npz", 28, False)
+    write_npz(tmp_path / "medmnist" / "pneumoniamnist_64.npz", 64, False)
+    assert load_dataset("pneumoniamnist", root=tmp_path).info.image_size == 64
+    assert load_dataset("pneumoniamnist", root=tmp_path, size=28).info.image_size == 28
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"val_images": None}, "lacks val_images"),
+    ({"val_images": np.zeros((4, 32, 32), np.uint8)}, r"shape \(4, 32, 32\), expected \(N, 28, 28\)"),
+    ({"val_images": np.zeros((4, 28, 28), np.float32)}, "float32, expected uint8"),
+    ({"val_labels": np.zeros((3, 1), np.uint8)}, "4 val images but 3 labels"),
+    ({"val_labels": np.full((4, 1), 7, np.uint8)}, r"labels range 7..7, expected 0..1"),
+    ({"val_labels": np.zeros((4, 2), np.uint8)}, r"labels have shape \(4, 2\)"),
+])
+def test_malformed_medmnist_files_say_exactly_what_is_wrong(tmp_path, override, message):
+    write_npz(tmp_path / "medmnist" / "pneumoniamnist.npz", 28, False, **override)
+    with pytest.raises(DatasetError, match=message):
+        load_dataset("pneumoniamnist", split="val", root=tmp_path)
+
+
+def test_missing_and_corrupt_medmnist(tmp_path):
+    st = dataset_status("pathmnist", root=tmp_path)
+    assert st.state == "needs download" and "pathmnist_64.npz" in st.detail and "zenodo" in st.detail
+    with pytest.raises(DatasetError, match="pathmnist_64.npz.*download"):
+        load_dataset("pathmnist", root=tmp_path)
+    (tmp_path / "medmnist").mkdir()
+    (tmp_path / "medmnist" / "pathmnist.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DatasetError, match="not a readable .npz"):
+        load_dataset("pathmnist", root=tmp_path)
+    with pytest.raises(DatasetError, match="comes in"):
+        load_dataset("pathmnist", root=tmp_path, size=32)
+
+
+# ---------------------------------------------------------------- downloads against a local server
+class _Handler(http.server.BaseHTTPRequestHandler):
+    payload = b""
+    truncate = False
+
+    def do_GET(self):  # noqa: N802
+        body = self.payload
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if self.truncate else body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_progress_checksum_and_interruption(tmp_path, server):
+    import hashlib
+
+    payload = np.random.default_rng(0).bytes(3 * (1 << 20) + 123)
+    _Handler.payload, _Handler.truncate = payload, False
+    url = f"http://127.0.0.1:{server.server_port}/file.npz"
+    seen = []
+    dest = download_file(url, tmp_path / "d" / "file.npz", hashlib.md5(payload).hexdigest(), lambda d, t: seen.append((d, t)))
+    assert dest.read_bytes() == payload and md5sum(dest) == hashlib.md5(payload).hexdigest()
+    assert seen[0] == (0, len(payload)) and seen[-1] == (len(payload), len(payload))
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) >= 4
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["file.npz"]  # no .part left
+
+    with pytest.raises(DatasetError, match="MD5 .* expected 0+"):
+        download_file(url, tmp_path / "bad" / "file.npz", "0" * 32)
+    assert not (tmp_path / "bad" / "file.npz").exists() and not list((tmp_path / "bad").iterdir())
+
+    _Handler.truncate = True
+    with pytest.raises(DatasetError, match=r"stopped at|Could not download"):
+        download_file(url, tmp_path / "cut" / "file.npz", hashlib.md5(payload).hexdigest())
+    assert not list((tmp_path / "cut").iterdir())  # an interrupted download leaves nothing to mistake
+
+
+def test_offline_download_names_file_url_and_folder(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/pneumoniamnist.npz"
+    with pytest.raises(DatasetError) as exc:
+        download_file(url, tmp_path / "medmnist" / "pneumoniamnist.npz")
+    msg = str(exc.value)
+    assert "pneumoniamnist.npz" in msg and url in msg and str(tmp_path / "medmnist") in msg and "offline" in msg
+
+
+def test_medmnist_download_uses_the_official_url_and_md5(tmp_path, monkeypatch):
+    calls = {}
+
+    def fake(url, dest, md5=None, progress=None):
+        calls.update(url=url, dest=dest, md5=md5)
+        write_npz(dest, 64, True, classes=9)
+        return dest
+
+    monkeypatch.setattr("core.datasets.medmnist_source.download_file", fake)
+    path = get_source("pathmnist").download(tmp_path)
+    assert calls["url"].startswith("https://zenodo.org/") and "pathmnist_64.npz" in calls["url"]
+    assert calls["md5"] == "55aa9c1e0525abe5a6b9d8343a507616" and path == tmp_path / "medmnist" / "pathmnist_64.npz"
+    assert dataset_status("pathmnist", root=tmp_path).ready
+
+
+# ---------------------------------------------------------------- image folders
+def _jpeg(color, size=(40, 30), mode="RGB", **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, color).save(buf, "JPEG", **kw)
+    return buf.getvalue()
+
+
+def make_tree(root: Path, split_layout: bool) -> Path:
+    """Two classes with every awkward file a user's folder has."""
+    def put(rel: str, data: bytes):
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+    splits = ["train", "val", "test"] if split_layout else [""]
+    for split in splits:
+        pre = f"{split}/" if split else ""
+        for i in range(4 if split_layout else 6):
+            put(f"{pre}cats/c{i}.jpg", _jpeg((200, 40 + i, 40)))
+            put(f"{pre}dogs/d{i}.png", _png(Image.new("RGB", (30, 50), (40, 40, 200 - i))))
+    pre = "train/" if split_layout else ""
+    put(f"{pre}cats/corrupt.jpg", _jpeg((1, 2, 3))[:60])
+    put(f"{pre}cats/notes.txt", b"not an image")
+    put(f"{pre}cats/cmyk.jpg", _jpeg((0, 255, 255, 0), mode="CMYK"))
+    put(f"{pre}dogs/rgba.png", _png(Image.new("RGBA", (20, 20), (10, 20, 250, 128))))
+    sixteen = Image.fromarray(np.full((16, 16), 40000, dtype=np.uint16))
+    put(f"{pre}dogs/sixteen.png", _png(sixteen))
+    # EXIF orientation 6 (rotate 90° clockwise to display): stored 40 wide x 20 high, shown 20 x 40
+    stored = Image.new("RGB", (40, 20), (255, 0, 0))
+    stored.paste((0, 0, 255), (0, 0, 20, 20))  # left half blue when stored
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", exif=exif, quality=95)
+    put(f"{pre}dogs/rotated.jpg", buf.getvalue())
+    return root
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_class_folder_layout_splits_stratified_and_reports_skips(tmp_path):
+    root = make_tree(tmp_path / "pets", split_layout=False)
+    parts = {s: load_dataset("folder", split=s, root=root, size=32) for s in ("train", "val", "test")}
+    assert parts["train"].classes == ("cats", "dogs")
+    total = sum(len(d) for d in parts.values())
+    assert total == 6 + 6 + 1 + 3  # cats: 6 + cmyk; dogs: 6 + rgba + sixteen + rotated (corrupt and txt skipped)
+    for d in parts.values():
+        assert set(d.labels.tolist()) == {0, 1}  # stratified: both classes in every split
+    skipped = {Path(p).name for p, _ in parts["train"].extras["skipped"]}
+    assert skipped == {"corrupt.jpg", "notes.txt"}
+    assert parts["train"].extras["layout"] == "class folders" and parts["train"].extras["split_seed"] == 0
+    again = load_dataset("folder", split="test", root=root, size=32)  # deterministic (and from the cache)
+    np.testing.assert_array_equal(again.images, parts["test"].images)
+    assert parts["train"].images.shape[1:] == (32, 32, 3)
+    assert {"CMYK", "RGBA", "RGB", "I;16"} <= set(parts["train"].extras["modes"]) | set(parts["val"].extras["modes"]) | set(parts["test"].extras["modes"])
+
+
+def test_split_folder_layout_and_awkward_modes(tmp_path):
+    root = make_tree(tmp_path / "pets", split_layout=True)
+    train = load_dataset("folder", split="train", root=root, size=40)
+    assert train.extras["layout"] == "split folders" and len(load_dataset("folder", split="val", root=root, size=40)) == 8
+    names = sorted(Path(p).name for p, _ in train.extras["skipped"])
+    assert names == ["corrupt.jpg", "notes.txt"]
+    assert len(train) == 8 + 4  # 4 + 4 plain, cmyk, rgba, sixteen, rotated
+
+
+def test_exif_orientation_and_16_bit_conversion():
+    from core.images import open_image, to_array
+
+    stored = Image.new("RGB", (40, 20), (255, 0, 0))
+    stored.paste((0, 0, 255), (0, 0, 20, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", exif=exif, quality=95)
+    a = to_array(open_image(buf.getvalue()), 20, 3)
+    # rotated 90° clockwise: the stored left (blue) half is now on top
+    assert a[2, 10, 2] > 200 and a[2, 10, 0] < 60 and a[17, 10, 0] > 200
+    sixteen = Image.fromarray(np.full((8, 8), 65535 // 2, dtype=np.uint16))
+    assert abs(int(to_array(sixteen, 8, 1)[0, 0, 0]) - 128) <= 1  # scaled, not clipped to 255
+    rgba = Image.new("RGBA", (8, 8), (10, 20, 250, 0))
+    assert to_array(rgba, 8, 3)[0, 0].tolist() == [10, 20, 250]
+    cmyk = Image.new("CMYK", (8, 8), (0, 255, 255, 0))  # pure red
+    r, g, b = to_array(cmyk, 8, 3)[0, 0]
+    assert r > 200 and g < 50 and b < 50
+
+
+def test_folder_dataset_errors(tmp_path):
+    with pytest.raises(DatasetError, match="no class folders"):
+        load_dataset("folder", root=tmp_path)
+    with pytest.raises(DatasetError, match="needs the path"):
+        load_dataset("folder")
+    st = dataset_status("dogs_vs_wolves")
+    assert st.state == "needs files" and "Kaggle" in st.detail
+
+
+# ---------------------------------------------------------------- uploads
+def test_upload_validation():
+    from core import ImageError
+    from core.images import preprocess, read_upload
+
+    img = read_upload(_png(Image.new("RGB", (300, 200), (0, 128, 255))))
+    x, shown = preprocess(img, 64, 1)
+    assert x.shape == (1, 64, 64) and shown.shape == (64, 64, 1)
+    with pytest.raises(ImageError, match="empty"):
+        read_upload(b"")
+    with pytest.raises(ImageError, match="not an image"):
+        read_upload(b"hello world, certainly not a picture")
+    with pytest.raises(ImageError, match="cannot be decoded|not an image"):
+        read_upload(_jpeg((1, 2, 3))[:80])
+    with pytest.raises(ImageError, match="limit is 0 MB"):
+        read_upload(_png(Image.new("L", (10, 10))), max_bytes=50)
+    with pytest.raises(ImageError, match="pixel limit"):
+        read_upload(_png(Image.new("L", (3000, 3000))), max_pixels=1_000_000)
+    gif = io.BytesIO()
+    Image.new("P", (8, 8)).save(gif, "GIF")
+    with pytest.raises(ImageError, match="GIF images are not accepted"):
+        read_upload(gif.getvalue())
