@@ -63,7 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(dataset=args.dataset, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       seed=args.seed, size=args.size, data_root=args.data_dir, model_id=args.model_id,
-                      max_train=args.max_train, augment=not args.no_augment)
+                      max_train=args.max_train, augment=not args.no_augment, balanced=args.balanced)
     _, card, path = train(cfg, _tqdm_progress(f"train {cfg.arch} on {cfg.dataset}"), args.models_dir)
     m = card.metrics
     auc = f"{m['roc_auc']:.4f}" if m.get("roc_auc") is not None else "n/a"
@@ -185,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", default=None)
     t.add_argument("--model-id", default=None, help="folder name under the models folder (default: DATASET-ARCH)")
     t.add_argument("--max-train", type=int, default=None, help="use only the first N training images")
-    t.add_argument("--no-augment", action="store_true")
+    t.add_argument("--no-augment", action="store_true", help="no random flips (e.g. for data where flips change meaning)")
+    t.add_argument("--balanced", action="store_true", help="weight the loss by inverse class frequency")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("explain", help="explain one dataset image with one or more methods")

@@ -37,6 +37,7 @@ class TrainConfig:
     data_root: str | None = None
     model_id: str | None = None  # default: "<dataset>-<arch>"
     max_train: int | None = None  # use only the first N training images (quick runs / tests)
+    balanced: bool = False  # weight the loss by inverse class frequency (imbalanced data, e.g. medical sets)
 
 
 @dataclass
@@ -97,8 +98,15 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.2)
-    loss_fn = nn.CrossEntropyLoss()
+    if total >= 20:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.2)
+    else:  # a one-cycle schedule needs steps to warm up and anneal; tiny datasets keep a constant rate
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    weight = None
+    if cfg.balanced:
+        counts = torch.bincount(y_train, minlength=len(classes)).float()
+        weight = (counts.sum() / (len(classes) * counts.clamp_min(1))).to(device)
+    loss_fn = nn.CrossEntropyLoss(weight=weight)
 
     t0 = time.perf_counter()
     step = 0

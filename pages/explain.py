@@ -45,6 +45,9 @@ def train_panel(dataset_name: str) -> None:
         except core.XaiError as exc:
             st.error(f"Training failed: {exc}")
             return
+        except Exception as exc:  # a bug, but the page must stay usable and say what happened
+            st.error(f"Training failed unexpectedly: {type(exc).__name__}: {exc}")
+            return
         st.success(f"Trained {card.id}: test accuracy {card.metrics['accuracy']:.1%}")
         st.rerun()
 

@@ -34,3 +34,39 @@ def test_bad_settings(tmp_path):
         train(TrainConfig(epochs=0), None, tmp_path)
     with pytest.raises(UnknownNameError, match="architecture"):
         train(TrainConfig(arch="nope"), None, tmp_path)
+
+
+def test_balanced_loss_counters_a_skewed_training_set(tmp_path, monkeypatch):
+    """With 1 circle per 9 squares, the balanced loss recalls circles far better than the plain one."""
+    import numpy as np
+
+    from core.datasets import shapes
+
+    real = shapes.load
+
+    def skewed(split, root, size=64):
+        ds = real(split, root, size)
+        if split == "train":
+            keep = np.flatnonzero(ds.labels <= 1)
+            keep = keep[(ds.labels[keep] == 1) | (np.arange(len(keep)) % 9 == 0)]
+            ds = type(ds)(info=ds.info, split=split, images=ds.images[keep], labels=ds.labels[keep], masks=ds.masks[keep])
+        return ds
+
+    monkeypatch.setattr(shapes, "load", skewed)
+    recall = {}
+    for balanced in (False, True):
+        _, card, _ = train(TrainConfig(epochs=2, size=32, balanced=balanced, model_id=f"b{balanced}"), None, tmp_path)
+        recall[balanced] = card.metrics["per_class"]["circle"]["recall"]
+    assert recall[True] > recall[False] + 0.1, recall
+
+
+def test_tiny_folder_dataset_trains(tmp_path):
+    """A dozen images (one batch per epoch) must train, not crash the scheduler."""
+    from tests.test_datasets_sources import make_tree
+
+    tree = make_tree(tmp_path / "pets", split_layout=False)
+    _, card, _ = train(TrainConfig(dataset="folder", data_root=str(tree), arch="small_cnn", epochs=3, size=32), None,
+                       tmp_path / "models")
+    assert card.classes == ["cats", "dogs"] and card.training["n_train"] > 0
+    assert card.dataset_options["layout"] == "class folders" and card.dataset_options["split_seed"] == 0
+    assert card.dataset_options["path"] == str(tree)

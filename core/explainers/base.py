@@ -117,6 +117,8 @@ class Explainer:
     outlier_perc: ClassVar[float] = 1.0
     #: needs a sample of training images (``explain(..., background=...)``); falls back to synthetic ones
     needs_background: ClassVar[bool] = False
+    #: "CAM", "Gradient" or "Perturbation" (grouping in the UI)
+    family: ClassVar[str] = "Gradient"
 
     def __init__(self, model: nn.Module, background: torch.Tensor | None = None) -> None:
         self.model = model
@@ -126,6 +128,11 @@ class Explainer:
         #: per-call overrides: a wrapper method (SmoothGrad) inherits these from the method it wraps
         self.signed_output: bool = self.signed
         self.reduction: str = self.channel_reduction
+
+    @staticmethod
+    def grad_input(x: torch.Tensor) -> torch.Tensor:
+        """A private copy of ``x`` that requires grad (the caller's tensor is never touched)."""
+        return self.grad_input(x)
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:

@@ -32,6 +32,7 @@ LAYER = Param("layer", "layer", None, "Convolutional layer whose feature maps ar
 
 class CamExplainer(Explainer):
     cam_class: ClassVar[type]
+    family = "CAM"
     needs_layer = True
     signed = False
     outlier_perc = 0.0

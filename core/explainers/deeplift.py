@@ -20,7 +20,7 @@ class DeepLift(Explainer):
 
     def attribute(self, x, target, baseline, seed):
         base = make_baseline(x, baseline, seed, self.model)
-        attr, delta = _DeepLift(self.model).attribute(x.detach().clone().requires_grad_(True), baselines=base,
+        attr, delta = _DeepLift(self.model).attribute(self.grad_input(x), baselines=base,
                                                       target=target, return_convergence_delta=True)
         self.extras = {"convergence_delta": float(delta.abs().max())}
         return attr[0]

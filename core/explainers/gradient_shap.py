@@ -27,5 +27,5 @@ class GradientShap(Explainer):
     def attribute(self, x, target, n_samples, stdev, baselines, seed):
         kinds = BASELINES if baselines == "all" else (baselines,)
         base = torch.cat([make_baseline(x, k, seed, self.model) for k in kinds])
-        xg = x.detach().clone().requires_grad_(True)
+        xg = self.grad_input(x)
         return _GradientShap(self.model).attribute(xg, baselines=base, target=target, n_samples=n_samples, stdevs=stdev)[0]

@@ -13,4 +13,4 @@ class GuidedBackprop(Explainer):
     paper = "Springenberg et al. Striving for Simplicity: The All Convolutional Net. ICLR Workshop 2015. arXiv:1412.6806"
 
     def attribute(self, x, target):
-        return _GBP(self.model).attribute(x.detach().clone().requires_grad_(True), target=target)[0]
+        return _GBP(self.model).attribute(self.grad_input(x), target=target)[0]

@@ -18,4 +18,4 @@ class GuidedGradCAM(Explainer):
 
     def attribute(self, x, target, layer):
         ggc = _GGC(self.model, get_layer(self.model, layer))
-        return ggc.attribute(x.detach().clone().requires_grad_(True), target=target, interpolate_mode="bilinear")[0]
+        return ggc.attribute(self.grad_input(x), target=target, interpolate_mode="bilinear")[0]

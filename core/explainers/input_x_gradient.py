@@ -13,4 +13,4 @@ class InputXGradient(Explainer):
     paper = "Shrikumar et al. Not Just a Black Box: Learning Important Features Through Propagating Activation Differences. arXiv:1605.01713"
 
     def attribute(self, x, target):
-        return _IxG(self.model).attribute(x.detach().clone().requires_grad_(True), target=target)[0]
+        return _IxG(self.model).attribute(self.grad_input(x), target=target)[0]

@@ -32,6 +32,7 @@ class Lime(Explainer):
                    "each superpixel gets its coefficient.")
     paper = "Ribeiro, Singh, Guestrin. \"Why Should I Trust You?\": Explaining the Predictions of Any Classifier. KDD 2016. arXiv:1602.04938"
     needs_gradients = False
+    family = "Perturbation"
     stochastic = True
     outlier_perc = 0.0
     params = (

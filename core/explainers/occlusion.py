@@ -15,6 +15,7 @@ class Occlusion(Explainer):
     description = "Drop in the class score when a square patch is replaced by a baseline, slid over the image."
     paper = "Zeiler, Fergus. Visualizing and Understanding Convolutional Networks. ECCV 2014. arXiv:1311.2901"
     needs_gradients = False
+    family = "Perturbation"
     takes_baseline = True
     stochastic = True  # only with the noise baseline
     params = (

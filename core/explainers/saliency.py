@@ -18,5 +18,4 @@ class Saliency(Explainer):
     channel_reduction = "max_abs"
 
     def attribute(self, x: torch.Tensor, target: int) -> torch.Tensor:
-        x = x.detach().clone().requires_grad_(True)  # a private copy: the caller's tensor is never touched
-        return _Saliency(self.model).attribute(x, target=target, abs=True)[0]
+        return _Saliency(self.model).attribute(self.grad_input(x), target=target, abs=True)[0]

@@ -19,6 +19,7 @@ class ShapPartition(Explainer):
                    "class logit's changes are shared out. Model calls only.")
     paper = "Lundberg, Lee. A Unified Approach to Interpreting Model Predictions. NeurIPS 2017. arXiv:1705.07874"
     needs_gradients = False
+    family = "Perturbation"
     params = (
         Param("masker", "choice", "blur(8,8)", "How hidden regions are filled", choices=MASKERS, label="Masker"),
         Param("max_evals", "int", 500, "Model evaluations (more = finer regions)", 20, 20000, label="Max evals"),

@@ -36,7 +36,7 @@ class _NoiseTunnelExplainer(Explainer):
         self.signed_output = signed and self.nt_type == "smoothgrad"
         self.reduction = reduction if self.signed_output or reduction == "max_abs" else "sum"
         nt = NoiseTunnel(cls(self.model))
-        xg = x.detach().clone().requires_grad_(True)
+        xg = self.grad_input(x)
         return nt.attribute(xg, nt_type=self.nt_type, nt_samples=n_samples, nt_samples_batch_size=batch_size,
                             stdevs=noise_level, target=target, **kwargs)[0]
 
