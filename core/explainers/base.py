@@ -132,7 +132,7 @@ class Explainer:
     @staticmethod
     def grad_input(x: torch.Tensor) -> torch.Tensor:
         """A private copy of ``x`` that requires grad (the caller's tensor is never touched)."""
-        return self.grad_input(x)
+        return x.detach().clone().requires_grad_(True)
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
