@@ -83,7 +83,7 @@ def bench_model(model: nn.Module, images: Sequence[torch.Tensor], methods: Seque
     rows = []
     for name in methods:
         kw = (settings or {}).get(name, {})
-        print(f"bench: {name} {kw or ''}", file=sys.stderr, flush=True)
+        print(f"bench: {name} {kw or ''} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
         explain(model, images[0], name, background=background, **kw)  # warm-up
         secs, fwd, grad = [], [], []
         for img in images:
@@ -119,7 +119,7 @@ def _env() -> str:
 
 
 def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None, resnet224: bool = False,
-        n_images_224: int = 2) -> str:
+        n_images_224: int = 1) -> str:
     methods = list(methods or list_methods())
     model, card = load_model(model_path)
     ds = load_dataset(card.dataset, split="test", size=card.input_size)
@@ -133,7 +133,7 @@ def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None
         net = build_model("resnet18", 10, 3, [0.5] * 3, [0.25] * 3).to(config.pick_device()).eval()
         imgs = [torch.from_numpy(a).permute(2, 0, 1).float() / 255 for a in shapes.generate(n_images_224, 7, 224)[0]]
         out.append(table(bench_model(net, imgs, methods, SETTINGS_224, background=torch.stack(imgs)),
-                         f"**ResNet-18 at 224 px** (random weights: speed only), median of {len(imgs)} images, "
+                         f"**ResNet-18 at 224 px** (random weights: speed only), median of {len(imgs)} image(s), "
                          f"default settings except where shown; {_env()}"))
     return "\n\n".join(out)
 
