@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, roc_auc_score
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_proba(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (N, K) for float images (N, C, H, W) in [0, 1]."""
     model.eval()

@@ -96,7 +96,7 @@ def uploaded_image(card) -> tuple[object, object] | None:
     """An uploaded file, preprocessed for the model exactly as its training images were."""
     mb = MAX_UPLOAD_BYTES // 1_000_000
     up = st.file_uploader(f"Image (PNG, JPEG, TIFF, BMP, WebP; up to {mb} MB and {MAX_PIXELS / 1e6:.0f} Mpixels)",
-                          type=list(UPLOAD_EXTENSIONS), key=state.UPLOAD)
+                          type=list(UPLOAD_EXTENSIONS), key=state.UPLOAD, max_upload_size=mb)
     if up is None:
         st.info("Upload an image to explain.")
         return None

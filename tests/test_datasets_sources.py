@@ -242,6 +242,14 @@ def test_exif_orientation_and_16_bit_conversion():
     assert abs(int(to_array(sixteen, 8, 1)[0, 0, 0]) - 128) <= 1  # scaled, not clipped to 255
     rgba = Image.new("RGBA", (8, 8), (10, 20, 250, 0))
     assert to_array(rgba, 8, 3)[0, 0].tolist() == [10, 20, 250]
+    la = Image.new("LA", (8, 8), (77, 0))
+    assert to_array(la, 8, 1)[0, 0, 0] == 77 and to_array(la, 8, 3)[0, 0].tolist() == [77, 77, 77]
+    pal = Image.new("P", (8, 8), 1)
+    pal.putpalette([0, 0, 0, 12, 200, 34] + [0] * 762)
+    assert to_array(pal, 8, 3)[0, 0].tolist() == [12, 200, 34]
+    big = Image.new("RGB", (300, 100), (0, 0, 0))
+    big.paste((255, 255, 255), (100, 0, 200, 100))  # white centre third: survives the centre crop
+    assert to_array(big, 50, 3)[25, 25].tolist() == [255, 255, 255] and to_array(big, 50, 3).shape == (50, 50, 3)
     cmyk = Image.new("CMYK", (8, 8), (0, 255, 255, 0))  # pure red
     r, g, b = to_array(cmyk, 8, 3)[0, 0]
     assert r > 200 and g < 50 and b < 50

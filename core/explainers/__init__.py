@@ -92,7 +92,7 @@ def predict(model: nn.Module, image: torch.Tensor | np.ndarray) -> np.ndarray:
     attribution has placed on a shared model.
     """
     device = next(model.parameters()).device
-    with model_lock(model), torch.no_grad():
+    with model_lock(model), torch.inference_mode():
         return torch.softmax(model(_as_batch(image, device)), dim=1)[0].cpu().numpy()
 
 
