@@ -7,6 +7,8 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw
 
+from .maps import robust_scale
+
 #: colour map for magnitude heat maps in [0, 1], and for signed maps in [-1, 1]
 MAGNITUDE_CMAP = "inferno"
 SIGNED_CMAP = "RdBu_r"
@@ -67,13 +69,6 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def map_scale(attribution: np.ndarray, outlier_perc: float = 1.0) -> float:
-    """Robust maximum of ``|attribution|``: its (100 - outlier_perc) percentile (the max if that is 0)."""
-    mag = np.abs(attribution)
-    s = float(np.percentile(mag, 100 - outlier_perc)) if outlier_perc > 0 else float(mag.max())
-    return s if s > 1e-12 else float(mag.max())
-
-
 def attribution_overlay(image: np.ndarray, attribution: np.ndarray, *, signed: bool = False, scale: float | None = None,
                         alpha: float = 0.5, top_percent: float = 100.0, outlier_perc: float = 1.0,
                         upscale_by: int = 1) -> np.ndarray:
@@ -88,7 +83,7 @@ def attribution_overlay(image: np.ndarray, attribution: np.ndarray, *, signed: b
             the rest shows the plain image.
     """
     a = np.asarray(attribution, dtype=np.float32)
-    s = scale if scale is not None else map_scale(a, outlier_perc)
+    s = scale if scale is not None else robust_scale(a, outlier_perc)
     s = s if s > 1e-12 else 1.0
     base = to_rgb_uint8(image).astype(np.float32)
     if base.shape[:2] != a.shape:

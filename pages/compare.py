@@ -7,6 +7,7 @@ import streamlit as st
 import core
 from core import charts, render
 from core.compare import agreement_matrix, maps_npz
+from core.maps import robust_scale
 from core.explainers import get_method
 from ui import state
 from ui.pickers import Selection, explain_cached, pick_model
@@ -98,7 +99,7 @@ def main() -> None:
     show = display_controls()
     shared_scale = None
     if show["shared"] and results:
-        shared_scale = max(render.map_scale(e.attribution, get_method(e.method).outlier_perc) for e in results.values())
+        shared_scale = max(robust_scale(e.attribution, get_method(e.method).outlier_perc) for e in results.values())
     classes = sel.card.classes
     tiles, row_labels = [], []
     header = st.columns(len(methods) + 1)

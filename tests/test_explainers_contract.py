@@ -109,3 +109,26 @@ def test_bad_arguments_are_precise():
         explain(model, x, "grad_cam", layer="net.fc")
     with pytest.raises(ValueError, match="one image"):
         explain(model, torch.rand(2, 3, 32, 32), "saliency")
+
+
+class Exploding(nn.Module):
+    """Switches itself to train mode, then fails: the shared model must still come back in eval mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = make_classifier(3)
+        self.target_layer = "inner." + self.inner.target_layer
+
+    def forward(self, x):
+        if torch.is_grad_enabled():
+            self.train()
+            raise RuntimeError("boom")
+        return self.inner(x)
+
+
+def test_failure_leaves_the_model_in_eval_mode_without_hooks():
+    model = Exploding().eval()
+    for method in ("saliency", "grad_cam"):
+        with pytest.raises(AttributionError, match="boom"):
+            explain(model, torch.rand(3, 32, 32), method)
+        assert not model.training and hooks_on(model) == 0

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import AttributionError, ParameterError, XaiError
+from ..maps import robust_scale
 from . import (  # noqa: F401  (registration, in display order)
     grad_cam, grad_cam_plusplus, xgrad_cam, layer_cam, hires_cam, eigen_cam, score_cam, ablation_cam,
     saliency, integrated_gradients, smoothgrad, input_x_gradient, guided_backprop, guided_grad_cam, deeplift,
@@ -77,9 +78,7 @@ def _reduce(attr: np.ndarray, how: str) -> np.ndarray:
 def to_heatmap(attribution: np.ndarray, outlier_perc: float = 1.0) -> tuple[np.ndarray, bool]:
     """Scale ``|attribution|`` to [0, 1] by its (100 - outlier_perc) percentile; ``(zeros, True)`` if flat."""
     mag = np.abs(attribution)
-    scale = float(np.percentile(mag, 100 - outlier_perc)) if outlier_perc > 0 else float(mag.max())
-    if scale <= 1e-12:
-        scale = float(mag.max())
+    scale = robust_scale(attribution, outlier_perc)
     if scale <= 1e-12 or float(attribution.max() - attribution.min()) <= 1e-12 * max(1.0, scale):
         return np.zeros_like(mag, dtype=np.float32), True
     return np.clip(mag / scale, 0.0, 1.0).astype(np.float32), False
@@ -136,9 +135,9 @@ def explain(model: nn.Module, image: torch.Tensor | np.ndarray, method: str, tar
     full = resolve_params(method, model, **params)
     device = next(model.parameters()).device
     x = _as_batch(image, device)
-    model.eval()
     with model_lock(model):
-        with torch.no_grad():
+        model.eval()
+        with torch.inference_mode():
             logits = model(x)
         n_classes = logits.shape[1]
         if target is None:
@@ -151,11 +150,12 @@ def explain(model: nn.Module, image: torch.Tensor | np.ndarray, method: str, tar
         try:
             with _seeded(full.get("seed") if cls.stochastic else None):
                 raw = explainer.attribute(x, target, **full)
-            model.eval()  # some libraries switch modes (shap's GradientExplainer); leave the shared model as found
         except XaiError:
             raise
         except Exception as exc:
             raise AttributionError(f"{cls.title} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            model.eval()  # some libraries switch modes (shap's GradientExplainer); leave the shared model as found
         seconds = time.perf_counter() - t0
     if isinstance(raw, torch.Tensor):
         raw = raw.detach().float().cpu().numpy()

@@ -1,16 +1,14 @@
 """Input x Gradient (Shrikumar et al., 2016), via captum."""
 from captum.attr import InputXGradient as _IxG
 
-from .base import Explainer
+from .captum_gradient import CaptumGradientExplainer
 from .registry import register
 
 
 @register
-class InputXGradient(Explainer):
+class InputXGradient(CaptumGradientExplainer):
     name = "input_x_gradient"
     title = "Input × Gradient"
     description = "Element-wise product of the input and the gradient of the class score (signed)."
     paper = "Shrikumar et al. Not Just a Black Box: Learning Important Features Through Propagating Activation Differences. arXiv:1605.01713"
-
-    def attribute(self, x, target):
-        return _IxG(self.model).attribute(self.grad_input(x), target=target)[0]
+    captum_class = _IxG

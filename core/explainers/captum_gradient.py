@@ -1,0 +1,15 @@
+"""Shared base of captum's single-pass gradient methods (Saliency, Input x Gradient, Guided Backprop)."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .base import Explainer
+
+
+class CaptumGradientExplainer(Explainer):
+    captum_class: ClassVar[type]
+    #: extra keyword arguments of the captum ``attribute`` call
+    attribute_kwargs: ClassVar[dict[str, Any]] = {}
+
+    def attribute(self, x, target):
+        return self.captum_class(self.model).attribute(self.grad_input(x), target=target, **self.attribute_kwargs)[0]
