@@ -57,12 +57,6 @@ class TrainProgress:
 ProgressFn = Callable[[TrainProgress], None]
 
 
-def _channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
-    mean = images.mean(dim=(0, 2, 3))
-    std = images.std(dim=(0, 2, 3)).clamp_min(1e-3)
-    return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
-
-
 def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str | Path | None = None) -> tuple[Classifier, ModelCard, Path]:
     """Train a model, evaluate it on the test split, save it, and return ``(model, card, path)``."""
     if cfg.epochs < 1:
@@ -76,14 +70,17 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
     notify(TrainProgress(0, cfg.epochs, 0, 1, math.nan, "loading data"))
     train_ds = load_dataset(cfg.dataset, "train", size=cfg.size, root=cfg.data_root)
     test_ds = load_dataset(cfg.dataset, "test", size=cfg.size, root=cfg.data_root)
-    x_train, y_train = train_ds.tensors()
-    if cfg.max_train:
-        x_train, y_train = x_train[: cfg.max_train], y_train[: cfg.max_train]
-    if len(x_train) == 0:
+    n_train = min(len(train_ds), cfg.max_train or len(train_ds))
+    if n_train == 0:
         raise TrainingError(f"dataset {cfg.dataset!r} has no training images")
+    if cfg.max_train and cfg.max_train < len(train_ds):
+        train_ds = type(train_ds)(info=train_ds.info, split="train", images=train_ds.images[:n_train],
+                                  labels=train_ds.labels[:n_train], extras=train_ds.extras)
+    # Images stay uint8 and are converted batch by batch: a float copy of a large split would not fit.
+    y_train = torch.from_numpy(train_ds.labels)
     classes = list(train_ds.classes)
-    channels, size = x_train.shape[1], x_train.shape[-1]
-    mean, std = _channel_stats(x_train)
+    size, channels = train_ds.images.shape[1], train_ds.images.shape[3]
+    mean, std = train_ds.channel_stats()
     if len(set(y_train.tolist())) < 2:
         raise TrainingError(f"the training split of {cfg.dataset!r} has images of one class only")
     warnings = list(train_ds.extras.get("warnings", []))
@@ -96,7 +93,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
 
     model = build_model(cfg.arch, len(classes), channels, mean, std).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     if total >= 20:
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.2)
@@ -113,11 +110,11 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
     history = []
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        perm = torch.from_numpy(rng.permutation(len(x_train)))
+        perm = rng.permutation(n_train)
         running = 0.0
         for b in range(steps_per_epoch):
             idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
+            xb, yb = train_ds.batch(idx), y_train[idx]
             if cfg.augment:
                 flip = torch.from_numpy(rng.random(len(xb)) < 0.5)
                 xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
@@ -137,8 +134,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
 
     notify(TrainProgress(cfg.epochs, cfg.epochs, total, total, math.nan, "evaluating on the test split"))
     model.eval()
-    x_test, y_test = test_ds.tensors()
-    metrics = classification_metrics(y_test.numpy(), predict_proba(model, x_test), classes)
+    metrics = classification_metrics(test_ds.labels, predict_proba(model, test_ds), classes)
     metrics["split"] = "test"
 
     card = ModelCard(
@@ -153,7 +149,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
         target_layer=model.target_layer,
         training={
             **{k: v for k, v in asdict(cfg).items() if k not in ("model_id", "data_root")},
-            "n_train": int(len(x_train)),
+            "n_train": int(n_train),
             "seconds": round(train_seconds, 1),
             "device": str(device),
             "torch": torch.__version__,

@@ -1,6 +1,7 @@
 """Data page: every registered dataset, its state, class distribution per split, samples, sizes/modes, source, licence."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -85,7 +86,7 @@ def main() -> None:
     gallery = splits.get("train") or first
     scale = max(1, 96 // h)
     for i, cls in enumerate(classes):
-        idx = [j for j in range(len(gallery)) if gallery.labels[j] == i][:SAMPLES_PER_CLASS]
+        idx = np.flatnonzero(gallery.labels == i)[:SAMPLES_PER_CLASS].tolist()
         st.markdown(f"**{cls}**" + ("" if idx else " — no images in this split"))
         if idx:
             cols = st.columns(SAMPLES_PER_CLASS)

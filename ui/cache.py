@@ -54,9 +54,8 @@ def split_predictions(model_path: str, weights_sha256: str, dataset_name: str, s
     from core.metrics import predict_proba
 
     m, _ = model(model_path, weights_sha256)
-    x, _ = dataset(dataset_name, split, size, root).tensors()
     with model_lock(m):
-        return predict_proba(m, x).argmax(axis=1)
+        return predict_proba(m, dataset(dataset_name, split, size, root)).argmax(axis=1)
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)

@@ -76,6 +76,19 @@ class ArrayDataset(Dataset):
         return torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2).float().div_(255.0)
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """All images as one float tensor (N, C, H, W) in [0, 1] and labels (N,)."""
-        x = torch.from_numpy(self.images).permute(0, 3, 1, 2).float().div_(255.0)
-        return x, torch.from_numpy(self.labels)
+        """All images as one float tensor (N, C, H, W) in [0, 1] and labels (N,). Four times the memory of
+        the uint8 images: for large splits use :meth:`batch` instead."""
+        return self.batch(np.arange(len(self))), torch.from_numpy(self.labels)
+
+    def batch(self, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Images at ``indices`` as float (n, C, H, W) in [0, 1], converted from the uint8 store on demand."""
+        idx = np.asarray(indices)
+        return torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2).float().div_(255.0)
+
+    def channel_stats(self, limit: int = 20_000) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std in [0, 1] units, from up to ``limit`` images (seeded sample)."""
+        idx = np.arange(len(self)) if len(self) <= limit else np.sort(np.random.default_rng(0).choice(len(self), limit, replace=False))
+        a = self.images[idx].astype(np.float64) / 255.0
+        mean = a.mean(axis=(0, 1, 2))
+        std = np.maximum(a.std(axis=(0, 1, 2)), 1e-3)
+        return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
