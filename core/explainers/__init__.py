@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,12 @@ from . import (  # noqa: F401  (registration, in display order)
 )
 from .base import Explainer, Explanation, Param, model_lock, rng_lock
 from .registry import EXPLAINERS, register
+
+
+# captum announces, on every call, that it adds and removes hooks (we check that none survive ourselves).
+for _message in ("Setting backward hooks on ReLU activations", "Setting forward, backward hooks and attributes on non-linear",
+                 "Input Tensor 0 did not already require gradients"):
+    warnings.filterwarnings("ignore", message=_message, category=UserWarning)
 
 
 def list_methods() -> list[str]:
