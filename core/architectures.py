@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .errors import CheckpointError, UnknownNameError
+from .errors import UnknownNameError
 from .registry import Registry
 
 
@@ -164,28 +164,6 @@ def build_model(arch: str, num_classes: int, in_channels: int, mean: Sequence[fl
         raise ValueError(f"mean/std need {in_channels} values, got {len(mean)}/{len(std)}")
     spec = ARCHITECTURES.get(arch)
     return Classifier(spec.builder(num_classes, in_channels), mean, std, target_layer="net." + spec.target_layer)
-
-
-def load_pretrained_backbone(model: Classifier, arch: str) -> None:
-    """Copy torchvision's ImageNet weights into a standard ResNet (all but the first conv if 1 channel, and fc).
-
-    Needs network access the first time (torchvision caches the file under ``~/.cache/torch``).
-    """
-    import torchvision
-
-    if arch not in ("resnet18", "resnet50"):
-        raise UnknownNameError(f"No ImageNet weights for architecture {arch!r} (only resnet18, resnet50)")
-    weights = {"resnet18": torchvision.models.ResNet18_Weights, "resnet50": torchvision.models.ResNet50_Weights}[arch]
-    try:
-        state = weights.IMAGENET1K_V1.get_state_dict(progress=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"Could not fetch ImageNet weights for {arch} from {weights.IMAGENET1K_V1.url} ({exc}). "
-            "Connect to the internet once, or put the file in ~/.cache/torch/hub/checkpoints/, or train from scratch."
-        ) from exc
-    own = model.net.state_dict()
-    compatible = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    model.net.load_state_dict(compatible, strict=False)
 
 
 def conv_layers(model: nn.Module) -> list[str]:
