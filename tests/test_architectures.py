@@ -43,3 +43,25 @@ def test_bad_names_and_arguments():
     model = build_model("small_cnn", 2, 3, [0.5] * 3, [0.2] * 3)
     with pytest.raises(UnknownNameError, match="no layer 'net.nothing'"):
         get_layer(model, "net.nothing")
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_our_resnets_are_torchvision_resnets_with_separate_relus(depth):
+    import torchvision
+
+    torch.manual_seed(depth)
+    ref = getattr(torchvision.models, f"resnet{depth}")(num_classes=5).eval()
+    ours = build_model(f"resnet{depth}", 5, 3, [0.0] * 3, [1.0] * 3).eval()
+    ours.net.load_state_dict(ref.state_dict())  # same parameter names: torchvision weights load as they are
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+    relus = [m for m in ours.modules() if isinstance(m, torch.nn.ReLU)]
+    assert all(not r.inplace for r in relus)
+    calls = []
+    hooks = [r.register_forward_hook(lambda m, i, o: calls.append(id(m))) for r in relus]
+    with torch.no_grad():
+        ours(x)
+    for h in hooks:
+        h.remove()
+    assert len(calls) == len(set(calls))  # every ReLU module is used once (DeepLIFT's requirement)
