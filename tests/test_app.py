@@ -222,3 +222,20 @@ def test_data_page_download_failure_is_one_clear_message(tiny_model_dir, monkeyp
     at.button(key="download").click().run()
     assert not at.exception
     assert any("Could not download pneumoniamnist_64.npz" in e.value and "put it at" in e.value for e in at.error)
+
+
+def test_model_trained_from_a_data_dir_is_explained_from_its_recorded_folder(tiny_model_dir, isolated_dirs):
+    """A 1-channel PneumoniaMNIST model trained with --data-dir: the UI finds the data through the card."""
+    from core.training import TrainConfig, train
+    from tests.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "pneumoniamnist.npz").is_file():
+        pytest.skip(f"real PneumoniaMNIST file not found at {SHARED_DATA}")
+    train(TrainConfig(dataset="pneumoniamnist", data_root=str(SHARED_DATA), epochs=1,
+                      model_id="pneumo-test"), None, isolated_dirs["models"])
+    at = _run_explain()
+    at.selectbox(key="dataset").set_value("pneumoniamnist").run()
+    assert not at.exception and not at.error
+    assert any("True class:" in m.value for m in at.markdown)
+    caps = _map_captions(at)
+    assert len(caps) == 3 and all(c.split(" → ")[1].split(" · ")[0] in ("normal", "pneumonia") for c in caps)

@@ -286,3 +286,21 @@ def test_upload_validation():
     Image.new("P", (8, 8)).save(gif, "GIF")
     with pytest.raises(ImageError, match="GIF images are not accepted"):
         read_upload(gif.getvalue())
+
+
+def test_cli_download_then_load(tmp_path, server, monkeypatch, capsys):
+    import hashlib
+
+    from core.cli import main
+
+    write_npz(tmp_path / "src.npz", 64, False)
+    payload = (tmp_path / "src.npz").read_bytes()
+    _Handler.payload, _Handler.truncate = payload, False
+    url = f"http://127.0.0.1:{server.server_port}/pneumoniamnist_64.npz"
+    monkeypatch.setattr("core.datasets.medmnist_source.MedMNISTSource.url_md5",
+                        lambda self, size: (url, hashlib.md5(payload).hexdigest()))
+    assert main(["download", "pneumoniamnist", "--size", "64", "--data-dir", str(tmp_path / "data")]) == 0
+    assert "saved" in capsys.readouterr().out
+    assert load_dataset("pneumoniamnist", split="train", root=tmp_path / "data").info.image_size == 64
+    assert main(["download", "dogs_vs_wolves"]) == 2  # not downloadable: says where to get it
+    assert "Kaggle" in capsys.readouterr().err
