@@ -54,9 +54,27 @@ def test_smoothgrad_with_zero_noise_equals_its_base(variant, model_and_image):
     sal = explain(model, image, "saliency", target=1).attribution
     sg = explain(model, image, variant, target=1, base="saliency", noise_level=0.0, n_samples=4).attribution
     np.testing.assert_allclose(sg, sal ** 2 if variant == "smoothgrad_sq" else sal, rtol=1e-5, atol=1e-9)
-    ixg = explain(model, image, "input_x_gradient", target=1).attribution
-    sg = explain(model, image, "smoothgrad", target=1, base="input_x_gradient", noise_level=0.0, n_samples=3).attribution
-    np.testing.assert_allclose(sg, ixg, rtol=1e-5, atol=1e-7)
+
+
+# base of SmoothGrad -> (the same method on its own, with the settings SmoothGrad uses for it)
+SMOOTHGRAD_BASES = {
+    "input_x_gradient": ("input_x_gradient", {}),
+    "guided_backprop": ("guided_backprop", {}),
+    "integrated_gradients": ("integrated_gradients", {"n_steps": 16}),
+    "deeplift": ("deeplift", {"baseline": "zeros"}),
+}
+
+
+@pytest.mark.parametrize("base", list(SMOOTHGRAD_BASES))
+def test_smoothgrad_over_every_base_at_zero_noise_equals_that_base(base, model_and_image):
+    from core.explainers.smoothgrad import BASES
+
+    assert set(BASES) == set(SMOOTHGRAD_BASES) | {"saliency"}  # every base is covered here or above
+    model, image = model_and_image
+    method, kw = SMOOTHGRAD_BASES[base]
+    plain = explain(model, image, method, target=1, **kw).attribution
+    sg = explain(model, image, "smoothgrad", target=1, base=base, noise_level=0.0, n_samples=3).attribution
+    np.testing.assert_allclose(sg, plain, rtol=1e-5, atol=1e-8)
 
 
 def test_smoothgrad_equals_captum_noise_tunnel_for_the_same_seed(model_and_image):

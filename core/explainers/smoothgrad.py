@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from captum.attr import GuidedBackprop, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
+import torch
+from captum.attr import DeepLift, GuidedBackprop, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 
 from .base import Explainer, Param, seed_param
 from .registry import register
@@ -14,14 +15,18 @@ BASES: dict[str, tuple[type, dict[str, Any], bool, str]] = {
     "input_x_gradient": (InputXGradient, {}, True, "sum"),
     "guided_backprop": (GuidedBackprop, {}, True, "sum"),
     "integrated_gradients": (IntegratedGradients, {"n_steps": 16, "internal_batch_size": 64}, True, "sum"),
+    "deeplift": (DeepLift, {}, True, "sum"),
 }
+#: bases that take a baseline: given the black image as a tensor, exactly as the standalone methods get it
+#: (captum's IG computes a scalar 0 baseline's path slightly differently, ~1e-6)
+WITH_BASELINE = {"integrated_gradients", "deeplift"}
 
 
 class _NoiseTunnelExplainer(Explainer):
     nt_type: ClassVar[str]
     stochastic = True
     params = (
-        Param("base", "choice", "saliency", "Gradient method averaged over noisy copies (IG uses 16 steps)",
+        Param("base", "choice", "saliency", "Gradient method averaged over noisy copies (IG: 16 steps; IG and DeepLIFT: black baseline)",
               choices=tuple(BASES), label="Base method"),
         Param("n_samples", "int", 32, "Noisy copies averaged", 1, 512, label="Samples"),
         Param("noise_level", "float", 0.15, "Noise standard deviation as a fraction of the pixel range [0, 1]",
@@ -37,6 +42,8 @@ class _NoiseTunnelExplainer(Explainer):
         self.reduction = reduction if self.signed_output or reduction == "max_abs" else "sum"
         nt = NoiseTunnel(cls(self.model))
         xg = self.grad_input(x)
+        if base in WITH_BASELINE:
+            kwargs = {**kwargs, "baselines": torch.zeros_like(x)}
         return nt.attribute(xg, nt_type=self.nt_type, nt_samples=n_samples, nt_samples_batch_size=batch_size,
                             stdevs=noise_level, target=target, **kwargs)[0]
 
