@@ -24,6 +24,7 @@ from .architectures import build_model
 from .checkpoints import load_model
 from .datasets import load_dataset, shapes
 from .explainers import explain, get_method, list_methods
+from .images import to_tensor
 
 #: Settings for the 224 px run where the defaults would take minutes per image on 2 CPU cores.
 SETTINGS_224: dict[str, dict[str, Any]] = {"occlusion": {"window": 32, "stride": 16}}
@@ -131,7 +132,7 @@ def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None
     if resnet224:
         torch.manual_seed(0)
         net = build_model("resnet18", 10, 3, [0.5] * 3, [0.25] * 3).to(config.pick_device()).eval()
-        imgs = [torch.from_numpy(a).permute(2, 0, 1).float() / 255 for a in shapes.generate(n_images_224, 7, 224)[0]]
+        imgs = [to_tensor(a) for a in shapes.generate(n_images_224, 7, 224)[0]]
         out.append(table(bench_model(net, imgs, methods, SETTINGS_224, background=torch.stack(imgs)),
                          f"**ResNet-18 at 224 px** (random weights: speed only), median of {len(imgs)} image(s), "
                          f"default settings except where shown; {_env()}"))

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..images import to_tensor
+
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -60,8 +62,7 @@ class ArrayDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images in split {self.split!r}")
-        img = torch.from_numpy(self.images[index]).permute(2, 0, 1).float().div_(255.0)
-        return img, int(self.labels[index])
+        return to_tensor(self.images[index]), int(self.labels[index])
 
     def image(self, index: int) -> np.ndarray:
         """The image as stored, uint8 (H, W, C), for display."""
@@ -72,13 +73,7 @@ class ArrayDataset(Dataset):
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         """``n`` images drawn without replacement (seeded), as (n, C, H, W) float in [0, 1]."""
-        idx = np.sort(np.random.default_rng(seed).choice(len(self), size=min(n, len(self)), replace=False))
-        return torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2).float().div_(255.0)
-
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """All images as one float tensor (N, C, H, W) in [0, 1] and labels (N,). Four times the memory of
-        the uint8 images: for large splits use :meth:`batch` instead."""
-        return self.batch(np.arange(len(self))), torch.from_numpy(self.labels)
+        return self.batch(np.sort(np.random.default_rng(seed).choice(len(self), size=min(n, len(self)), replace=False)))
 
     def batch(self, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Images at ``indices`` as float (n, C, H, W) in [0, 1], converted from the uint8 store on demand."""
