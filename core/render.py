@@ -35,14 +35,20 @@ def colorize(values: np.ndarray, cmap: str = MAGNITUDE_CMAP, vmin: float = 0.0, 
     return (colormaps[cmap](t)[..., :3] * 255 + 0.5).astype(np.uint8)
 
 
+def _blend(image: np.ndarray, colours: np.ndarray, weight: float | np.ndarray, scale: int) -> np.ndarray:
+    """``image`` and ``colours`` (H, W, 3) mixed by ``weight`` (a number or an (H, W) map), then upscaled."""
+    base = to_rgb_uint8(image).astype(np.float32)
+    if base.shape[:2] != colours.shape[:2]:
+        raise ValueError(f"image {base.shape[:2]} and map {colours.shape[:2]} differ in size")
+    w = np.asarray(weight, dtype=np.float32)
+    w = w[..., None] if w.ndim == 2 else w
+    return upscale(((1 - w) * base + w * colours).clip(0, 255).astype(np.uint8), scale)
+
+
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5, cmap: str = MAGNITUDE_CMAP,
             vmin: float = 0.0, vmax: float = 1.0, scale: int = 1) -> np.ndarray:
     """Blend a colour-mapped ``heatmap`` (H, W) over ``image``; optionally upscale by ``scale`` (nearest)."""
-    base = to_rgb_uint8(image).astype(np.float32)
-    if base.shape[:2] != heatmap.shape:
-        raise ValueError(f"image {base.shape[:2]} and heat map {heatmap.shape} differ in size")
-    out = ((1 - alpha) * base + alpha * colorize(heatmap, cmap, vmin, vmax)).clip(0, 255).astype(np.uint8)
-    return upscale(out, scale)
+    return _blend(image, colorize(heatmap, cmap, vmin, vmax), alpha, scale)
 
 
 def upscale(image: np.ndarray, scale: int) -> np.ndarray:
@@ -85,9 +91,6 @@ def attribution_overlay(image: np.ndarray, attribution: np.ndarray, *, signed: b
     a = np.asarray(attribution, dtype=np.float32)
     s = scale if scale is not None else robust_scale(a, outlier_perc)
     s = s if s > 1e-12 else 1.0
-    base = to_rgb_uint8(image).astype(np.float32)
-    if base.shape[:2] != a.shape:
-        raise ValueError(f"image {base.shape[:2]} and map {a.shape} differ in size")
     if signed:
         colours = colorize(np.clip(a / s, -1, 1), SIGNED_CMAP, -1.0, 1.0)
     else:
@@ -98,8 +101,7 @@ def attribution_overlay(image: np.ndarray, attribution: np.ndarray, *, signed: b
         threshold = np.percentile(mag, 100 - top_percent)
         weight[mag < threshold] = 0.0
         weight[mag <= 0] = 0.0
-    out = (1 - weight[..., None]) * base + weight[..., None] * colours
-    return upscale(out.clip(0, 255).astype(np.uint8), upscale_by)
+    return _blend(image, colours, weight, upscale_by)
 
 
 def grid_image(rows: list[list[np.ndarray]], row_labels: list[str], col_labels: list[str], pad: int = 4) -> np.ndarray:
