@@ -21,16 +21,17 @@ SPLITS = ("train", "val", "test")
 def main() -> None:
     ensure_router()
     st.title("Datasets")
-    rows = [{"dataset": get_source(n).info.title, "name": n, "state": data_panel.status(n).state,
-             "where / what to do": data_panel.status(n).detail} for n in core.list_datasets()]
+    statuses = {n: data_panel.status(n) for n in core.list_datasets()}
+    rows = [{"dataset": get_source(n).info.title, "name": n, "state": s.state, "where / what to do": s.detail}
+            for n, s in statuses.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
     name = st.selectbox("Dataset", core.list_datasets(), key=state.DATA_DATASET, format_func=data_panel.label)
     src = get_source(name)
     info = src.info
     st.markdown(f"**{info.title}** — {info.description}  \n**Source:** {info.source}  \n**Licence:** {info.license}")
-    root = dataset_root(name)
-    if not data_panel.status(name, root).ready:
+    root, status = dataset_root(name)
+    if not status.ready:
         setup_panel(name)
         return
     size = st.selectbox("Image size (px)", [None, *src.sizes], key=state.DATA_SIZE,

@@ -12,7 +12,7 @@ from core.explainers import get_method
 from core.training import TrainConfig, TrainProgress, train
 from core.architectures import list_architectures
 from core.images import MAX_PIXELS, MAX_UPLOAD_BYTES, UPLOAD_EXTENSIONS, preprocess, read_upload
-from ui import data_panel, state
+from ui import state
 from ui.data_panel import setup_panel
 from ui.pickers import dataset_root, explain_cached, pick_model
 from ui.router import ensure_router
@@ -24,8 +24,8 @@ GALLERY_SIZE = 8
 
 def train_panel(dataset_name: str) -> None:
     """Offered when no model exists for the dataset: trains one with a live progress bar."""
-    root = dataset_root(dataset_name)
-    if not data_panel.status(dataset_name, root).ready:
+    root, status = dataset_root(dataset_name)
+    if not status.ready:
         setup_panel(dataset_name)
         return
     st.info(f"No trained model for **{dataset_info(dataset_name).title}** yet. Train one here (or with "

@@ -19,8 +19,9 @@ def root_override(name: str) -> str | None:
     return st.session_state.get(state.DATA_ROOTS, {}).get(name)
 
 
-def status(name: str, root: str | None = None):
-    return dataset_status(name, root=root or root_override(name))
+def status(name: str):
+    """The dataset's status where this session reads it (its chosen folder, else the default one)."""
+    return dataset_status(name, root=root_override(name))
 
 
 def label(name: str) -> str:

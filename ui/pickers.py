@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 import core
-from core.datasets import ArrayDataset, dataset_status
+from core.datasets import ArrayDataset, Status, dataset_status
 from core.explainers import get_method
 
 from . import cache, data_panel, state
@@ -27,19 +27,21 @@ class Selection:
     root: str | None = None
 
 
-def dataset_root(name: str, card: Any = None) -> str | None:
-    """Where to read ``name`` from: this session's folder, else the default data folder, else the folder the
-    model was trained from (recorded in its card)."""
+def dataset_root(name: str, card: Any = None) -> tuple[str | None, Status]:
+    """Where to read ``name`` from, and its status there: this session's folder, else the default data
+    folder, else the folder the model was trained from (recorded in its card)."""
     override = data_panel.root_override(name)
-    if override or dataset_status(name).ready:
-        return override
+    status = dataset_status(name, root=override)
+    if override or status.ready:
+        return override, status
     recorded = (card.dataset_options or {}).get("path") if card is not None else None
     if recorded:
         p = Path(recorded)
         candidate = p.parent if p.suffix == ".npz" else p
-        if dataset_status(name, root=candidate).ready:
-            return str(candidate)
-    return None
+        found = dataset_status(name, root=candidate)
+        if found.ready:
+            return str(candidate), found
+    return None, status
 
 
 def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
@@ -59,9 +61,9 @@ def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
     except core.XaiError as exc:
         st.error(str(exc))
         return None
-    root = dataset_root(dataset_name, card)
+    root, status = dataset_root(dataset_name, card)
     ds = None
-    if dataset_status(dataset_name, root=root).ready:
+    if status.ready:
         try:
             ds = cache.dataset(dataset_name, split, card.input_size, root)
         except core.XaiError as exc:
