@@ -40,10 +40,18 @@ def image_digest(image: np.ndarray) -> str:
     return hashlib.sha256(a.tobytes() + str((a.shape, a.dtype)).encode()).hexdigest()
 
 
+BACKGROUND_N, BACKGROUND_SEED = 256, 0
+
+
 @st.cache_resource(show_spinner="Sampling background images…", max_entries=8)
-def background(dataset_name: str, size: int, root: str | None = None, n: int = 256):
+def background(dataset_name: str, size: int, root: str | None = None):
     """A fixed, seeded sample of training images for methods that need a background (SHAP Gradient)."""
-    return dataset(dataset_name, "train", size, root).sample(n, seed=0)
+    return dataset(dataset_name, "train", size, root).sample(BACKGROUND_N, seed=BACKGROUND_SEED)
+
+
+def background_key(dataset_name: str, size: int, root: str | None = None) -> str:
+    """What identifies :func:`background`'s sample in the results cache key."""
+    return f"{dataset_name}/{root}/train/{size}/{BACKGROUND_N}/seed{BACKGROUND_SEED}"
 
 
 @st.cache_data(show_spinner="Predicting the whole split…", max_entries=32)

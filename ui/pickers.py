@@ -76,6 +76,6 @@ def explain_cached(sel: Selection, image: np.ndarray, method: str, params: dict,
     bg, bg_key = None, ""
     if get_method(method).needs_background and sel.ds is not None:
         bg = cache.background(sel.dataset_name, sel.card.input_size, sel.root)
-        bg_key = f"{sel.dataset_name}/{sel.root}/train/{sel.card.input_size}/256/seed0"
+        bg_key = cache.background_key(sel.dataset_name, sel.card.input_size, sel.root)
     return cache.explanation(sel.model_path, sel.card.weights_sha256, cache.image_digest(image), method,
                              json.dumps(params, sort_keys=True), target, bg_key, image, bg)
