@@ -17,11 +17,13 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from .. import config
 from ..errors import DatasetError, ImageError
 from ..images import IMAGE_SUFFIXES, open_image, to_array
 from ..io import atomic_write_with
@@ -155,8 +157,6 @@ class FolderSource(Source):
     def path(self, root: Path) -> Path:
         """The dataset's folder: ``<data>/<folder>`` by default; a root given explicitly may be the folder itself
         (e.g. ``--data-dir ../shared/data/samples/dogs_vs_wolves``)."""
-        from .. import config
-
         default = root.resolve() == config.data_dir().resolve()
         if self.folder is None:
             if default:
@@ -187,7 +187,7 @@ class FolderSource(Source):
         channels = self.channels or guess_channels([f for v in splits.values() for f in v])
         key = hashlib.sha256(json.dumps([CACHE_VERSION, str(folder.resolve()), split, size, channels, classes,
                                          [(str(p), p.stat().st_size, p.stat().st_mtime) for p, _ in files]]).encode())
-        cache = root_cache(folder) / f"{self.info.name}_{split}_{size}px_{channels}ch_{key.hexdigest()[:16]}.npz"
+        cache = config.data_dir() / "cache" / f"{self.info.name}_{split}_{size}px_{channels}ch_{key.hexdigest()[:16]}.npz"
         data = None
         if cache.is_file():
             try:
@@ -205,17 +205,9 @@ class FolderSource(Source):
                 log.warning("cannot write cache %s (%s)", cache, exc)
             data = (images, labels, meta)
         images, labels, meta = data
-        from dataclasses import replace
-
         info = replace(self.info, classes=tuple(classes), channels=channels, image_size=size)
         return ArrayDataset(info=info, split=split, images=images, labels=labels,
                             extras={"path": str(folder), "layout": layout, "skipped": meta["skipped"],
                                     "modes": meta["modes"], "sizes": meta["sizes"],
                                     "split_seed": SPLIT_SEED if layout == "class folders" else None,
                                     "split_fractions": FRACTIONS if layout == "class folders" else None})
-
-
-def root_cache(folder: Path) -> Path:
-    from .. import config
-
-    return config.data_dir() / "cache"

@@ -7,6 +7,7 @@ assert the full official sample count and so reject reduced files (and test fixt
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +118,7 @@ class MedMNISTSource(Source):
         except Exception as exc:
             raise DatasetError(f"{path} is not a readable .npz file: {exc}") from exc
         images = self._check(path, split, images, labels, s)
-        info = self.info if s == self.info.image_size else _with(self.info, image_size=s)
+        info = self.info if s == self.info.image_size else replace(self.info, image_size=s)
         return ArrayDataset(info=info, split=split, images=images, labels=labels.reshape(-1).astype(np.int64),
                             extras={"path": str(path), "warnings": [warning] if warning else [],
                                     "official_size": self.meta["n_samples"][split]})
@@ -140,9 +141,3 @@ class MedMNISTSource(Source):
             raise DatasetError(f"{path.name}: {split} labels range {labels.min()}..{labels.max()}, "
                                f"expected 0..{len(self.info.classes) - 1}")
         return images[..., None] if images.ndim == 3 else images
-
-
-def _with(info: DatasetInfo, **kw) -> DatasetInfo:
-    from dataclasses import replace
-
-    return replace(info, **kw)

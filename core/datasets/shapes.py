@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import colorsys
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -123,11 +124,5 @@ def load(split: str, root: Path, size: int = 64) -> ArrayDataset:
         n, seed = SPLITS[split]
         data = generate(n, seed, size)
         atomic_write_with(path, lambda fh: np.savez_compressed(fh, images=data[0], labels=data[1], masks=data[2]))
-    info = INFO if size == INFO.image_size else _with_size(size)
+    info = INFO if size == INFO.image_size else replace(INFO, image_size=size)
     return ArrayDataset(info=info, split=split, images=data[0], labels=data[1], masks=data[2])
-
-
-def _with_size(size: int) -> DatasetInfo:
-    from dataclasses import replace
-
-    return replace(INFO, image_size=size)
