@@ -7,15 +7,18 @@ Public API::
     ds = load_dataset("shapes", split="test")
     image, label = ds[7]
     e = explain(model, image, method="integrated_gradients", target=None, n_steps=64)
+    maps = explain_batch(model, ds.batch(range(64)), "grad_cam")   # one Explanation per image
 """
 from .checkpoints import ModelCard, list_models, load_model, save_model
 from .datasets import dataset_info, list_datasets, load_dataset
-from .errors import (AttributionError, CheckpointError, DatasetError, ImageError, ParameterError, TrainingError,
-                     UnknownNameError, XaiError)
-from .explainers import Explanation, explain, get_method, list_methods, predict
+from .errors import (AttributionError, Cancelled, CheckpointError, DatasetError, ImageError, ParameterError,
+                     TrainingError, UnknownNameError, XaiError)
+from .explainers import CancelToken, Explanation, explain, explain_batch, get_method, list_methods
+from .prediction import predict, predict_proba
 
 __all__ = [
-    "AttributionError", "CheckpointError", "DatasetError", "Explanation", "ImageError", "ModelCard", "ParameterError",
-    "TrainingError", "UnknownNameError", "XaiError", "dataset_info", "explain", "get_method", "list_datasets",
-    "list_methods", "list_models", "load_dataset", "load_model", "predict", "save_model",
+    "AttributionError", "CancelToken", "Cancelled", "CheckpointError", "DatasetError", "Explanation", "ImageError",
+    "ModelCard", "ParameterError", "TrainingError", "UnknownNameError", "XaiError", "dataset_info", "explain",
+    "explain_batch", "get_method", "list_datasets", "list_methods", "list_models", "load_dataset", "load_model",
+    "predict", "predict_proba", "save_model",
 ]

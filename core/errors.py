@@ -39,3 +39,7 @@ class ParameterError(XaiError, ValueError):
 
 class AttributionError(XaiError):
     """An attribution method failed or produced a non-finite map."""
+
+
+class Cancelled(XaiError):
+    """A long call was cancelled through its cancel token; nothing it computed is returned."""

@@ -4,22 +4,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, roc_auc_score
-
-
-@torch.inference_mode()
-def predict_proba(model: torch.nn.Module, images: Any, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (N, K) for float images (N, C, H, W) in [0, 1], or for a dataset with a
-    ``batch(indices)`` method (converted batch by batch, so a large split never sits in memory as float)."""
-    model.eval()
-    device = next(model.parameters()).device
-    get = images.batch if hasattr(images, "batch") else (lambda idx: images[idx[0] : idx[-1] + 1])
-    out = []
-    for i in range(0, len(images), batch_size):
-        idx = np.arange(i, min(i + batch_size, len(images)))
-        out.append(torch.softmax(model(get(idx).to(device)), dim=1).cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:

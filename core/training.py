@@ -20,7 +20,8 @@ from .architectures import ARCHITECTURES, Classifier, build_model
 from .checkpoints import ModelCard, save_model
 from .datasets import load_dataset
 from .errors import TrainingError
-from .metrics import classification_metrics, predict_proba
+from .metrics import classification_metrics
+from .prediction import predict_proba
 
 
 @dataclass

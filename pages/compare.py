@@ -11,6 +11,7 @@ from core.maps import robust_scale
 from core.explainers import get_method
 from ui import state
 from ui.pickers import Selection, explain_cached, pick_model
+from ui.progress import EngineProgress
 from ui.data_panel import setup_panel
 from ui.router import ensure_router
 from ui.widgets import method_params
@@ -83,15 +84,19 @@ def main() -> None:
 
     results: dict[tuple[int, str], core.Explanation] = {}
     errors: list[str] = []
-    total = len(indices) * len(methods)
-    bar = st.progress(0.0, text="Computing attributions…")
-    for k, (i, m) in enumerate((i, m) for i in indices for m in methods):
-        bar.progress(k / total, text=f"{get_method(m).title} on image #{i} ({k + 1}/{total})")
-        image, label = sel.ds[i]
+    images = sel.ds.batch(np.asarray(indices))
+    # Targets are class indices either way, so a cell whose true and predicted classes agree is computed once.
+    targets = (core.predict_proba(sel.model, images).argmax(axis=1) if target_mode == "Predicted"
+               else sel.ds.labels[np.asarray(indices)])
+    arrays = list(images.numpy())
+    bar = EngineProgress(len(methods))
+    for k, m in enumerate(methods):  # one batched engine call per method, for its missing cells only
+        bar.start(k, f"{get_method(m).title} on {len(indices)} image{'s' * (len(indices) != 1)}")
         try:
-            results[(i, m)] = explain_cached(sel, image.numpy(), m, params[m], None if target_mode == "Predicted" else label)
+            for i, e in zip(indices, explain_cached(sel, arrays, m, params[m], targets.tolist(), bar)):
+                results[(i, m)] = e
         except core.XaiError as exc:
-            errors.append(f"{get_method(m).title} on #{i}: {exc}")
+            errors.append(f"{get_method(m).title}: {exc}")
     bar.empty()
     for e in errors:
         st.error(e)

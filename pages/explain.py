@@ -15,6 +15,7 @@ from core.images import MAX_PIXELS, MAX_UPLOAD_BYTES, UPLOAD_EXTENSIONS, preproc
 from ui import state
 from ui.data_panel import setup_panel
 from ui.pickers import dataset_root, explain_cached, pick_model
+from ui.progress import EngineProgress
 from ui.router import ensure_router
 from ui.widgets import method_params
 
@@ -156,11 +157,11 @@ def main() -> None:
         return
     image_np = image_t.numpy()
     results = []
-    progress = st.progress(0.0, text="Computing attributions…")
+    progress = EngineProgress(len(methods))
     for i, m in enumerate(methods):
-        progress.progress(i / len(methods), text=f"Computing {get_method(m).title}…")
+        progress.start(i, f"Computing {get_method(m).title}")
         try:
-            results.append(explain_cached(sel, image_np, m, params[m], target))
+            results += explain_cached(sel, [image_np], m, params[m], [pred if target is None else target], progress)
         except core.XaiError as exc:
             st.error(f"{get_method(m).title}: {exc}")
     progress.empty()

@@ -96,13 +96,13 @@ def test_compare_page_three_methods_two_images(tiny_model_dir, monkeypatch):
     import core
 
     calls = []
-    real = core.explain
+    real = core.explain_batch
 
     def counting(*a, **k):
-        calls.append(a[2])
+        calls.append((a[2], len(a[1])))  # (method, images in the batch)
         return real(*a, **k)
 
-    monkeypatch.setattr(core, "explain", counting)
+    monkeypatch.setattr(core, "explain_batch", counting)
     at = AppTest.from_file(APP, default_timeout=180).run()
     at.switch_page("pages/compare.py").run()
     assert not at.exception
@@ -124,9 +124,14 @@ def test_compare_page_three_methods_two_images(tiny_model_dir, monkeypatch):
     at.slider(key="cmp_topk").set_value(20).run()
     at.slider(key="cmp_alpha").set_value(0.3).run()
     assert not at.exception and len(calls) == n
-    # a parameter change recomputes just that method
+    # every computation was one batched engine call for the grid's two images
+    assert calls and all(k == 2 for _, k in calls)
+    # a parameter change recomputes just that method, both images in one call
     at.number_input(key="param.integrated_gradients.n_steps").set_value(16).run()
-    assert [c for c in calls[n:]] == ["integrated_gradients", "integrated_gradients"]
+    assert calls[n:] == [("integrated_gradients", 2)]
+    # a new image computes only its own cells; the others come from the shared store
+    at.multiselect(key="cmp_indices").set_value([3, 4, 5]).run()
+    assert not at.exception and sorted(calls[n + 1:]) == [("grad_cam", 1), ("integrated_gradients", 1), ("lime", 1)]
 
 
 def test_compare_page_misclassified_and_random(tiny_model_dir):

@@ -1,15 +1,18 @@
 """All Streamlit caching lives here.
 
-* ``st.cache_resource`` for models and datasets: one shared object for every browser session.
-  Models are only used through :func:`core.explain`, which holds a per-model lock, so sharing is safe.
-* ``st.cache_data`` for explanations: keyed by everything that determines them (model folder and
-  weights digest, image digest, method, parameters, target); display controls are not part of the key.
+* ``st.cache_resource`` for models and datasets: one shared object for every browser session. A shared
+  model is only read (predictions and most methods run on it concurrently; methods that change a model
+  run on a private replica, see :mod:`core.explainers.sharing`), so sharing is safe.
+* A shared :class:`ResultStore` for explanations: one cell per (model folder and weights digest, image
+  digest, method, parameters, target class, background); display controls are not part of the key.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import streamlit as st
@@ -58,25 +61,72 @@ def background_key(dataset_name: str, size: int, root: str | None = None) -> str
 def split_predictions(model_path: str, weights_sha256: str, dataset_name: str, split: str, size: int,
                       root: str | None = None) -> np.ndarray:
     """Predicted class of every image of a split (for "misclassified only")."""
-    from core.explainers import model_lock
-    from core.metrics import predict_proba
-
     m, _ = model(model_path, weights_sha256)
-    with model_lock(m):
-        return predict_proba(m, dataset(dataset_name, split, size, root)).argmax(axis=1)
+    return core.predict_proba(m, dataset(dataset_name, split, size, root)).argmax(axis=1)
 
 
-@st.cache_data(show_spinner=False, max_entries=2048)
-def explanation(model_path: str, weights_sha256: str, img_digest: str, method: str, params_json: str,
-                target: int | None, background_key: str, _image: np.ndarray, _background=None) -> core.Explanation:
-    """Explanation of ``_image`` (C, H, W float in [0, 1]).
+class ResultStore:
+    """Explanations shared by every browser session, one entry per (model, image, method, parameters,
+    target, background) cell, least recently used dropped first. Thread-safe; entries are read-only.
 
-    The key is everything that determines the result: model folder and weights digest, image digest,
-    method, parameters (including the seed), target, and which background sample (``background_key``).
-    Display controls are never part of it.
+    A page asks for many cells at once (:func:`explanations`); only the missing ones are computed, in one
+    batched engine call per method, so a grid reuses every cell it has already shown.
     """
-    m, _ = model(model_path, weights_sha256)
-    return core.explain(m, _image, method, target=target, background=_background, **json.loads(params_json))
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[tuple, core.Explanation] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> core.Explanation | None:
+        with self._lock:
+            e = self._items.get(key)
+            if e is not None:
+                self._items.move_to_end(key)
+            return e
+
+    def put(self, key: tuple, e: core.Explanation) -> None:
+        for a in (e.attribution, e.heatmap):
+            a.setflags(write=False)  # shared by every session: nobody may change it in place
+        with self._lock:
+            self._items[key] = e
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@st.cache_resource
+def results() -> ResultStore:
+    return ResultStore()
+
+
+def explanations(model_path: str, weights_sha256: str, images: Sequence[np.ndarray], method: str, params: dict,
+                 targets: Sequence[int], background_key: str = "", background=None,
+                 progress: Callable[[int, int], None] | None = None) -> list[core.Explanation]:
+    """One explanation per image (C, H, W float in [0, 1]) for its target class, through the shared store.
+
+    The key of a cell is everything that determines it: model folder and weights digest, image digest,
+    method, parameters (including the seed), target class, and which background sample. Display controls
+    are never part of it. Missing cells are computed in one :func:`core.explain_batch` call.
+    """
+    store = results()
+    params_json = json.dumps(params, sort_keys=True)
+    keys = [(model_path, weights_sha256, image_digest(img), method, params_json, int(t), background_key)
+            for img, t in zip(images, targets)]
+    found = [store.get(k) for k in keys]
+    missing = [i for i, e in enumerate(found) if e is None]
+    if missing:
+        m, _ = model(model_path, weights_sha256)
+        batch = np.stack([images[i] for i in missing])
+        computed = core.explain_batch(m, batch, method, targets=[int(targets[i]) for i in missing],
+                                      background=background, progress=progress, **params)
+        for i, e in zip(missing, computed):
+            store.put(keys[i], e)
+            found[i] = e
+    return found
 
 
 def clear_all() -> None:

@@ -1,10 +1,9 @@
 """Selections shared by the Explain and Compare pages."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import streamlit as st
@@ -71,11 +70,13 @@ def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
     return Selection(dataset_name, model_path, card, model, ds, split, root)
 
 
-def explain_cached(sel: Selection, image: np.ndarray, method: str, params: dict, target: int | None) -> core.Explanation:
-    """One explanation through the result cache (raises :class:`core.XaiError` on bad input)."""
+def explain_cached(sel: Selection, images: Sequence[np.ndarray], method: str, params: dict, targets: Sequence[int],
+                   progress: Callable[[int, int], None] | None = None) -> list[core.Explanation]:
+    """Explanations of ``images`` for ``targets`` (class indices) through the shared result store
+    (raises :class:`core.XaiError` on bad input)."""
     bg, bg_key = None, ""
     if get_method(method).needs_background and sel.ds is not None:
         bg = cache.background(sel.dataset_name, sel.card.input_size, sel.root)
         bg_key = cache.background_key(sel.dataset_name, sel.card.input_size, sel.root)
-    return cache.explanation(sel.model_path, sel.card.weights_sha256, cache.image_digest(image), method,
-                             json.dumps(params, sort_keys=True), target, bg_key, image, bg)
+    return cache.explanations(sel.model_path, sel.card.weights_sha256, images, method, params, targets, bg_key, bg,
+                              progress)

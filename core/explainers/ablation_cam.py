@@ -13,8 +13,10 @@ class AblationCAM(CamExplainer):
     description = "Weight of each feature map = drop in class score when that map is zeroed. Gradient-free."
     paper = "Desai, Ramaswamy. Ablation-CAM: Visual Explanations for Deep Convolutional Network via Gradient-free Localization. WACV 2020"
     needs_gradients = False
+    scores_each_channel = True
     cam_class = _AblationCAM
     params = (LAYER, Param("batch_size", "int", 64, "Ablated copies per forward pass", 1, 1024, label="Batch size"))
 
     def cam_kwargs(self, batch_size):
         return {"batch_size": batch_size}
+

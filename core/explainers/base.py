@@ -1,16 +1,15 @@
 """The explainer contract: one base class, one declared parameter schema, one result type.
 
-An explainer subclass declares its abilities and parameters as class attributes (the UI builds its
-widgets from them) and implements :meth:`Explainer.attribute`, which returns the raw attribution for
-one image. :func:`core.explainers.explain` wraps it with validation, locking, channel reduction,
-display scaling and timing, so every method returns the same :class:`Explanation`.
+An explainer subclass declares its abilities, parameters and effects on shared state as class
+attributes (the UI builds its widgets from them; the engine derives locking and seeding from them)
+and implements :meth:`Explainer.attribute`, which returns raw attributions for a chunk of images.
+:func:`core.explainers.engine.explain_batch` wraps it with validation, replicas, seeding, progress,
+channel reduction, display scaling and timing, so every method returns the same :class:`Explanation`.
 """
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -97,6 +96,14 @@ class Explanation:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+#: What a method can do to state that other sessions share (declared per method, see :meth:`Explainer.effects`):
+#: ``hooks`` (forward/backward hooks on the model's modules), ``modules`` (swaps or wraps modules),
+#: ``module_state`` (writes parameters' ``.grad``, mode flags or buffers), ``global_rng`` (draws from
+#: torch's, numpy's or Python's global random generators).
+Effect = Literal["hooks", "modules", "module_state", "global_rng"]
+MODEL_EFFECTS: frozenset[str] = frozenset({"hooks", "modules", "module_state"})
+
+
 class Explainer:
     """Base class. Subclasses set the class attributes and implement :meth:`attribute`."""
 
@@ -119,12 +126,31 @@ class Explainer:
     needs_background: ClassVar[bool] = False
     #: "CAM", "Gradient" or "Perturbation" (grouping in the UI)
     family: ClassVar[str] = "Gradient"
+    #: what the method does to shared state while it runs (see ``Effect``); :meth:`effects` may refine it
+    #: per parameter set. Methods with a model effect run on a private replica of the model; methods that
+    #: draw from a global RNG run seeded, one image at a time, under the global RNG lock.
+    shared_effects: ClassVar[frozenset[str]] = frozenset()
+    #: ``attribute`` takes a chunk of several images with one target each (the library batches natively);
+    #: otherwise the engine calls it once per image.
+    batched: ClassVar[bool] = True
+    #: images per ``attribute`` call for batched methods (memory vs speed); ``explain_batch(chunk_size=...)``
+    chunk_size: ClassVar[int] = 64
+    #: the method finds the predicted class itself in its own forward pass (``attribute`` gets ``targets=None``
+    #: and sets :attr:`predicted`), which saves the engine a forward pass
+    predicts_target: ClassVar[bool] = False
 
     def __init__(self, model: nn.Module, background: torch.Tensor | None = None) -> None:
         self.model = model
         self.background = background
-        #: method-specific values an ``attribute`` call may set (copied into ``Explanation.extras``)
-        self.extras: dict[str, Any] = {}
+        #: per-image method-specific values an ``attribute`` call may set (see :meth:`set_extras`)
+        self.extras: list[dict[str, Any]] = []
+        #: per-image seeds of the current call (stochastic methods use these, not the ``seed`` parameter)
+        self.seeds: tuple[int, ...] = ()
+        #: classes the method chose itself when called with ``targets=None`` (``predicts_target``)
+        self.predicted: torch.Tensor | None = None
+        #: called with the number of model images just evaluated, from inside long methods (progress and
+        #: cancel between the library's own batches); set by the engine
+        self.tick: Callable[[int], None] = lambda n: None
         #: per-call overrides: a wrapper method (SmoothGrad) inherits these from the method it wraps
         self.signed_output: bool = self.signed
         self.reduction: str = self.channel_reduction
@@ -138,34 +164,43 @@ class Explainer:
     def defaults(cls) -> dict[str, Any]:
         return {p.name: p.default for p in cls.params}
 
-    def attribute(self, x: torch.Tensor, target: int, **params: Any) -> np.ndarray | torch.Tensor:
-        """Attribution for one image.
+    @classmethod
+    def effects(cls, params: dict[str, Any]) -> frozenset[str]:
+        """What this call, with these (resolved) parameters, does to shared state."""
+        return cls.shared_effects
+
+    @classmethod
+    def chunk_for(cls, params: dict[str, Any], image_shape: tuple[int, ...]) -> int:
+        """Images per ``attribute`` call for these parameters (batched methods; memory vs speed)."""
+        return cls.chunk_size
+
+    @classmethod
+    def cost(cls, params: dict[str, Any], model: nn.Module, image_shape: tuple[int, ...]) -> int:
+        """Model images (forward or forward + backward) per explained image, roughly: the unit of progress."""
+        return 1
+
+    def set_extras(self, **values: Any) -> None:
+        """Per-image extras from per-batch values: a sequence of length B gives one item per image."""
+        n = max((len(v) for v in values.values() if isinstance(v, (list, tuple, np.ndarray, torch.Tensor))), default=1)
+        self.extras = [{k: (_item(v[i]) if isinstance(v, (list, tuple, np.ndarray, torch.Tensor)) else v)
+                        for k, v in values.items()} for i in range(n)]
+
+    def attribute(self, x: torch.Tensor, targets: torch.Tensor | None, **params: Any) -> np.ndarray | torch.Tensor:
+        """Attributions for a chunk of images.
 
         Args:
-            x: (1, C, H, W) float tensor in [0, 1] on the model's device. Must not be modified.
-            target: class index to explain.
+            x: (B, C, H, W) float tensor in [0, 1] on the model's device (B = 1 unless ``batched``).
+                Must not be modified.
+            targets: (B,) long tensor of class indices to explain; ``None`` only for ``predicts_target``
+                methods, which then set :attr:`predicted`.
+            **params: the resolved parameters, without ``seed`` (use :attr:`seeds`, one per image).
         Returns:
-            (C, H, W) or (H, W) attribution at input resolution.
+            (B, C, H, W) or (B, H, W) attributions at input resolution.
         """
         raise NotImplementedError
 
 
-#: Stochastic methods reseed the global RNGs; this lock keeps two of them from interleaving.
-rng_lock = threading.Lock()
-
-_locks: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
-_locks_guard = threading.Lock()
-
-
-def model_lock(model: nn.Module) -> threading.RLock:
-    """One re-entrant lock per model object.
-
-    Models cached with ``st.cache_resource`` are shared by every browser session. Hook-based methods
-    (CAMs, guided backprop) attach hooks to the shared model, so a concurrent forward pass from
-    another thread would be captured by them; every attribution therefore holds its model's lock.
-    """
-    with _locks_guard:
-        lock = _locks.get(model)
-        if lock is None:
-            lock = _locks[model] = threading.RLock()
-        return lock
+def _item(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu().numpy()
+    return v.item() if isinstance(v, np.generic) or (isinstance(v, np.ndarray) and v.ndim == 0) else v

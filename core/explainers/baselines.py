@@ -1,6 +1,8 @@
 """Baseline (reference) images shared by the methods that take one."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
@@ -15,11 +17,12 @@ def baseline_param(default: str = "zeros") -> Param:
                  "(seeded), or the training mean colour", choices=BASELINES, label="Baseline")
 
 
-def make_baseline(x: torch.Tensor, kind: str, seed: int = 0, model: nn.Module | None = None) -> torch.Tensor:
-    """A baseline image like ``x`` (1, C, H, W) in [0, 1].
+def make_baseline(x: torch.Tensor, kind: str, seeds: int | Sequence[int] = 0, model: nn.Module | None = None) -> torch.Tensor:
+    """A baseline image for each image of ``x`` (B, C, H, W) in [0, 1].
 
-    zeros: black; blur: ``x`` under a strong Gaussian blur (sigma = side / 8); noise: uniform noise
-    from ``seed``; mean: the training mean colour (from the model's normalisation layer).
+    zeros: black; blur: each image under a strong Gaussian blur (sigma = side / 8); noise: uniform noise,
+    image ``i`` from its own seed ``seeds[i]`` (an int ``s`` means ``s + i``), so an image gets the same
+    noise in a batch as alone; mean: the training mean colour (from the model's normalisation layer).
     """
     if kind == "zeros":
         return torch.zeros_like(x)
@@ -29,11 +32,15 @@ def make_baseline(x: torch.Tensor, kind: str, seed: int = 0, model: nn.Module | 
         k = min(k, 2 * ((min(x.shape[-2:]) - 1) // 2) + 1)  # torchvision needs an odd kernel no larger than the image
         return gaussian_blur(x, [k, k], [sigma, sigma])
     if kind == "noise":
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        return torch.rand(x.shape, generator=g).to(x.device, x.dtype)
+        if isinstance(seeds, int):
+            seeds = [seeds + i for i in range(len(x))]
+        if len(seeds) != len(x):
+            raise ValueError(f"{len(seeds)} seeds for {len(x)} images")
+        return torch.cat([torch.rand((1, *x.shape[1:]), generator=torch.Generator(device="cpu").manual_seed(int(s)))
+                          for s in seeds]).to(x.device, x.dtype)
     if kind == "mean":
         mean = getattr(getattr(model, "normalize", None), "mean", None)
-        if mean is None:  # a model without our Normalize layer: the image's own mean colour
-            mean = x.mean(dim=(0, 2, 3))
+        if mean is None:  # a model without our Normalize layer: each image's own mean colour
+            return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
         return mean.to(x.device, x.dtype).reshape(1, -1, 1, 1).expand_as(x).clone()
     raise ValueError(f"unknown baseline {kind!r}")

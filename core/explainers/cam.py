@@ -9,8 +9,10 @@ from typing import Any, ClassVar
 
 import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
 
 from ..architectures import get_layer
+from ..errors import AttributionError
 from .base import Explainer, Param
 
 class _QuietTqdm:
@@ -30,6 +32,15 @@ LAYER = Param("layer", "layer", None, "Convolutional layer whose feature maps ar
               label="Layer")
 
 
+def layer_channels(model: nn.Module, layer: str) -> int:
+    """Feature maps of a layer (its last convolution's or normalisation's channel count; 1 if unknown)."""
+    for m in reversed(list(get_layer(model, layer).modules())):
+        n = getattr(m, "out_channels", None) or getattr(m, "num_features", None)
+        if n:
+            return int(n)
+    return 1
+
+
 class CamExplainer(Explainer):
     cam_class: ClassVar[type]
     family = "CAM"
@@ -37,6 +48,21 @@ class CamExplainer(Explainer):
     signed = False
     outlier_perc = 0.0
     params = (LAYER,)
+    # pytorch-grad-cam hooks the layer, calls model.zero_grad() and backward() (writes parameters' .grad)
+    shared_effects = frozenset({"hooks", "module_state"})
+    # with targets=None pytorch-grad-cam explains the argmax of its own forward pass (kept in ``cam.outputs``)
+    predicts_target = True
+    chunk_size = 32
+    #: one forward pass per feature map and image (Score-CAM, Ablation-CAM): smaller chunks keep progress moving
+    scores_each_channel: ClassVar[bool] = False
+
+    @classmethod
+    def chunk_for(cls, params, image_shape):
+        return 4 if cls.scores_each_channel else cls.chunk_size
+
+    @classmethod
+    def cost(cls, params, model, image_shape):
+        return layer_channels(model, params["layer"]) + 1 if cls.scores_each_channel else 1
 
     def cam_kwargs(self, **params: Any) -> dict[str, Any]:
         """Constructor arguments beyond model and layer (e.g. a batch size)."""
@@ -45,7 +71,13 @@ class CamExplainer(Explainer):
     def configure(self, cam: Any, **params: Any) -> None:
         """Set attributes the library reads but does not take as arguments."""
 
-    def attribute(self, x: torch.Tensor, target: int, layer: str, **params: Any):
+    def attribute(self, x: torch.Tensor, targets: torch.Tensor | None, layer: str, **params: Any):
+        maps = None
         with self.cam_class(model=self.model, target_layers=[get_layer(self.model, layer)], **self.cam_kwargs(**params)) as cam:
             self.configure(cam, **params)
-            return cam(input_tensor=x, targets=[ClassifierOutputTarget(target)])[0]
+            maps = cam(input_tensor=x, targets=None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets])
+            if targets is None:
+                self.predicted = cam.outputs.argmax(dim=1)
+        if maps is None:  # BaseCAM.__exit__ prints and swallows an IndexError
+            raise AttributionError(f"{self.title} failed inside pytorch-grad-cam (an IndexError it swallowed; see the log)")
+        return maps

@@ -11,5 +11,5 @@ class CaptumGradientExplainer(Explainer):
     #: extra keyword arguments of the captum ``attribute`` call
     attribute_kwargs: ClassVar[dict[str, Any]] = {}
 
-    def attribute(self, x, target):
-        return self.captum_class(self.model).attribute(self.grad_input(x), target=target, **self.attribute_kwargs)[0]
+    def attribute(self, x, targets):
+        return self.captum_class(self.model).attribute(self.grad_input(x), target=targets, **self.attribute_kwargs)

@@ -17,10 +17,15 @@ class DeepLift(Explainer):
     takes_baseline = True
     stochastic = True  # only with the noise baseline
     params = (baseline_param(), seed_param())
+    shared_effects = frozenset({"hooks"})  # captum hooks every non-linearity to apply the Rescale rule
 
-    def attribute(self, x, target, baseline, seed):
-        base = make_baseline(x, baseline, seed, self.model)
+    @classmethod
+    def cost(cls, params, model, image_shape):
+        return 2  # the input and its baseline
+
+    def attribute(self, x, targets, baseline):
+        base = make_baseline(x, baseline, self.seeds, self.model)
         attr, delta = _DeepLift(self.model).attribute(self.grad_input(x), baselines=base,
-                                                      target=target, return_convergence_delta=True)
-        self.extras = {"convergence_delta": float(delta.abs().max())}
-        return attr[0]
+                                                      target=targets, return_convergence_delta=True)
+        self.set_extras(convergence_delta=delta.abs())
+        return attr

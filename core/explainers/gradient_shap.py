@@ -23,9 +23,15 @@ class GradientShap(Explainer):
               choices=("all", *BASELINES), label="Baselines"),
         seed_param(),
     )
+    batched = False  # one baseline set per image; captum draws baselines, noise and path points for the whole batch
+    shared_effects = frozenset({"global_rng"})  # ... from torch's global generator
 
-    def attribute(self, x, target, n_samples, stdev, baselines, seed):
+    @classmethod
+    def cost(cls, params, model, image_shape):
+        return params["n_samples"]
+
+    def attribute(self, x, targets, n_samples, stdev, baselines):
         kinds = BASELINES if baselines == "all" else (baselines,)
-        base = torch.cat([make_baseline(x, k, seed, self.model) for k in kinds])
+        base = torch.cat([make_baseline(x, k, self.seeds, self.model) for k in kinds])
         xg = self.grad_input(x)
-        return _GradientShap(self.model).attribute(xg, baselines=base, target=target, n_samples=n_samples, stdevs=stdev)[0]
+        return _GradientShap(self.model).attribute(xg, baselines=base, target=targets, n_samples=n_samples, stdevs=stdev)

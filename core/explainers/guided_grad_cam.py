@@ -15,7 +15,8 @@ class GuidedGradCAM(Explainer):
     paper = "Selvaraju et al. Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization. ICCV 2017. arXiv:1610.02391"
     needs_layer = True
     params = (LAYER,)
+    shared_effects = frozenset({"hooks"})  # ReLU backward hooks (guided backprop) and a layer hook (Grad-CAM)
 
-    def attribute(self, x, target, layer):
+    def attribute(self, x, targets, layer):
         ggc = _GGC(self.model, get_layer(self.model, layer))
-        return ggc.attribute(self.grad_input(x), target=target, interpolate_mode="bilinear")[0]
+        return ggc.attribute(self.grad_input(x), target=targets, interpolate_mode="bilinear")

@@ -1,6 +1,7 @@
 """Integrated Gradients (Sundararajan et al., 2017), via captum, with a choice of baseline."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from captum.attr import IntegratedGradients as _IG
 
@@ -8,6 +9,8 @@ from .base import Explainer, Param, seed_param
 from .baselines import baseline_param, make_baseline
 from .registry import register
 
+#: input values per forward pass when ``internal_batch_size`` is 0 (auto): 64 images of 3 x 64 x 64
+AUTO_BATCH_VALUES = 64 * 3 * 64 * 64
 INTEGRATION = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 
 
@@ -23,17 +26,37 @@ class IntegratedGradients(Explainer):
         Param("n_steps", "int", 64, "Integration steps (more = closer to exact completeness)", 4, 512, 4, label="Steps"),
         baseline_param(),
         Param("integration", "choice", "gausslegendre", "Quadrature rule", choices=INTEGRATION, label="Integration"),
-        Param("internal_batch_size", "int", 64, "Steps evaluated per forward pass (memory vs speed)", 1, 512, label="Batch"),
+        Param("internal_batch_size", "int", 0, "Path points per forward pass (memory vs speed); 0 = auto, about "
+              f"{AUTO_BATCH_VALUES:,} input values per pass (64 images at 64 px RGB, 5 at 224 px)", 0, 1024, label="Batch"),
         seed_param(),
     )
 
-    def attribute(self, x, target, n_steps, baseline, integration, internal_batch_size, seed):
-        base = make_baseline(x, baseline, seed, self.model)
+    @staticmethod
+    def points_per_pass(internal_batch_size: int, image_shape: tuple[int, ...]) -> int:
+        """The resolved ``internal_batch_size``: ``auto`` bounds the memory of one pass by the input's size."""
+        if internal_batch_size:
+            return internal_batch_size
+        return int(max(1, min(256, AUTO_BATCH_VALUES // int(np.prod(image_shape)))))
+
+    @classmethod
+    def chunk_for(cls, params, image_shape):
+        # captum splits (images x steps) into passes of at most internal_batch_size points only while there are
+        # no more images than that; a larger chunk would put all its images into every pass.
+        return cls.points_per_pass(params["internal_batch_size"], image_shape)
+
+    @classmethod
+    def cost(cls, params, model, image_shape):
+        return params["n_steps"] + 2  # the path, and the input and baseline for the output difference
+
+    def attribute(self, x, targets, n_steps, baseline, integration, internal_batch_size):
+        base = make_baseline(x, baseline, self.seeds, self.model)
         attr, delta = _IG(self.model).attribute(
-            x, baselines=base, target=target, n_steps=n_steps, method=integration,
-            internal_batch_size=internal_batch_size, return_convergence_delta=True,
+            x, baselines=base, target=targets, n_steps=n_steps, method=integration,
+            internal_batch_size=max(len(x), self.points_per_pass(internal_batch_size, tuple(x.shape[1:]))),
+            return_convergence_delta=True,
         )
         with torch.no_grad():
-            gap = float(self.model(x)[0, target] - self.model(base)[0, target])
-        self.extras = {"convergence_delta": float(delta.abs().max()), "output_difference": gap}
-        return attr[0]
+            rows = torch.arange(len(x), device=x.device)
+            gap = self.model(x)[rows, targets] - self.model(base)[rows, targets]
+        self.set_extras(convergence_delta=delta.abs(), output_difference=gap)
+        return attr

@@ -55,9 +55,16 @@ class Lime(Explainer):
         Param("batch_size", "int", 128, "Copies per forward pass (lime's default of 10 is slow)", 1, 2048, label="Batch"),
         seed_param(),
     )
+    batched = False  # one segmentation and one linear fit per image
+    # lime draws from its own RandomState(seed) and only runs the model forward: no shared-state effect
 
-    def attribute(self, x, target, num_samples, segmentation, n_segments, compactness, kernel_size, max_dist, scale,
-                  num_features, positive_only, hide_color, batch_size, seed):
+    @classmethod
+    def cost(cls, params, model, image_shape):
+        return params["num_samples"]
+
+    def attribute(self, x, targets, num_samples, segmentation, n_segments, compactness, kernel_size, max_dist, scale,
+                  num_features, positive_only, hide_color, batch_size):
+        target, seed = int(targets[0]), self.seeds[0]
         channels = x.shape[1]
         device = x.device
         image = x[0].permute(1, 2, 0).detach().cpu().double().numpy()
@@ -69,7 +76,9 @@ class Lime(Explainer):
             if channels == 1:
                 t = t.mean(dim=1, keepdim=True)
             with torch.inference_mode():
-                return torch.softmax(self.model(t), dim=1).cpu().numpy()
+                out = torch.softmax(self.model(t), dim=1).cpu().numpy()
+            self.tick(len(batch))
+            return out
 
         seg = segmenter(segmentation, n_segments, compactness, kernel_size, max_dist, scale)
         explainer = lime_image.LimeImageExplainer(random_state=seed)
@@ -83,6 +92,6 @@ class Lime(Explainer):
         lookup = np.zeros(int(exp.segments.max()) + 1, dtype=np.float32)
         for segment, weight in weights[:num_features]:
             lookup[segment] = weight
-        self.extras = {"n_superpixels": int(len(np.unique(exp.segments))), "score": float(exp.score),
-                       "local_pred": float(np.ravel(exp.local_pred)[0]) if exp.local_pred is not None else None}
-        return lookup[exp.segments]
+        self.extras = [{"n_superpixels": int(len(np.unique(exp.segments))), "score": float(exp.score),
+                        "local_pred": float(np.ravel(exp.local_pred)[0]) if exp.local_pred is not None else None}]
+        return lookup[exp.segments][None]

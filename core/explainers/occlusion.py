@@ -26,13 +26,24 @@ class Occlusion(Explainer):
         seed_param(),
     )
 
-    def attribute(self, x, target, window, stride, baseline, batch_size, seed):
+    chunk_size = 16
+
+    @classmethod
+    def cost(cls, params, model, image_shape):
+        _, h, w = image_shape
+        win, step = params["window"], params["stride"]
+        if win > min(h, w):
+            return 1
+        return ((h - win) // step + 1) * ((w - win) // step + 1) + 1
+
+    def attribute(self, x, targets, window, stride, baseline, batch_size):
         c, h, w = x.shape[1:]
         if window > min(h, w):
             raise ParameterError(f"window {window} is larger than the {h}x{w} image")
-        base = make_baseline(x, baseline, seed, self.model)
-        # captum's Occlusion needs autograd bookkeeping off, not inference mode (it fails under inference_mode).
+        base = make_baseline(x, baseline, self.seeds, self.model)
+        # captum evaluates perturbations_per_eval occlusions of every image of the chunk per pass: keep the pass
+        # at about batch_size images whatever the chunk. It fails under inference_mode: no_grad instead.
         with torch.no_grad():
             return _Occlusion(self.model).attribute(
                 x, sliding_window_shapes=(c, window, window), strides=(c, stride, stride), baselines=base,
-                target=target, perturbations_per_eval=batch_size)[0]
+                target=targets, perturbations_per_eval=max(1, batch_size // len(x)))

@@ -13,8 +13,10 @@ class ScoreCAM(CamExplainer):
     description = "Each feature map, upsampled, masks the input; its weight is the class score of the masked image. Gradient-free."
     paper = "Wang et al. Score-CAM: Score-Weighted Visual Explanations for CNNs. CVPR Workshops 2020. arXiv:1910.01279"
     needs_gradients = False
+    scores_each_channel = True
     cam_class = _ScoreCAM
     params = (LAYER, Param("batch_size", "int", 64, "Masked images per forward pass", 1, 1024, label="Batch size"))
 
     def configure(self, cam, batch_size):
         cam.batch_size = batch_size  # pytorch-grad-cam reads this attribute (default 16)
+

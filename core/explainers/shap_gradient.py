@@ -36,18 +36,27 @@ class ShapGradient(Explainer):
         Param("n_samples", "int", 64, "Samples of the expectation", 1, 2048, label="Samples"),
         seed_param(),
     )
+    batched = False  # one background draw per image
+    # shap's GradientExplainer calls model.zero_grad() and draws from np.random (global)
+    shared_effects = frozenset({"module_state", "global_rng"})
 
-    def attribute(self, x, target, background_size, n_samples, seed):
+    @classmethod
+    def cost(cls, params, model, image_shape):
+        return params["n_samples"]
+
+    def attribute(self, x, targets, background_size, n_samples):
+        target, seed = int(targets[0]), self.seeds[0]
         if self.background is not None and len(self.background):
             g = torch.Generator().manual_seed(seed)
             idx = torch.randperm(len(self.background), generator=g)[:background_size]
             background = self.background[idx.to(self.background.device)]
-            self.extras = {"background": f"{len(background)} training images"}
+            self.extras = [{"background": f"{len(background)} training images"}]
         else:
             kinds = ("zeros", "blur", "noise", "mean")
             background = torch.cat([make_baseline(x, kinds[i % 4], seed + i, self.model) for i in range(background_size)])
-            self.extras = {"background": f"{len(background)} synthetic images (no training sample given)"}
+            self.extras = [{"background": f"{len(background)} synthetic images (no training sample given)"}]
         explainer = shap.GradientExplainer(_TargetOutput(self.model, target), background.to(x.device))
         values = explainer.shap_values(x.detach().clone(), nsamples=n_samples)
         values = np.asarray(values[0] if isinstance(values, list) else values)
-        return values.reshape(x.shape[1:] + values.shape[x.dim():]).squeeze(-1) if values.ndim > x.dim() else values[0]
+        single = values.reshape(x.shape[1:] + values.shape[x.dim():]).squeeze(-1) if values.ndim > x.dim() else values[0]
+        return single[None]

@@ -25,18 +25,27 @@ class ShapPartition(Explainer):
         Param("max_evals", "int", 500, "Model evaluations (more = finer regions)", 20, 20000, label="Max evals"),
         Param("batch_size", "int", 64, "Masked images per forward pass", 1, 1024, label="Batch"),
     )
+    batched = False  # shap explains one image at a time
+    shared_effects = frozenset({"global_rng"})  # the partition search breaks ties with np.random.randn
 
-    def attribute(self, x, target, masker, max_evals, batch_size):
+    @classmethod
+    def cost(cls, params, model, image_shape):
+        return params["max_evals"]
+
+    def attribute(self, x, targets, masker, max_evals, batch_size):
+        target = int(targets[0])
         device = x.device
         image = x[0].permute(1, 2, 0).detach().cpu().numpy().astype(np.float32)
 
         def f(batch: np.ndarray) -> np.ndarray:
             t = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).permute(0, 3, 1, 2).to(device)
             with torch.inference_mode():
-                return self.model(t)[:, target : target + 1].cpu().numpy()
+                out = self.model(t)[:, target : target + 1].cpu().numpy()
+            self.tick(len(batch))
+            return out
 
         explainer = shap.Explainer(f, shap.maskers.Image(masker, image.shape))
         sv = explainer(image[None], max_evals=max_evals, batch_size=batch_size, silent=True)
         values = np.asarray(sv.values)[0, ..., 0]  # (H, W, C)
-        self.extras = {"base_value": float(np.ravel(sv.base_values)[0])}  # f(fully masked image)
-        return values.transpose(2, 0, 1)
+        self.extras = [{"base_value": float(np.ravel(sv.base_values)[0])}]  # f(fully masked image)
+        return values.transpose(2, 0, 1)[None]

@@ -35,7 +35,18 @@ class _NoiseTunnelExplainer(Explainer):
         seed_param(),
     )
 
-    def attribute(self, x, target, base, n_samples, noise_level, batch_size, seed):
+    batched = False  # captum's NoiseTunnel draws the noise of a whole batch at once from the global RNG
+
+    @classmethod
+    def effects(cls, params):
+        hooks = {"hooks"} if params["base"] in ("guided_backprop", "deeplift") else set()
+        return frozenset({"global_rng", *hooks})  # NoiseTunnel: torch.normal on the global generator
+
+    @classmethod
+    def cost(cls, params, model, image_shape):
+        return params["n_samples"] * (BASES[params["base"]][1].get("n_steps", 1))
+
+    def attribute(self, x, targets, base, n_samples, noise_level, batch_size):
         cls, kwargs, signed, reduction = BASES[base]
         # The squared variant is non-negative whatever the base method.
         self.signed_output = signed and self.nt_type == "smoothgrad"
@@ -45,7 +56,7 @@ class _NoiseTunnelExplainer(Explainer):
         if base in WITH_BASELINE:
             kwargs = {**kwargs, "baselines": torch.zeros_like(x)}
         return nt.attribute(xg, nt_type=self.nt_type, nt_samples=n_samples, nt_samples_batch_size=batch_size,
-                            stdevs=noise_level, target=target, **kwargs)[0]
+                            stdevs=noise_level, target=targets, **kwargs)
 
 
 @register
