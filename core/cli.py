@@ -5,6 +5,7 @@ Examples::
     python -m core train --dataset shapes --arch small_cnn --epochs 8
     python -m core explain --model models/shapes-small_cnn --split test --index 7 \\
         --methods grad_cam,integrated_gradients,saliency --out out/7 --param integrated_gradients.n_steps=128
+    python -m core explain --model models/shapes-small_cnn --indices 0-63 --methods grad_cam --out out/page
 """
 from __future__ import annotations
 
@@ -112,10 +113,47 @@ def cmd_ensure_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_indices(spec: str, n: int) -> list[int]:
+    """``"0-63,70,80-82"`` -> sorted unique indices, each checked against a split of ``n`` images."""
+    out: set[int] = set()
+    for part in (p.strip() for p in spec.split(",")):
+        lo, sep, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi) if sep else int(lo)
+        except ValueError:
+            raise XaiError(f"--indices takes numbers and ranges like 0-63,70; got {part!r}") from None
+        if first > last:
+            raise XaiError(f"--indices range {part!r} runs backwards")
+        out.update(range(first, last + 1))
+    bad = [i for i in sorted(out) if not 0 <= i < n]
+    if bad:
+        raise XaiError(f"--indices must be in [0, {n - 1}] for this split; {bad[0]} is not")
+    return sorted(out)
+
+
+def _engine_progress(desc: str):
+    """A tqdm bar in model images for one engine call."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from .checkpoints import load_model
     from .datasets import load_dataset
-    from .explainers import explain, get_method, list_methods, predict
+    from .explainers import explain_batch, get_method, list_methods
+    from .prediction import predict_proba
     from .render import overlay, png_bytes
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -124,28 +162,40 @@ def cmd_explain(args: argparse.Namespace) -> int:
     params = _parse_params(args.param or [], methods)
     model, card = load_model(args.model)
     ds = load_dataset(args.dataset or card.dataset, split=args.split, size=card.input_size, root=args.data_dir)
-    if not 0 <= args.index < len(ds):
-        raise XaiError(f"--index must be in [0, {len(ds) - 1}] for split {args.split!r}")
-    image, label = ds[args.index]
+    if args.indices is not None:
+        indices, per_folder = parse_indices(args.indices, len(ds)), True
+    else:
+        if not 0 <= args.index < len(ds):
+            raise XaiError(f"--index must be in [0, {len(ds) - 1}] for split {args.split!r}")
+        indices, per_folder = [args.index], False
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    proba = predict(model, image)
-    summary: dict[str, Any] = {
-        "model": str(args.model), "dataset": ds.info.name, "split": args.split, "index": args.index,
-        "label": int(label), "label_name": card.classes[label],
-        "prediction": int(proba.argmax()), "prediction_name": card.classes[int(proba.argmax())],
-        "probabilities": {c: float(p) for c, p in zip(card.classes, proba)}, "methods": {},
-    }
+    images = ds.batch(np.asarray(indices))
+    proba = predict_proba(model, images)
+    entries: list[dict[str, Any]] = []
+    for k, i in enumerate(indices):
+        label, pred = int(ds.labels[i]), int(proba[k].argmax())
+        entries.append({"index": i, "label": label, "label_name": card.classes[label], "prediction": pred,
+                        "prediction_name": card.classes[pred],
+                        "probabilities": {c: float(p) for c, p in zip(card.classes, proba[k])}, "methods": {}})
     background = None
     if any(get_method(m).needs_background for m in methods):
         background = load_dataset(ds.info.name, split="train", size=card.input_size, root=args.data_dir).sample(256)
     for name in methods:
-        e = explain(model, image, name, target=args.target, background=background, **params[name])
-        np.save(out / f"{name}.npy", e.attribution)
-        (out / f"{name}.png").write_bytes(png_bytes(overlay(ds.image(args.index), e.heatmap, alpha=0.5, scale=4)))
-        summary["methods"][name] = {"target": e.target, "target_name": card.classes[e.target], "params": e.params,
-                                    "seconds": round(e.seconds, 4), "flat": e.flat, "extras": e.extras}
-        print(f"{name:24s} target={card.classes[e.target]:12s} {e.seconds:.3f} s")
+        results = explain_batch(model, images, name, targets=args.target, background=background,
+                                progress=_engine_progress(f"{name} on {len(indices)} image(s)"), **params[name])
+        for i, entry, e in zip(indices, entries, results):
+            folder = out / str(i) if per_folder else out
+            folder.mkdir(exist_ok=True)
+            np.save(folder / f"{name}.npy", e.attribution)
+            (folder / f"{name}.png").write_bytes(png_bytes(overlay(ds.image(i), e.heatmap, alpha=0.5, scale=4)))
+            entry["methods"][name] = {"target": e.target, "target_name": card.classes[e.target], "params": e.params,
+                                      "seconds": round(e.seconds, 4), "flat": e.flat, "extras": e.extras}
+        seconds = sum(e.seconds for e in results)
+        print(f"{name:24s} {len(results)} image(s) {seconds:.3f} s"
+              + (f"  target={card.classes[results[0].target]}" if len(results) == 1 else ""))
+    head = {"model": str(args.model), "dataset": ds.info.name, "split": args.split}
+    summary = {**head, "images": entries} if per_folder else {**head, **entries[0]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"wrote {out}/")
     return 0
@@ -194,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", default=None, help="default: the model card's dataset")
     e.add_argument("--data-dir", default=None)
     e.add_argument("--split", default="test")
-    e.add_argument("--index", type=int, default=0)
+    e.add_argument("--index", type=int, default=0, help="one image: files straight in --out")
+    e.add_argument("--indices", default=None, metavar="SPEC",
+                   help="many images in batched calls, e.g. 0-63 or 0-9,20: files in --out/<index>/")
     e.add_argument("--methods", default="grad_cam,integrated_gradients,saliency", help="comma-separated, or 'all'")
     e.add_argument("--target", type=int, default=None, help="class index (default: the predicted class)")
     e.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE", help="a method parameter; repeatable")

@@ -57,11 +57,6 @@ def make_classifier(in_channels: int, num_classes: int = 3, seed: int = 0):
 
 def hooks_on(model: nn.Module) -> int:
     """Number of forward/backward hooks registered on any module of ``model``."""
-    n = 0
-    for m in model.modules():
-        for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-                     "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs"):
-            d = getattr(m, attr, None)
-            if d:
-                n += len(d)
-    return n
+    from core.explainers.sharing import hook_count
+
+    return hook_count(model)

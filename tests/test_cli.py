@@ -53,3 +53,29 @@ def test_train_command(tmp_path, capsys):
     _, card = load_model(tmp_path / "cli")
     assert card.training["epochs"] == 1 and card.input_size == 32
     assert main(["--models-dir", str(tmp_path), "train", "--arch", "nope"]) == 2
+
+
+def test_explain_many_indices_in_batched_calls(tiny_model_dir, tmp_path, capsys):
+    from core import explain_batch
+
+    out = tmp_path / "many"
+    rc = main(["explain", "--model", str(tiny_model_dir), "--indices", "0-2,5", "--methods", "grad_cam,lime",
+               "--param", "lime.num_samples=50", "--param", "lime.seed=3", "--out", str(out)])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [im["index"] for im in summary["images"]] == [0, 1, 2, 5]
+    model, card = load_model(tiny_model_dir)
+    ds = load_dataset("shapes", split="test")
+    x = ds.batch(np.array([0, 1, 2, 5]))
+    for m, kw in (("grad_cam", {}), ("lime", {"num_samples": 50, "seed": 3})):
+        expected = explain_batch(model, x, m, **kw)
+        for k, (i, e) in enumerate(zip([0, 1, 2, 5], expected)):
+            np.testing.assert_allclose(np.load(out / str(i) / f"{m}.npy"), e.attribution, rtol=1e-5, atol=1e-7)
+            info = summary["images"][k]["methods"][m]
+            assert info["target"] == summary["images"][k]["prediction"] == e.target
+    # image i's LIME ran with seed 3 + its position in the batch, recorded for reproduction
+    assert [im["methods"]["lime"]["params"]["seed"] for im in summary["images"]] == [3, 4, 5, 6]
+    capsys.readouterr()
+    for bad, msg in (("0-x", "numbers and ranges"), ("5-2", "backwards"), ("0-99999", "must be in")):
+        assert main(["explain", "--model", str(tiny_model_dir), "--indices", bad, "--out", str(out)]) == 2
+        assert msg in capsys.readouterr().err

@@ -227,7 +227,9 @@ def explain_batch(model: nn.Module, images: torch.Tensor | np.ndarray, method: s
                 explainer.seeds, explainer.extras, explainer.predicted = seeds[start:stop], [], None
                 tc = None if wanted is None else torch.tensor(wanted[start:stop], dtype=torch.long, device=x.device)
                 t0 = time.perf_counter()
-                with seeding.seeded(seeds[start] if global_rng and seeds else None):
+                # a global-RNG method without a seed parameter (SHAP Partition breaks ties at random) runs
+                # under seed 0: deterministic, and the caller's generators are restored all the same
+                with seeding.seeded((seeds[start] if seeds else 0) if global_rng else None):
                     raw = explainer.attribute(x[start:stop], tc, **kw)
                 seconds = (time.perf_counter() - t0) / (stop - start)
                 if isinstance(raw, torch.Tensor):
