@@ -1,7 +1,9 @@
-"""Benchmark: seconds per image for every attribution method, beside the model calls it cannot avoid.
+"""Benchmark: seconds per image for every attribution method, beside the model calls it cannot avoid,
+and the batched engine beside the libraries' own batched calls.
 
     python -m core bench                      # demo model, every method
     python -m core bench --resnet224          # also a ResNet-18 at 224 px (random weights: speed only)
+    python -m core bench --methods none --batch --lime --shap-jit --memory     # the engine's sections
 
 For each method the benchmark counts the images the method really pushes through the model (with
 and without autograd), then times that same number of images in plain batches of 64: the cost of
@@ -11,11 +13,13 @@ forward/backward passes it needs (1.0 = nothing).
 from __future__ import annotations
 
 import platform
-import sys
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,32 +27,46 @@ from . import config
 from .architectures import build_model
 from .checkpoints import load_model
 from .datasets import load_dataset, shapes
-from .explainers import explain, get_method, list_methods
+from .explainers import explain, explain_batch, get_method, list_methods, resolve_params
 from .images import to_tensor
+from .prediction import logits
 
 #: Settings for the 224 px run where the defaults would take minutes per image on 2 CPU cores.
 SETTINGS_224: dict[str, dict[str, Any]] = {"occlusion": {"window": 32, "stride": 16}}
 
 
-class CallCounter:
-    """Counts images passed through a model, split by whether autograd was on."""
+_COUNTS: dict[str, list[int]] = {}
 
-    def __init__(self, model: nn.Module) -> None:
-        self.forward = self.grad = 0
-        self._h = model.register_forward_pre_hook(self._hook)
 
-    def _hook(self, module: nn.Module, args: tuple) -> None:
-        first = args[0]
-        while isinstance(first, (tuple, list)):  # captum's DeepLIFT passes the inputs as a nested tuple
-            first = first[0]
-        n = int(first.shape[0])
-        if torch.is_grad_enabled():
-            self.grad += n
-        else:
-            self.forward += n
+class CountingModel(nn.Module):
+    """Wraps a model and counts the images passed through it, split by whether autograd was on.
 
-    def remove(self) -> None:
-        self._h.remove()
+    The counts live outside the module (under ``key``), so the private replicas that hooked methods run on
+    (deep copies) count into the same place as the model itself.
+    """
+
+    def __init__(self, inner: nn.Module, key: str) -> None:
+        super().__init__()
+        self.inner = inner
+        self.normalize = getattr(inner, "normalize", None)  # the training mean, for the "mean" baseline
+        self.target_layer = f"inner.{inner.target_layer}"
+        self.key = key
+        _COUNTS[key] = [0, 0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _COUNTS[self.key][int(torch.is_grad_enabled())] += int(x.shape[0])
+        return self.inner(x)
+
+    @property
+    def forward_images(self) -> int:
+        return _COUNTS[self.key][0]
+
+    @property
+    def grad_images(self) -> int:
+        return _COUNTS[self.key][1]
+
+    def reset(self) -> None:
+        _COUNTS[self.key] = [0, 0]
 
 
 def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -81,24 +99,26 @@ def bench_model(model: nn.Module, images: Sequence[torch.Tensor], methods: Seque
     model.eval()
     device = next(model.parameters()).device
     costs = per_image_costs(model, images[0].unsqueeze(0).to(device))
+    counted = CountingModel(model, f"bench-{id(model)}").eval()
     rows = []
     for name in methods:
         kw = (settings or {}).get(name, {})
+        if get_method(name).needs_layer:
+            kw = {"layer": f"inner.{model.target_layer}", **kw}
         print(f"bench: {name} {kw or ''} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
-        explain(model, images[0], name, background=background, **kw)  # warm-up
+        explain(counted, images[0], name, background=background, **kw)  # warm-up
         secs, fwd, grad = [], [], []
         for img in images:
-            counter = CallCounter(model)
-            try:
-                e = explain(model, img, name, background=background, **kw)
-            finally:
-                counter.remove()
+            target = int(logits(model, img[None].to(device)).argmax())  # given, so only the method's own passes count
+            counted.reset()
+            e = explain(counted, img, name, target, background=background, **kw)
             secs.append(e.seconds)
-            fwd.append(counter.forward - 1)  # explain()'s own prediction pass is not part of the method
-            grad.append(counter.grad)
+            fwd.append(counted.forward_images - 1)  # the engine's one-image target check is not part of the method
+            grad.append(counted.grad_images)
         model_cost = statistics.median(fwd) * costs["forward"] + statistics.median(grad) * costs["grad"]
         t = statistics.median(secs)
-        rows.append({"method": name, "title": get_method(name).title, "settings": kw, "seconds": t,
+        shown = {k: v for k, v in kw.items() if k != "layer"}
+        rows.append({"method": name, "title": get_method(name).title, "settings": shown, "seconds": t,
                      "forward_images": statistics.median(fwd), "grad_images": statistics.median(grad),
                      "model_seconds": model_cost, "overhead": t / model_cost if model_cost > 0 else float("nan")})
     return rows
@@ -119,27 +139,265 @@ def _env() -> str:
             f"{platform.machine()}, device {config.pick_device()}")
 
 
+# --- the batched engine beside the libraries' own batched calls -------------------------------------------
+
+#: methods of the batch section and their settings (ResNet-18 at 224 px: fewer IG steps, to keep the run short)
+BATCH_METHODS = ("grad_cam", "integrated_gradients", "saliency")
+BATCH_SETTINGS_224: dict[str, dict[str, Any]] = {"integrated_gradients": {"n_steps": 16}}
+
+
+def library_batched_call(model: nn.Module, x: torch.Tensor, method: str, params: dict[str, Any]) -> Callable[[], object]:
+    """The same work done straight with the library, as its user writes it: targets from one forward pass
+    (pytorch-grad-cam finds them itself), then one batched attribution call with the same settings."""
+    from captum.attr import IntegratedGradients, Saliency
+    from pytorch_grad_cam import GradCAM
+
+    from .architectures import get_layer
+    from .explainers.integrated_gradients import IntegratedGradients as OurIG
+
+    if method == "grad_cam":
+        layer = get_layer(model, params["layer"])
+
+        def call():
+            with GradCAM(model=model, target_layers=[layer]) as cam:
+                return cam(input_tensor=x, targets=None)
+    elif method == "saliency":
+        def call():
+            return Saliency(model).attribute(x.clone().requires_grad_(True), target=logits(model, x).argmax(1), abs=True)
+    elif method == "integrated_gradients":
+        ibs = max(len(x), OurIG.points_per_pass(params["internal_batch_size"], tuple(x.shape[1:])))
+
+        def call():
+            return IntegratedGradients(model).attribute(
+                x, baselines=torch.zeros_like(x), target=logits(model, x).argmax(1), n_steps=params["n_steps"],
+                method=params["integration"], internal_batch_size=ibs, return_convergence_delta=True)
+    else:
+        raise ValueError(f"no library reference call for {method}")
+    return call
+
+
+def _timed(fn: Callable[[], object], repeats: int) -> float:
+    return _median_seconds(fn, repeats) if repeats > 1 else _once(fn)
+
+
+def _once(fn: Callable[[], object]) -> float:
+    fn()  # warm-up
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def batch_rows(model: nn.Module, x: torch.Tensor, settings: dict[str, dict[str, Any]] | None = None,
+               repeats: int = 3) -> list[dict]:
+    """Seconds per image: N single engine calls, one engine call on N images, the library's call on N images."""
+    model.eval()
+    rows = []
+    for name in BATCH_METHODS:
+        kw = (settings or {}).get(name, {})
+        params = resolve_params(name, model, **kw)
+        print(f"bench batch: {name} {kw or ''} N={len(x)} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+        n = len(x)
+        single = _timed(lambda: [explain(model, img, name, **kw) for img in x], max(1, repeats - 2)) / n
+        engine = _timed(lambda: explain_batch(model, x, name, **kw), repeats) / n
+        library = _timed(library_batched_call(model, x, name, params), repeats) / n
+        rows.append({"title": get_method(name).title, "settings": kw, "n": n, "single": single, "engine": engine,
+                     "library": library})
+    return rows
+
+
+def batch_table(rows: list[dict], header: str) -> str:
+    lines = [header, "", "| method | N | engine, N single calls (s / image) | engine, one call of N (s / image) | "
+             "library's own call of N (s / image) | engine / library | speed-up over single calls |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        settings = ", ".join(f"{k}={v}" for k, v in r["settings"].items())
+        lines.append(f"| {r['title']}{f' ({settings})' if settings else ''} | {r['n']} | {r['single']:.4f} | "
+                     f"{r['engine']:.4f} | {r['library']:.4f} | {r['engine'] / r['library']:.2f}x | "
+                     f"{r['single'] / r['engine']:.1f}x |")
+    return "\n".join(lines)
+
+
+def split_throughput(model: nn.Module, x: torch.Tensor, chunk: int = 32) -> str:
+    """Grad-CAM over a whole split: engine (one call), engine image by image, library in chunks of ``chunk``."""
+    from pytorch_grad_cam import GradCAM
+
+    from .architectures import get_layer
+
+    print(f"bench: Grad-CAM over {len(x)} images ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+    explain_batch(model, x[:chunk], "grad_cam")  # warm-up
+    t0 = time.perf_counter()
+    explain_batch(model, x, "grad_cam")
+    engine = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for img in x:
+        explain(model, img, "grad_cam")
+    single = time.perf_counter() - t0
+    layer = get_layer(model, model.target_layer)
+    t0 = time.perf_counter()
+    with GradCAM(model=model, target_layers=[layer]) as cam:
+        for i in range(0, len(x), chunk):
+            cam(input_tensor=x[i : i + chunk], targets=None)
+    library = time.perf_counter() - t0
+    n = len(x)
+    return (f"| Grad-CAM over {n} test images | {n / engine:.0f} images/s (one `explain_batch` call, {engine:.2f} s) | "
+            f"{n / single:.0f} images/s (one by one, {single:.2f} s) | {n / library:.0f} images/s (pytorch-grad-cam "
+            f"in chunks of {chunk}, {library:.2f} s) |")
+
+
+class TimedModel(nn.Module):
+    """Accumulates the wall time spent inside the wrapped model's forward passes."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.seconds, self.images = inner, 0.0, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t0 = time.perf_counter()
+        out = self.inner(x)
+        self.seconds += time.perf_counter() - t0
+        self.images += int(x.shape[0])
+        return out
+
+
+def lime_breakdown(model: nn.Module, image: torch.Tensor, label: str, num_samples: int = 1000, repeats: int = 3) -> str:
+    """Where LIME's time goes: inside the model, and in the lime package around it (sampling, masks, fit)."""
+    print(f"bench: LIME breakdown, {label} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+    timed = TimedModel(model).eval()
+    batch = resolve_params("lime", model)["batch_size"]
+    explain(timed, image, "lime", num_samples=num_samples)  # warm-up
+    totals, inside = [], []
+    for _ in range(repeats):
+        timed.seconds = 0.0
+        e = explain(timed, image, "lime", num_samples=num_samples)
+        totals.append(e.seconds)
+        inside.append(timed.seconds)
+    total, in_model = statistics.median(totals), statistics.median(inside)
+    xb = image[None].expand(batch, *image.shape).contiguous()
+
+    def plain() -> None:
+        with torch.inference_mode():
+            for i in range(0, num_samples, batch):
+                model(xb[: min(batch, num_samples - i)])
+
+    alone = _median_seconds(plain, repeats)
+    return (f"| {label} | {total:.3f} | {in_model:.3f} ({in_model / total:.0%}) | {total - in_model:.3f} "
+            f"({(total - in_model) / total:.0%}) | {alone:.3f} | {total / alone:.2f}x |")
+
+
+SHAP_CHILD = """
+import sys, time, torch
+from core.architectures import build_model
+from core.explainers import explain
+from core.explainers.shap_partition import warm_up
+if sys.argv[1] == "warm":
+    t0 = time.perf_counter(); warm_up(); print("warm", time.perf_counter() - t0)
+torch.manual_seed(0)
+m = build_model("small_cnn", 4, 3, [0.5] * 3, [0.25] * 3).eval()
+x = torch.rand(3, 64, 64)
+for k in ("first", "second"):
+    t0 = time.perf_counter(); explain(m, x, "shap_partition"); print(k, time.perf_counter() - t0)
+"""
+
+
+def _child(code: str, *args: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True,
+                         cwd=config.ROOT).stdout
+    return {k: float(v) for k, v in (line.split() for line in out.splitlines() if len(line.split()) == 2)}
+
+
+def shap_first_call() -> str:
+    """SHAP Partition's first call in a fresh process, without and with the start-up warm-up."""
+    print(f"bench: SHAP Partition first call ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+    cold, warm = _child(SHAP_CHILD, "cold"), _child(SHAP_CHILD, "warm")
+    return (f"| fresh process, no warm-up | {cold['first']:.2f} | {cold['second']:.2f} |\n"
+            f"| after `warm_up()` (the app runs it in a background thread at start; it took {warm['warm']:.2f} s) | "
+            f"{warm['first']:.2f} | {warm['second']:.2f} |")
+
+
+MEMORY_CHILD = """
+import resource, sys, time, torch
+from core.architectures import build_model
+from core.explainers import explain
+from core.explainers.integrated_gradients import IntegratedGradients as OurIG
+torch.manual_seed(0)
+m = build_model("resnet50", 1000, 3, [0.5] * 3, [0.25] * 3).eval()
+x = torch.rand(3, 224, 224)
+kb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("before", kb() / 2**20)
+t0 = time.perf_counter()
+if sys.argv[1] == "engine":
+    explain(m, x, "integrated_gradients", n_steps=200, target=1)
+else:
+    from captum.attr import IntegratedGradients
+    ibs = OurIG.points_per_pass(0, (3, 224, 224))
+    IntegratedGradients(m).attribute(x[None], baselines=torch.zeros(1, 3, 224, 224), target=1, n_steps=200,
+                                     internal_batch_size=ibs, return_convergence_delta=True)
+print("seconds", time.perf_counter() - t0)
+print("peak", kb() / 2**20)
+"""
+
+
+def ig_memory() -> str:
+    """Peak memory (resident set, GiB) of Integrated Gradients, 200 steps, ResNet-50 at 224 px, each in a fresh process."""
+    rows = []
+    for who, label in (("engine", "engine (`explain`, internal batching auto)"),
+                       ("captum", "captum's `IntegratedGradients` with the same `internal_batch_size`")):
+        print(f"bench: IG memory, {who} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+        r = _child(MEMORY_CHILD, who)
+        rows.append(f"| {label} | {r['before']:.2f} | {r['peak']:.2f} | {r['seconds']:.1f} |")
+    return "\n".join(rows)
+
+
 def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None, resnet224: bool = False,
-        n_images_224: int = 1) -> str:
-    methods = list(methods or list_methods())
+        n_images_224: int = 1, batch: bool = False, lime: bool = False, shap_jit: bool = False,
+        memory: bool = False, n_batch: int = 64, n_batch_224: int = 16) -> str:
+    methods = list_methods() if methods is None else list(methods)
     model, card = load_model(model_path)
     ds = load_dataset(card.dataset, split="test", size=card.input_size)
     images = [ds[i][0] for i in range(min(n_images, len(ds)))]
-    background = load_dataset(card.dataset, split="train", size=card.input_size).sample(256)
-    out = [table(bench_model(model, images, methods, background=background),
-                 f"**{card.id}** ({card.arch}, {card.input_size} px, {card.channels} ch), median of {len(images)} "
-                 f"test images, default settings; {_env()}")]
-    if resnet224:
+    out = []
+    title = f"**{card.id}** ({card.arch}, {card.input_size} px, {card.channels} ch)"
+    net = imgs224 = None
+    if resnet224 or lime:
         torch.manual_seed(0)
         net = build_model("resnet18", 10, 3, [0.5] * 3, [0.25] * 3).to(config.pick_device()).eval()
-        imgs = [to_tensor(a) for a in shapes.generate(n_images_224, 7, 224)[0]]
-        out.append(table(bench_model(net, imgs, methods, SETTINGS_224, background=torch.stack(imgs)),
-                         f"**ResNet-18 at 224 px** (random weights: speed only), median of {len(imgs)} image(s), "
-                         f"default settings except where shown; {_env()}"))
+        imgs224 = torch.stack([to_tensor(a) for a in shapes.generate(max(n_images_224, n_batch_224), 7, 224)[0]])
+    if methods:
+        background = load_dataset(card.dataset, split="train", size=card.input_size).sample(256)
+        out.append(table(bench_model(model, images, methods, background=background),
+                         f"{title}, median of {len(images)} test images, default settings; {_env()}"))
+        if resnet224:
+            sample = list(imgs224[:n_images_224])
+            out.append(table(bench_model(net, sample, methods, SETTINGS_224, background=imgs224),
+                             f"**ResNet-18 at 224 px** (random weights: speed only), median of {len(sample)} image(s), "
+                             f"default settings except where shown; {_env()}"))
+    if batch:
+        x = ds.batch(np.arange(min(n_batch, len(ds))))
+        out.append(batch_table(batch_rows(model, x), f"**Batched engine**, {title}, {len(x)} test images, median of 3 "
+                                                     f"runs after a warm-up; {_env()}"))
+        if resnet224:
+            out.append(batch_table(batch_rows(net, imgs224[:n_batch_224], BATCH_SETTINGS_224, repeats=1),
+                                   f"**Batched engine, ResNet-18 at 224 px** (random weights), {n_batch_224} images, "
+                                   f"one run after a warm-up; {_env()}"))
+        out.append("| whole split | engine, batched | engine, one by one | library |\n|---|---:|---:|---:|\n"
+                   + split_throughput(model, ds.batch(np.arange(len(ds)))))
+    if lime:
+        head = ("| LIME, 1,000 samples | total (s) | inside the model (s) | lime package around it (s) | "
+                "1,000 images in plain batches of 128 (s) | LIME / plain model calls |\n|---|---:|---:|---:|---:|---:|")
+        out.append(head + "\n" + lime_breakdown(model, images[0], f"{card.id}, {card.input_size} px") + "\n"
+                   + lime_breakdown(net, imgs224[0], "ResNet-18, 224 px", repeats=1))
+    if shap_jit:
+        out.append("| SHAP Partition (500 evaluations, small CNN, 64 px) | first call (s) | second call (s) |\n"
+                   "|---|---:|---:|\n" + shap_first_call())
+    if memory:
+        out.append("| Integrated Gradients, 200 steps, ResNet-50, 224 px | resident before (GiB) | peak (GiB) | "
+                   "seconds |\n|---|---:|---:|---:|\n" + ig_memory())
     return "\n\n".join(out)
 
 
 def main(args) -> int:
-    methods = None if args.methods in (None, "all") else [m.strip() for m in args.methods.split(",")]
-    print(run(args.model or str(config.models_dir() / config.DEMO_MODEL_ID), args.images, methods, args.resnet224))
+    methods = (None if args.methods in (None, "all") else [] if args.methods == "none"
+               else [m.strip() for m in args.methods.split(",")])
+    print(run(args.model or str(config.models_dir() / config.DEMO_MODEL_ID), args.images, methods, args.resnet224,
+              batch=args.batch, lime=args.lime, shap_jit=args.shap_jit, memory=args.memory))
     return 0

@@ -266,7 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default=None, help="model folder (default: the demo model)")
     b.add_argument("--images", type=int, default=5)
     b.add_argument("--resnet224", action="store_true", help="also time a ResNet-18 at 224 px")
-    b.add_argument("--methods", default="all")
+    b.add_argument("--methods", default="all", help="comma-separated, 'all', or 'none' (only the sections below)")
+    b.add_argument("--batch", action="store_true", help="batched engine vs single calls vs the libraries; whole split")
+    b.add_argument("--lime", action="store_true", help="where LIME's time goes")
+    b.add_argument("--shap-jit", action="store_true", help="SHAP Partition's first call, with and without warm-up")
+    b.add_argument("--memory", action="store_true", help="peak memory of IG (200 steps) on ResNet-50 at 224 px")
     b.set_defaults(func=lambda a: __import__("core.bench", fromlist=["main"]).main(a))
 
     ls = sub.add_parser("list", help="list datasets, architectures, methods and trained models")

@@ -306,3 +306,22 @@ def test_long_lime_does_not_make_other_sessions_wait():
     assert len(results) == 16 and hooks_on(model) == 0
     assert lime_seconds[0] > 1.0  # a LIME long enough for waiting to show
     assert np.median(latencies) < lime_seconds[0] / 10 and max(latencies) < lime_seconds[0] / 3
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if get_method(m).family == "CAM"])
+def test_cams_backward_only_to_their_layer_and_give_the_librarys_map_exactly(method, model_and_images):
+    """The CAM family freezes the weights outside the target layer on its replica (autograd then stops at the
+    layer): the maps are pytorch-grad-cam's own, bit for bit, and the replica's flags are restored."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from core.architectures import get_layer
+
+    model, x = model_and_images
+    ours = explain_batch(model, x, method, targets=[0, 1, 2])
+    with get_method(method).cam_class(model=model, target_layers=[get_layer(model, model.target_layer)]) as cam:
+        reference = cam(input_tensor=x.clone(), targets=[ClassifierOutputTarget(t) for t in (0, 1, 2)])
+    for e, r in zip(ours, reference):
+        assert np.array_equal(e.attribution, r.astype(np.float32)), method
+    pool = sharing._pool(model)
+    assert pool.idle and all(p.requires_grad for r in pool.idle for p in r.parameters())
+    model.zero_grad(set_to_none=True)  # the reference call above wrote .grad on the test's own model

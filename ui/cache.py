@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, Sequence
@@ -127,6 +128,22 @@ def explanations(model_path: str, weights_sha256: str, images: Sequence[np.ndarr
             store.put(keys[i], e)
             found[i] = e
     return found
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_in_background() -> threading.Thread:
+    """Once per server process: SHAP Partition's just-in-time compilation, in a background thread."""
+    from core.explainers.shap_partition import warm_up
+
+    def run() -> None:
+        try:
+            warm_up()
+        except Exception:  # a failed warm-up only means the first SHAP call pays the compilation itself
+            logging.getLogger(__name__).warning("SHAP warm-up failed", exc_info=True)
+
+    thread = threading.Thread(target=run, name="shap-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def clear_all() -> None:

@@ -22,6 +22,9 @@ def pages() -> list:
 
 def run_app() -> None:
     st.set_page_config(page_title="XAI Dashboard", page_icon=":material/visibility:", layout="wide")
+    from ui.cache import warm_up_in_background
+
+    warm_up_in_background()
     st.navigation(pages()).run()
 
 

@@ -5,7 +5,8 @@ pytorch-grad-cam returns, per image, a ReLU'd map upsampled to the input and min
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import contextlib
+from typing import Any, ClassVar, Iterator
 
 import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -41,6 +42,30 @@ def layer_channels(model: nn.Module, layer: str) -> int:
     return 1
 
 
+@contextlib.contextmanager
+def _gradients_only_for(model: nn.Module, layer: nn.Module) -> Iterator[None]:
+    """Only the target layer's parameters require grad for the call (then restored).
+
+    pytorch-grad-cam calls ``loss.backward()``, which by default also computes the gradient of every weight
+    of the model and back-propagates below the target layer, though a CAM needs only the gradient at the
+    layer's output. With the other weights frozen, autograd stops at the layer: the same CAM, bit for bit,
+    for about half the backward cost. This runs on a private replica (the CAM family's declared effects).
+    A layer without parameters of its own keeps the full backward.
+    """
+    own = {id(p) for p in layer.parameters()}
+    if not own:
+        yield
+        return
+    saved = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in saved:
+            p.requires_grad_(id(p) in own)
+        yield
+    finally:
+        for p, flag in saved:
+            p.requires_grad_(flag)
+
+
 class CamExplainer(Explainer):
     cam_class: ClassVar[type]
     family = "CAM"
@@ -72,8 +97,13 @@ class CamExplainer(Explainer):
         """Set attributes the library reads but does not take as arguments."""
 
     def attribute(self, x: torch.Tensor, targets: torch.Tensor | None, layer: str, **params: Any):
+        target_layer = get_layer(self.model, layer)
+        with _gradients_only_for(self.model, target_layer):
+            return self._cam(x, targets, target_layer, **params)
+
+    def _cam(self, x: torch.Tensor, targets: torch.Tensor | None, target_layer: nn.Module, **params: Any):
         maps = None
-        with self.cam_class(model=self.model, target_layers=[get_layer(self.model, layer)], **self.cam_kwargs(**params)) as cam:
+        with self.cam_class(model=self.model, target_layers=[target_layer], **self.cam_kwargs(**params)) as cam:
             self.configure(cam, **params)
             maps = cam(input_tensor=x, targets=None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets])
             if targets is None:

@@ -49,3 +49,14 @@ class ShapPartition(Explainer):
         values = np.asarray(sv.values)[0, ..., 0]  # (H, W, C)
         self.extras = [{"base_value": float(np.ravel(sv.base_values)[0])}]  # f(fully masked image)
         return values.transpose(2, 0, 1)[None]
+
+
+def warm_up() -> None:
+    """Pay shap's one-off just-in-time compilation (seconds, at the first Partition call in a process) now:
+    the app calls this in a background thread at start, so the first user does not wait for it."""
+    from ..architectures import build_model
+    from .engine import explain
+
+    gen = torch.Generator().manual_seed(0)
+    model = build_model("small_cnn", 2, 3, [0.5] * 3, [0.25] * 3).eval()
+    explain(model, torch.rand(3, 16, 16, generator=gen), "shap_partition", max_evals=40)
