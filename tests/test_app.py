@@ -244,3 +244,32 @@ def test_model_trained_from_a_data_dir_is_explained_from_its_recorded_folder(tin
     assert any("True class:" in m.value for m in at.markdown)
     caps = _map_captions(at)
     assert len(caps) == 3 and all(c.split(" → ")[1].split(" · ")[0] in ("normal", "pneumonia") for c in caps)
+
+
+def test_shap_warm_up_runs_once_in_the_background():
+    from ui import cache
+
+    thread = cache.warm_up_in_background()
+    assert cache.warm_up_in_background() is thread  # one per server process, not per page run
+    thread.join(120)
+    assert not thread.is_alive()
+
+
+def test_result_store_is_lru_and_read_only():
+    import numpy as np
+
+    from core import Explanation
+    from ui.cache import ResultStore
+
+    def e(v: float) -> Explanation:
+        a = np.full((2, 2), v, dtype=np.float32)
+        return Explanation("saliency", "Saliency", a, a.copy(), 0, {}, 0.1, False)
+
+    store = ResultStore(max_entries=2)
+    store.put(("a",), e(1))
+    store.put(("b",), e(2))
+    assert store.get(("a",)) is not None  # "a" is now the most recently used
+    store.put(("c",), e(3))
+    assert store.get(("b",)) is None and store.get(("a",)) is not None and len(store) == 2
+    with pytest.raises(ValueError):
+        store.get(("c",)).attribution[0, 0] = 5  # shared by every session: nobody changes it in place
