@@ -21,12 +21,13 @@ SPLITS = ("train", "val", "test")
 def main() -> None:
     ensure_router()
     st.title("Datasets")
-    statuses = {n: data_panel.status(n) for n in core.list_datasets()}
+    statuses = {n: data_panel.status(n) for n in core.list_datasets()}  # chosen, remembered or model-recorded folders
     rows = [{"dataset": get_source(n).info.title, "name": n, "state": s.state, "where / what to do": s.detail}
             for n, s in statuses.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
     name = st.selectbox("Dataset", core.list_datasets(), key=state.DATA_DATASET, format_func=data_panel.label)
+    st.caption(data_panel.state_caption(name))
     src = get_source(name)
     info = src.info
     st.markdown(f"**{info.title}** — {info.description}  \n**Source:** {info.source}  \n**Licence:** {info.license}")

@@ -14,13 +14,19 @@ APP = str(ROOT / "streamlit_app.py")
 
 @pytest.fixture(autouse=True)
 def fresh_caches():
+    """Every test starts with empty caches and no remembered dataset folders."""
     import streamlit as st
 
-    st.cache_data.clear()
-    st.cache_resource.clear()
+    from core import settings
+
+    def clear():
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        settings.settings_path().unlink(missing_ok=True)
+
+    clear()
     yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+    clear()
 
 
 def _run_explain(at: AppTest | None = None) -> AppTest:
@@ -273,3 +279,62 @@ def test_result_store_is_lru_and_read_only():
     assert store.get(("b",)) is None and store.get(("a",)) is not None and len(store) == 2
     with pytest.raises(ValueError):
         store.get(("c",)).attribution[0, 0] = 5  # shared by every session: nobody changes it in place
+
+
+def test_typed_data_folder_survives_reruns_and_trains(tiny_model_dir, tmp_path):
+    """Explain: pick PneumoniaMNIST, type the folder of a local npz, use it, then change anything: the dataset
+    stays selected, its label says ready, and "Train a model" trains on it."""
+    from tests.test_datasets_sources import write_npz
+
+    folder = tmp_path / "npz"
+    folder.mkdir()
+    write_npz(folder / "pneumoniamnist.npz", 28, rgb=False, n=(40, 8, 8))
+    at = _run_explain()
+    at.selectbox(key="dataset").set_value("pneumoniamnist").run()
+    at.text_input(key="data_path").set_value(str(folder))
+    at.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
+    assert not at.exception and at.selectbox(key="dataset").value == "pneumoniamnist"
+    assert any("ready" in c.value for c in at.caption) and not any("needs" in c.value for c in at.caption)
+    at.number_input(key="train_epochs").set_value(1).run()
+    assert at.selectbox(key="dataset").value == "pneumoniamnist"
+    at.button(key="train").click().run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="dataset").value == "pneumoniamnist"
+    assert any("pneumoniamnist" in str(o) for o in at.selectbox(key="model").options)
+
+    def states_on_data_page() -> dict:
+        fresh = AppTest.from_file(APP, default_timeout=120).run()  # a new browser session
+        fresh.switch_page("pages/data.py").run()
+        return dict(zip(fresh.dataframe[0].value["name"], fresh.dataframe[0].value["state"]))
+
+    # a new session (and a restart: nothing but files) remembers the folder ...
+    assert states_on_data_page()["pneumoniamnist"] == "ready"
+    # ... and without the settings file, the folder recorded in the trained model's card still counts
+    from core import settings
+
+    settings.settings_path().unlink()
+    assert states_on_data_page()["pneumoniamnist"] == "ready"
+
+
+def test_typing_the_npz_file_itself_uses_its_folder(tiny_model_dir, tmp_path):
+    from core import settings
+    from tests.test_datasets_sources import write_npz
+
+    npz = write_npz(tmp_path / "f" / "pathmnist.npz", 28, rgb=True, classes=9, n=(18, 9, 9))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key="data_dataset").set_value("pathmnist").run()
+    at.text_input(key="data_path").set_value(str(npz))
+    at.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
+    assert not at.exception and not at.error
+    assert settings.dataset_roots()["pathmnist"] == str(npz.parent.resolve())
+    assert at.get("plotly_chart")  # the class distribution of the file's splits
+    # a folder without the file is refused with what is missing, and nothing is remembered for it
+    settings.settings_path().unlink()
+    (tmp_path / "empty").mkdir()
+    other = AppTest.from_file(APP, default_timeout=120).run()
+    other.switch_page("pages/data.py").run()
+    other.selectbox(key="data_dataset").set_value("pathmnist").run()
+    other.text_input(key="data_path").set_value(str(tmp_path / "empty"))
+    other.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
+    assert any("pathmnist" in e.value for e in other.error) and settings.dataset_roots() == {}

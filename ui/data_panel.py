@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
 import core
-from core.datasets import dataset_info, dataset_status, get_source
+from core import settings
+from core.checkpoints import list_models
+from core.datasets import Status, dataset_info, dataset_status, get_source
 
 from . import cache, state
 
@@ -14,19 +17,50 @@ STATE_ICON = {"ready": ":material/check_circle:", "needs download": ":material/d
               "needs files": ":material/folder_open:"}
 
 
-def root_override(name: str) -> str | None:
-    """A folder the user typed for this dataset in this session, if any."""
-    return st.session_state.get(state.DATA_ROOTS, {}).get(name)
+def chosen_root(name: str) -> str | None:
+    """The folder chosen for this dataset: in this session, else remembered from an earlier one."""
+    return st.session_state.get(state.DATA_ROOTS, {}).get(name) or settings.dataset_roots().get(name)
 
 
-def status(name: str):
-    """The dataset's status where this session reads it (its chosen folder, else the default one)."""
-    return dataset_status(name, root=root_override(name))
+def _recorded_roots(name: str, card: Any = None) -> list[str]:
+    """Folders that trained models of this dataset were read from (their cards record it)."""
+    cards = [card] if card is not None else [c for _, c in list_models(dataset=name)]
+    out = []
+    for c in cards:
+        recorded = (c.dataset_options or {}).get("path")
+        if recorded:
+            p = Path(recorded)
+            out.append(str(p.parent if p.suffix == ".npz" else p))
+    return out
+
+
+def resolve(name: str, card: Any = None) -> tuple[str | None, Status]:
+    """Where to read ``name`` from, and its status there: the chosen folder (this session's or a remembered
+    one), else the default data folder, else a folder a model of it was trained from (``card``'s, or any)."""
+    chosen = chosen_root(name)
+    found = dataset_status(name, root=chosen)
+    if chosen or found.ready:
+        return chosen, found
+    for candidate in _recorded_roots(name, card):
+        s = dataset_status(name, root=candidate)
+        if s.ready:
+            return candidate, s
+    return None, found
+
+
+def status(name: str) -> Status:
+    """The dataset's status where this session reads it (see :func:`resolve`)."""
+    return resolve(name)[1]
 
 
 def label(name: str) -> str:
+    """The dataset's title: a widget's option labels must not change between runs, or Streamlit forgets the choice."""
+    return dataset_info(name).title
+
+
+def state_caption(name: str) -> str:
     s = status(name)
-    return f"{dataset_info(name).title} — {s.state}"
+    return f"{STATE_ICON[s.state]} {s.state}" + ("" if s.ready else f": {s.detail}")
 
 
 def setup_panel(name: str) -> None:
@@ -57,17 +91,26 @@ def setup_panel(name: str) -> None:
             cache.clear_all()
             st.rerun()
     with st.form(key=state.PATH_FORM):
-        path = st.text_input("…or the folder that holds it", value=root_override(name) or "", key=state.DATA_PATH,
+        path = st.text_input("…or the folder that holds it", value=chosen_root(name) or "", key=state.DATA_PATH,
                              help="For MedMNIST: the folder with the .npz file. For image datasets: the folder of "
                                   "class folders (or of train/val/test folders).")
         if st.form_submit_button("Use this folder"):
             p = Path(path.strip()).expanduser()
+            if p.is_file() and p.suffix == ".npz":  # the file itself: use its folder
+                p = p.parent
             if not path.strip():
                 st.error("Type the path of a folder first")
             elif not p.is_dir():
                 st.error(f"{p} is not a folder")
+            elif not (found := dataset_status(name, root=p)).ready:
+                st.error(f"{p}: {found.detail}")
             else:
                 roots = dict(st.session_state.get(state.DATA_ROOTS, {}))
                 roots[name] = str(p)
                 st.session_state[state.DATA_ROOTS] = roots
+                try:
+                    settings.remember_dataset_root(name, p)
+                except OSError as exc:  # remembered for this session only
+                    st.warning(f"Could not remember the folder for later sessions: {exc}")
+                cache.clear_all()
                 st.rerun()

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import streamlit as st
 
 import core
-from core.datasets import ArrayDataset, Status, dataset_status
+from core.datasets import ArrayDataset, Status
 from core.explainers import get_method
 
 from . import cache, data_panel, state
@@ -27,26 +26,15 @@ class Selection:
 
 
 def dataset_root(name: str, card: Any = None) -> tuple[str | None, Status]:
-    """Where to read ``name`` from, and its status there: this session's folder, else the default data
-    folder, else the folder the model was trained from (recorded in its card)."""
-    override = data_panel.root_override(name)
-    status = dataset_status(name, root=override)
-    if override or status.ready:
-        return override, status
-    recorded = (card.dataset_options or {}).get("path") if card is not None else None
-    if recorded:
-        p = Path(recorded)
-        candidate = p.parent if p.suffix == ".npz" else p
-        found = dataset_status(name, root=candidate)
-        if found.ready:
-            return str(candidate), found
-    return None, status
+    """Where to read ``name`` from, and its status there (see :func:`ui.data_panel.resolve`)."""
+    return data_panel.resolve(name, card)
 
 
 def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
     """Dataset, model and split selectors; calls ``on_missing(dataset)`` when no model exists for it."""
     c1, c2, c3 = st.columns(3)
     dataset_name = c1.selectbox("Dataset", core.list_datasets(), key=state.DATASET, format_func=data_panel.label)
+    c1.caption(data_panel.state_caption(dataset_name))
     models = cache.models_for(dataset_name)
     if not models:
         on_missing(dataset_name)
