@@ -17,7 +17,7 @@ from ui.data_panel import setup_panel
 from ui.pickers import dataset_root, explain_cached, pick_model
 from ui.progress import EngineProgress
 from ui.router import ensure_router
-from ui.widgets import method_params
+from ui.widgets import extras_caption, method_params
 
 DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "saliency"]
 GALLERY_SIZE = 8
@@ -87,9 +87,9 @@ def show_results(original, card, results: list[core.Explanation], alpha: float) 
                   caption=f"{e.title} → {card.classes[e.target]} · {e.seconds:.3f} s")
         if e.flat:
             col.warning("Flat map: no pixel stands out for this target.")
-        if "convergence_delta" in e.extras:
-            col.caption(f"IG convergence δ = {e.extras['convergence_delta']:.3g} "
-                        f"(f(x) − f(baseline) = {e.extras['output_difference']:.3g})")
+        note = extras_caption(e.extras)
+        if note:
+            col.caption(note)
     st.image(render.colorbar(labels=("low importance", "high importance")), caption="Heat map scale (per map)")
 
 

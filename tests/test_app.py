@@ -338,3 +338,47 @@ def test_typing_the_npz_file_itself_uses_its_folder(tiny_model_dir, tmp_path):
     other.text_input(key="data_path").set_value(str(tmp_path / "empty"))
     other.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
     assert any("pathmnist" in e.value for e in other.error) and settings.dataset_roots() == {}
+
+
+#: the fastest settings of the slow methods, so one AppTest per method stays quick
+QUICK = {"lime": {"num_samples": 50}, "shap_partition": {"max_evals": 40}, "integrated_gradients": {"n_steps": 8},
+         "score_cam": {"batch_size": 128}, "ablation_cam": {"batch_size": 128}, "occlusion": {"window": 16, "stride": 16}}
+
+
+def _quick(at: AppTest, methods) -> None:
+    for m in methods:
+        for name, value in QUICK.get(m, {}).items():
+            at.number_input(key=f"param.{m}.{name}").set_value(value)
+
+
+@pytest.mark.parametrize("method", core_methods := __import__("core").list_methods())
+def test_every_method_alone_on_explain_and_compare(tiny_model_dir, method):
+    """The whole class of "one method crashes a page": each registered method, alone, on both pages."""
+    at = _run_explain()
+    at.multiselect(key="methods").set_value([method]).run()
+    _quick(at, [method])
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert sum(c.startswith(get_method(method).title + " →") for c in caps) == 1
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_indices").set_value([1]).run()
+    at.multiselect(key="cmp_methods").set_value([method]).run()
+    _quick(at, [method])
+    at.run()
+    assert not at.exception and not at.error
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert sum(c.startswith(get_method(method).title + " →") for c in caps) == 1
+
+
+def test_all_methods_at_once_on_explain(tiny_model_dir):
+    import core
+
+    at = _run_explain()
+    at.multiselect(key="methods").set_value(core.list_methods()).run()
+    _quick(at, core.list_methods())
+    at.run()
+    assert not at.exception and not at.error
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert sum(" → " in c for c in caps) == len(core.list_methods())

@@ -107,6 +107,8 @@ def test_bad_arguments_are_precise():
         explain(model, x, "saliency", target=3)
     with pytest.raises(UnknownNameError, match="no layer 'net.fc'"):
         explain(model, x, "grad_cam", layer="net.fc")
+    with pytest.raises(ParameterError, match="stride 16 is larger than the window 8"):
+        explain(model, x, "occlusion", window=8, stride=16)
     with pytest.raises(ValueError, match="one image"):
         explain(model, torch.rand(2, 3, 32, 32), "saliency")
 

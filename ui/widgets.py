@@ -39,3 +39,27 @@ def method_params(method: str, model: Any) -> dict[str, Any]:
     with st.expander(f"{cls.title} parameters"):
         st.caption(cls.description)
         return {p.name: param_widget(method, p, model) for p in cls.params}
+
+
+#: how each method-specific extra is shown under its map; an extra not listed here is simply not shown
+EXTRAS_TEXT: dict[str, str] = {
+    "convergence_delta": "convergence δ = {:.3g}",
+    "output_difference": "f(x) − f(baseline) = {:.3g}",
+    "n_superpixels": "{} superpixels",
+    "score": "local fit R² = {:.2f}",
+    "base_value": "f(fully masked) = {:.3g}",
+    "background": "background: {}",
+}
+
+
+def extras_caption(extras: dict[str, Any]) -> str:
+    """One line from whichever extras a method reported (methods report different ones, or none)."""
+    parts = []
+    for key, fmt in EXTRAS_TEXT.items():
+        value = extras.get(key)
+        if value is not None:
+            try:
+                parts.append(fmt.format(value))
+            except (TypeError, ValueError):
+                parts.append(f"{key} = {value}")
+    return " · ".join(parts)

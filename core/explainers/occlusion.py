@@ -40,6 +40,8 @@ class Occlusion(Explainer):
         c, h, w = x.shape[1:]
         if window > min(h, w):
             raise ParameterError(f"window {window} is larger than the {h}x{w} image")
+        if stride > window:  # captum asserts this; pixels between windows would get no attribution
+            raise ParameterError(f"stride {stride} is larger than the window {window}: some pixels would never be occluded")
         base = make_baseline(x, baseline, self.seeds, self.model)
         # captum evaluates perturbations_per_eval occlusions of every image of the chunk per pass: keep the pass
         # at about batch_size images whatever the chunk. It fails under inference_mode: no_grad instead.
