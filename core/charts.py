@@ -7,10 +7,27 @@ import numpy as np
 import plotly.graph_objects as go
 
 
+#: top-k bars: the true class, a wrong prediction, any other class (no label: the prediction is just first)
+TRUE_COLOUR, WRONG_COLOUR, OTHER_COLOUR = "#2ca02c", "#d62728", "#1f77b4"
+
+
 def topk_probabilities(proba: np.ndarray, classes: Sequence[str], k: int = 5, highlight: int | None = None) -> go.Figure:
-    """Horizontal bar chart of the ``k`` most probable classes, most probable on top."""
+    """Horizontal bar chart of the ``k`` most probable classes, most probable on top.
+
+    ``highlight`` is the true class: its bar is green, and the predicted class's bar is red only when the
+    prediction is wrong.
+    """
     order = np.argsort(proba)[::-1][: min(k, len(classes))]
-    colours = ["#d62728" if (highlight is not None and i == highlight) else "#1f77b4" for i in order]
+    predicted = int(order[0])
+
+    def colour(i: int) -> str:
+        if highlight is not None and i == highlight:
+            return TRUE_COLOUR
+        if highlight is not None and i == predicted:
+            return WRONG_COLOUR
+        return OTHER_COLOUR
+
+    colours = [colour(int(i)) for i in order]
     fig = go.Figure(go.Bar(
         x=[float(proba[i]) for i in order][::-1], y=[classes[i] for i in order][::-1], orientation="h",
         marker_color=colours[::-1], text=[f"{proba[i]:.1%}" for i in order][::-1], textposition="auto",

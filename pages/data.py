@@ -1,6 +1,9 @@
 """Data page: every registered dataset, its state, class distribution per split, samples, sizes/modes, source, licence."""
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -35,8 +38,13 @@ def main() -> None:
     if not status.ready:
         setup_panel(name)
         return
-    size = st.selectbox("Image size (px)", [None, *src.sizes], key=state.DATA_SIZE,
+    available = src.available_sizes(Path(root) if root else core.config.data_dir())
+    size = st.selectbox("Image size (px)", [None, *available], key=state.DATA_SIZE,
                         format_func=lambda s: "default" if s is None else str(s))
+    missing = [s for s in src.sizes if s not in available]
+    if missing:
+        st.caption(f"Also published at {', '.join(map(str, missing))} px: each size is its own file "
+                   f"(`python -m core download {name} --size {missing[0]}`, or put the file in the same folder).")
     splits = {}
     progress = st.progress(0.0, text="Loading splits…")
     for k, split in enumerate(SPLITS):
@@ -64,13 +72,18 @@ def main() -> None:
 
     h, w, c = first.images.shape[1:]
     summary = [f"Model-ready images: {h}x{w}, {'grayscale' if c == 1 else 'RGB'}, uint8."]
-    modes = {k: v for d in splits.values() for k, v in d.extras.get("modes", {}).items()}
-    sizes = {k: v for d in splits.values() for k, v in d.extras.get("sizes", {}).items()}
+    modes, sizes = Counter(), Counter()  # summed over the splits (each split reports its own files)
+    for d in splits.values():
+        modes.update(d.extras.get("modes", {}))
+        sizes.update(d.extras.get("sizes", {}))
+    n_files = sum(modes.values())
     if modes:
-        summary.append("Source modes: " + ", ".join(f"{m} ({n})" for m, n in sorted(modes.items())) + ".")
+        summary.append(f"Source files: {n_files} in all splits; modes " + ", ".join(
+            f"{m} {n} of {n_files}" for m, n in sorted(modes.items())) + ".")
     if sizes:
-        top = sorted(sizes.items(), key=lambda kv: -kv[1])[:6]
-        summary.append("Source sizes: " + ", ".join(f"{s} ({n})" for s, n in top) + (" …" if len(sizes) > 6 else "") + ".")
+        top = sizes.most_common(6)
+        summary.append("Most common source sizes: " + ", ".join(f"{s} ({n} files)" for s, n in top)
+                       + (" …" if len(sizes) > 6 else "") + ".")
     if first.extras.get("layout"):
         layout = first.extras["layout"]
         if first.extras.get("split_seed") is not None:

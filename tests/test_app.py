@@ -219,6 +219,13 @@ def test_data_page_missing_dataset_and_folder_path(tiny_model_dir, tmp_path):
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["data"][0]["x"] == ["cats", "dogs"]
     assert any("files skipped" in e.label for e in at.expander)
+    # the mode counts are totals over every split, and say so
+    import re
+
+    text = next(m.value for m in at.markdown if "Source files:" in m.value)
+    total = int(re.search(r"Source files: (\d+) in all splits", text).group(1))
+    assert total == sum(sum(t["y"]) for t in spec["data"])
+    assert sum(int(n) for n in re.findall(r"(\d+) of \d+", text)) == total
 
 
 def test_data_page_download_failure_is_one_clear_message(tiny_model_dir, monkeypatch):

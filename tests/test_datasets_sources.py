@@ -304,3 +304,13 @@ def test_cli_download_then_load(tmp_path, server, monkeypatch, capsys):
     assert load_dataset("pneumoniamnist", split="train", root=tmp_path / "data").info.image_size == 64
     assert main(["download", "dogs_vs_wolves"]) == 2  # not downloadable: says where to get it
     assert "Kaggle" in capsys.readouterr().err
+
+
+def test_medmnist_offers_only_the_sizes_on_disk(tmp_path):
+    from core.datasets import get_source
+
+    src = get_source("pneumoniamnist")
+    assert src.available_sizes(tmp_path) == ()
+    write_npz(tmp_path / "pneumoniamnist_64.npz", 64, rgb=False)
+    write_npz(tmp_path / "medmnist" / "pneumoniamnist.npz", 28, rgb=False)
+    assert src.available_sizes(tmp_path) == tuple(s for s in src.sizes if s in (28, 64))

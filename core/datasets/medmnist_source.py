@@ -68,6 +68,10 @@ class MedMNISTSource(Source):
                     return p, s
         return None
 
+    def available_sizes(self, root: Path) -> tuple[int, ...]:
+        """Only the sizes whose file is on disk (each size is its own download)."""
+        return tuple(s for s in SIZES if any(p.is_file() for p in self.candidates(root, s)))
+
     def status(self, root: Path, size: int | None = None) -> Status:
         found = self.find(root, size)
         if found:

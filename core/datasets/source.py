@@ -33,6 +33,10 @@ class Source:
     def status(self, root: Path, size: int | None = None) -> Status:
         raise NotImplementedError
 
+    def available_sizes(self, root: Path) -> tuple[int, ...]:
+        """The sizes that can be loaded from ``root`` now (sources that resize on load: all of them)."""
+        return self.sizes
+
     def load(self, split: str, root: Path, size: int | None) -> ArrayDataset:
         raise NotImplementedError
 
