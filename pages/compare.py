@@ -13,7 +13,7 @@ from ui import state
 from ui.pickers import Selection, explain_cached, pick_model
 from ui.progress import EngineProgress
 from ui.data_panel import setup_panel
-from ui.router import ensure_router
+from ui.router import page
 from ui.widgets import method_params
 
 DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "lime"]
@@ -64,7 +64,6 @@ def display_controls() -> dict:
 
 
 def main() -> None:
-    ensure_router()
     st.title("Compare methods")
     st.caption("Several images × several methods on one screen. Display controls never recompute a map.")
     sel = pick_model(no_model)
@@ -155,4 +154,4 @@ def main() -> None:
                        file_name="xai_maps.npz", mime="application/octet-stream", key=state.CMP_DL_NPZ)
 
 
-main()
+page(main)

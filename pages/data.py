@@ -15,14 +15,13 @@ from core.datasets import get_source
 from ui import cache, data_panel, state
 from ui.data_panel import setup_panel
 from ui.pickers import dataset_root
-from ui.router import ensure_router
+from ui.router import page
 
 SAMPLES_PER_CLASS = 6
 SPLITS = ("train", "val", "test")
 
 
 def main() -> None:
-    ensure_router()
     st.title("Datasets")
     statuses = {n: data_panel.status(n) for n in core.list_datasets()}  # chosen, remembered or model-recorded folders
     rows = [{"dataset": get_source(n).info.title, "name": n, "state": s.state, "where / what to do": s.detail}
@@ -109,4 +108,4 @@ def main() -> None:
                 col.image(render.upscale(render.to_rgb_uint8(gallery.image(j)), scale), caption=f"#{j}")
 
 
-main()
+page(main)

@@ -16,7 +16,7 @@ from ui import state
 from ui.data_panel import setup_panel
 from ui.pickers import dataset_root, explain_cached, pick_model
 from ui.progress import EngineProgress
-from ui.router import ensure_router
+from ui.router import page
 from ui.widgets import extras_caption, method_params
 
 DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "saliency"]
@@ -112,7 +112,6 @@ def uploaded_image(card) -> tuple[object, object] | None:
 
 
 def main() -> None:
-    ensure_router()
     st.title("Explain a prediction")
     sel = pick_model(train_panel)
     if sel is None:
@@ -176,4 +175,4 @@ def main() -> None:
         st.json(card.to_dict(), expanded=False)
 
 
-main()
+page(main)

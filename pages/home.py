@@ -4,53 +4,57 @@ import streamlit as st
 import core
 from core.explainers import get_method
 from ui import data_panel
-from ui.router import ensure_router
+from ui.router import page
 
-ensure_router()
-st.title("XAI Dashboard for image classifiers")
-st.markdown(
+
+def main() -> None:
+    st.title("XAI Dashboard for image classifiers")
+    st.markdown(
+        """
+    See **why** a convolutional network decided what it did. Pick a dataset and a trained model, choose
+    attribution methods, and compare their maps side by side with the model's prediction.
+
+    **Start here:** open **Explain**, keep the built-in *Shapes* dataset and the demo model, and step through
+    images with the index box or *Random*. Every shapes image has a known object mask, so a good explanation
+    should light up the shape, not the background. Then open **Compare** to put several methods and images
+    on one grid and see which methods agree. **Data** shows each dataset and how to get the real ones
+    (PathMNIST, PneumoniaMNIST, chest X-rays, dogs vs wolves, insects, or your own folder); **Explain** also
+    takes an uploaded image.
     """
-See **why** a convolutional network decided what it did. Pick a dataset and a trained model, choose
-attribution methods, and compare their maps side by side with the model's prediction.
+    )
+    c1, c2, c3 = st.columns(3)
+    c1.page_link("pages/explain.py", label="Explain one image", icon=":material/image_search:")
+    c2.page_link("pages/compare.py", label="Compare methods", icon=":material/grid_view:")
+    c3.page_link("pages/data.py", label="Datasets", icon=":material/dataset:")
 
-**Start here:** open **Explain**, keep the built-in *Shapes* dataset and the demo model, and step through
-images with the index box or *Random*. Every shapes image has a known object mask, so a good explanation
-should light up the shape, not the background. Then open **Compare** to put several methods and images
-on one grid and see which methods agree. **Data** shows each dataset and how to get the real ones
-(PathMNIST, PneumoniaMNIST, chest X-rays, dogs vs wolves, insects, or your own folder); **Explain** also
-takes an uploaded image.
-"""
-)
-c1, c2, c3 = st.columns(3)
-c1.page_link("pages/explain.py", label="Explain one image", icon=":material/image_search:")
-c2.page_link("pages/compare.py", label="Compare methods", icon=":material/grid_view:")
-c3.page_link("pages/data.py", label="Datasets", icon=":material/dataset:")
+    left, right = st.columns(2)
+    with left:
+        st.subheader(f"{len(core.list_methods())} attribution methods")
+        families: dict[str, list[str]] = {}
+        for m in core.list_methods():
+            families.setdefault(get_method(m).family, []).append(m)
+        for family, names in families.items():
+            with st.expander(f"{family} ({len(names)})", expanded=family == "CAM"):
+                for m in names:
+                    cls = get_method(m)
+                    st.markdown(f"- **{cls.title}** — {cls.description}  \n  <small>{cls.paper}</small>",
+                                unsafe_allow_html=True)
+    with right:
+        st.subheader("Datasets")
+        for name in core.list_datasets():
+            s = data_panel.status(name)
+            st.markdown(f"- {data_panel.STATE_ICON[s.state]} **{core.dataset_info(name).title}** — {s.state}")
+        st.subheader("Trained models")
+        models = core.list_models()
+        if models:
+            for path, card in models:
+                st.markdown(f"- `{card.id}` — {card.arch} on {card.dataset}, test accuracy "
+                            f"{card.metrics.get('accuracy', float('nan')):.1%}")
+        else:
+            st.info("No model yet: the Explain page can train one, or run `make run`.")
 
-left, right = st.columns(2)
-with left:
-    st.subheader(f"{len(core.list_methods())} attribution methods")
-    families: dict[str, list[str]] = {}
-    for m in core.list_methods():
-        families.setdefault(get_method(m).family, []).append(m)
-    for family, names in families.items():
-        with st.expander(f"{family} ({len(names)})", expanded=family == "CAM"):
-            for m in names:
-                cls = get_method(m)
-                st.markdown(f"- **{cls.title}** — {cls.description}  \n  <small>{cls.paper}</small>",
-                            unsafe_allow_html=True)
-with right:
-    st.subheader("Datasets")
-    for name in core.list_datasets():
-        s = data_panel.status(name)
-        st.markdown(f"- {data_panel.STATE_ICON[s.state]} **{core.dataset_info(name).title}** — {s.state}")
-    st.subheader("Trained models")
-    models = core.list_models()
-    if models:
-        for path, card in models:
-            st.markdown(f"- `{card.id}` — {card.arch} on {card.dataset}, test accuracy "
-                        f"{card.metrics.get('accuracy', float('nan')):.1%}")
-    else:
-        st.info("No model yet: the Explain page can train one, or run `make run`.")
+    st.caption("Command line: `python -m core train|explain|download|list|bench --help`. Library: "
+               "`from core import load_model, load_dataset, explain, list_methods`.")
 
-st.caption("Command line: `python -m core train|explain|download|list|bench --help`. Library: "
-           "`from core import load_model, load_dataset, explain, list_methods`.")
+
+page(main)

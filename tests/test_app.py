@@ -389,3 +389,28 @@ def test_all_methods_at_once_on_explain(tiny_model_dir):
     assert not at.exception and not at.error
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
     assert sum(" → " in c for c in caps) == len(core.list_methods())
+
+
+@pytest.mark.parametrize("page", ["pages/home.py", "pages/explain.py", "pages/compare.py", "pages/data.py"])
+def test_an_unexpected_exception_is_one_line_not_a_traceback(tiny_model_dir, monkeypatch, page):
+    import core
+    import ui.data_panel
+
+    def boom(*a, **k):
+        raise RuntimeError("internal detail that must not reach the page")
+
+    # every page calls one of these early
+    for target, name in ((core, "predict"), (core, "predict_proba"), (core, "list_models"), (ui.data_panel, "status")):
+        monkeypatch.setattr(target, name, boom)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page(page).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "Something went wrong" in at.error[0].value and "RuntimeError" in at.error[0].value
+    assert "internal detail" not in at.error[0].value
+
+
+def test_demo_settings_hide_the_toolbar_and_tracebacks():
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert cfg["client"]["toolbarMode"] == "viewer" and cfg["client"]["showErrorDetails"] == "none"

@@ -7,8 +7,17 @@ sidebar. Every page calls :func:`ensure_router` first; in that case it runs the 
 same script run* (so widget events such as a button click are kept), which switches Streamlit to
 router mode and executes the requested page under it, then stops the outer run.
 """
+import logging
+from typing import Callable
+
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
+
+log = logging.getLogger("xai.pages")
+
+#: what a user sees when a page meets an unexpected exception (the traceback goes to the server log)
+UNEXPECTED = ("Something went wrong on this page ({kind}). Try another setting, method or image, or reload the "
+              "page; the details are in the server log.")
 
 
 def pages() -> list:
@@ -32,3 +41,14 @@ def ensure_router() -> None:
     if PagesManager.uses_pages_directory:
         run_app()
         st.stop()
+
+
+def page(main: Callable[[], None]) -> None:
+    """Run a page: under the router (see :func:`ensure_router`), and with any unexpected exception turned into
+    one line with what to try, never a traceback (Streamlit's own stop/rerun signals are not exceptions)."""
+    ensure_router()
+    try:
+        main()
+    except Exception as exc:
+        log.exception("unexpected error on a page")
+        st.error(UNEXPECTED.format(kind=type(exc).__name__), icon=":material/error:")
