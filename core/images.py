@@ -101,7 +101,16 @@ def read_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int 
     return img
 
 
+#: longest side of an upload's display crop (maps are shown upsampled over it)
+DISPLAY_MAX = 512
+
+
 def preprocess(img: Image.Image, size: int, channels: int) -> tuple[torch.Tensor, np.ndarray]:
-    """An image -> (model input (C, H, W) in [0, 1], display array uint8 (H, W, C))."""
+    """An image -> (model input (C, H, W) in [0, 1], display array uint8 (H, W, C)).
+
+    The display array is the same centre crop as the model's input, at the image's own resolution (up to
+    :data:`DISPLAY_MAX` px a side; never below the model's size), so a map is shown over what was uploaded.
+    """
     a = to_array(img, size, channels)
-    return to_tensor(a), a
+    side = max(size, min(min(ImageOps.exif_transpose(img).size), DISPLAY_MAX))
+    return to_tensor(a), (a if side == size else to_array(img, side, channels))

@@ -51,6 +51,54 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5, cmap: st
     return _blend(image, colorize(heatmap, cmap, vmin, vmax), alpha, scale)
 
 
+def resize_map(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A float map (h, w) resized to ``shape`` (H, W) by bilinear interpolation (PIL, 32-bit float mode)."""
+    img = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32), mode="F")
+    return np.asarray(img.resize((shape[1], shape[0]), Image.BILINEAR), dtype=np.float32)
+
+
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """An integer label map (segments, masks) resized to ``shape`` by nearest neighbour."""
+    img = Image.fromarray(np.ascontiguousarray(labels, dtype=np.int32), mode="I")
+    return np.asarray(img.resize((shape[1], shape[0]), Image.NEAREST), dtype=np.int32)
+
+
+def outline(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (0, 255, 255)) -> np.ndarray:
+    """``image`` (any size) with the boundary of a region mask drawn on it (the mask is resized to fit)."""
+    from skimage.segmentation import find_boundaries
+
+    rgb = to_rgb_uint8(image).copy()
+    m = np.asarray(mask)
+    if m.shape != rgb.shape[:2]:
+        m = resize_labels(m.astype(np.int32), rgb.shape[:2])
+    rgb[find_boundaries(m > 0, mode="inner")] = colour
+    return rgb
+
+
+#: LIME view: superpixels for the class in green, against it in red
+SUPPORT_COLOUR, OPPOSE_COLOUR = (44, 160, 44), (214, 39, 40)
+
+
+def superpixel_view(image: np.ndarray, segments: np.ndarray, weights: dict[int, float], n_show: int,
+                    alpha: float = 0.45) -> np.ndarray:
+    """The classic LIME picture: the ``n_show`` superpixels with the largest |weight| tinted green (they
+    support the class) or red (they oppose it), every superpixel's boundary drawn in yellow."""
+    from skimage.segmentation import find_boundaries
+
+    rgb = to_rgb_uint8(image).astype(np.float32)
+    seg = np.asarray(segments)
+    if seg.shape != rgb.shape[:2]:
+        seg = resize_labels(seg, rgb.shape[:2])
+    top = sorted(weights.items(), key=lambda kv: -abs(kv[1]))[:n_show]
+    for segment, w in top:
+        region = seg == int(segment)
+        colour = np.array(SUPPORT_COLOUR if w > 0 else OPPOSE_COLOUR, dtype=np.float32)
+        rgb[region] = (1 - alpha) * rgb[region] + alpha * colour
+    out = rgb.clip(0, 255).astype(np.uint8)
+    out[find_boundaries(seg, mode="inner")] = (255, 221, 0)
+    return out
+
+
 def upscale(image: np.ndarray, scale: int) -> np.ndarray:
     if scale <= 1:
         return image
@@ -81,8 +129,10 @@ def attribution_overlay(image: np.ndarray, attribution: np.ndarray, *, signed: b
     """Overlay of a signed attribution map for comparison views.
 
     Args:
-        signed: diverging colour map centred at zero (blue negative, red positive); otherwise the
-            magnitude ``|attribution|`` on a sequential map.
+        image: (H, W[, C]) at any resolution; a map of another size is resized to it (bilinear).
+        signed: diverging colour map centred at zero (blue negative, red positive), each pixel's opacity
+            proportional to ``|value|`` (zero fully transparent); otherwise the magnitude ``|attribution|``
+            on a sequential map at uniform opacity ``alpha``.
         scale: the value shown at full colour; ``None`` = this map's robust maximum (per-map scaling).
             Pass one value for several maps to put them on a shared scale.
         top_percent: show colour only on the most important ``top_percent`` % of pixels (by magnitude);
@@ -91,11 +141,16 @@ def attribution_overlay(image: np.ndarray, attribution: np.ndarray, *, signed: b
     a = np.asarray(attribution, dtype=np.float32)
     s = scale if scale is not None else robust_scale(a, outlier_perc)
     s = s if s > 1e-12 else 1.0
+    shape = to_rgb_uint8(image).shape[:2]
+    if a.shape != shape:  # a map computed at the model's input, shown over the image at its own resolution
+        a = resize_map(a, shape)
     if signed:
+        # zero is transparent: the opacity grows with |value|, so the image shows through where nothing matters
         colours = colorize(np.clip(a / s, -1, 1), SIGNED_CMAP, -1.0, 1.0)
+        weight = alpha * np.clip(np.abs(a) / s, 0, 1).astype(np.float32)
     else:
         colours = colorize(np.clip(np.abs(a) / s, 0, 1), MAGNITUDE_CMAP, 0.0, 1.0)
-    weight = np.full(a.shape, alpha, dtype=np.float32)
+        weight = np.full(a.shape, alpha, dtype=np.float32)
     if top_percent < 100:
         mag = np.abs(a)
         threshold = np.percentile(mag, 100 - top_percent)

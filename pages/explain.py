@@ -78,19 +78,69 @@ def pick_image(ds) -> int:
     return int(index)
 
 
-def show_results(original, card, results: list[core.Explanation], alpha: float) -> None:
-    scale = max(1, 192 // original.shape[0])
-    cols = st.columns(len(results) + 1)
-    cols[0].image(render.upscale(render.to_rgb_uint8(original), scale), caption="Original", width="stretch")
-    for col, e in zip(cols[1:], results):
-        col.image(render.overlay(original, e.heatmap, alpha=alpha, scale=scale), width="stretch",
-                  caption=f"{e.title} → {card.classes[e.target]} · {e.seconds:.3f} s")
-        if e.flat:
-            col.warning("Flat map: no pixel stands out for this target.")
-        note = extras_caption(e.extras)
-        if note:
-            col.caption(note)
-    st.image(render.colorbar(labels=("low importance", "high importance")), caption="Heat map scale (per map)")
+MAX_PER_ROW = 6
+TILE = 192  # px: small dataset images are upscaled to about this for display
+
+
+def display_controls(ds, source: str, methods: list[str]) -> dict:
+    """Controls that only redraw (never recompute a map), in the sidebar."""
+    st.sidebar.subheader("Display")
+    show = {
+        "signed": st.sidebar.radio("Colours", ["Signed", "Magnitude"], key=state.COLOURS, horizontal=True,
+                                   help="Signed: red supports the class, blue opposes it, zero is transparent. "
+                                        "Unsigned methods (CAMs, saliency) always show magnitude.") == "Signed",
+        "alpha": st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key=state.ALPHA),
+        "mask": False,
+        "lime_n": 0,
+    }
+    if ds is not None and ds.masks is not None and source == "Dataset":
+        show["mask"] = st.sidebar.toggle("Outline the object (ground truth)", value=False, key=state.SHOW_MASK,
+                                         help="The dataset's object mask, drawn on the original and on every map")
+    if "lime" in methods:
+        show["lime_n"] = int(st.sidebar.number_input("LIME superpixels shown", 1, 100, 8, key=state.LIME_SHOWN,
+                                                     help="The superpixels with the largest |weight|: green "
+                                                          "supports the class, red opposes it"))
+    return show
+
+
+def show_results(display, mask, card, results: list[core.Explanation], show: dict) -> None:
+    """The original and one tile per map (LIME also gets its superpixel picture), in rows of at most six."""
+    scale = max(1, TILE // display.shape[0])
+    base = render.upscale(render.to_rgb_uint8(display), scale)
+
+    def outlined(tile):
+        return render.outline(tile, mask) if show["mask"] and mask is not None else tile
+
+    tiles = [(outlined(base), "Original", None)]
+    for e in results:
+        cls = get_method(e.method)
+        tile = render.attribution_overlay(base, e.attribution, signed=show["signed"] and e.signed,
+                                          alpha=show["alpha"], outlier_perc=cls.outlier_perc)
+        caption = f"{e.title} → {card.classes[e.target]} · {e.seconds:.3f} s" + (" · flat" if e.flat else "")
+        tiles.append((outlined(tile), caption, e))
+        if e.segments is not None and show["lime_n"]:
+            weights = {int(k): float(v) for k, v in e.extras.get("superpixel_weights", [])}
+            view = render.superpixel_view(base, e.segments, weights, show["lime_n"])
+            tiles.append((outlined(view), f"LIME superpixels → {card.classes[e.target]} (green for, red against)", None))
+    for start in range(0, len(tiles), MAX_PER_ROW):
+        row = tiles[start : start + MAX_PER_ROW]
+        for col, (img, caption, e) in zip(st.columns(MAX_PER_ROW), row):
+            col.image(img, caption=caption, width="stretch")
+            if e is not None and e.flat:
+                col.warning("Flat map: no pixel stands out for this target.")
+            note = extras_caption(e.extras) if e is not None else ""
+            if note:
+                col.caption(note)
+    signed = show["signed"] and any(e.signed for e in results)
+    st.image(render.colorbar(render.SIGNED_CMAP if signed else render.MAGNITUDE_CMAP,
+                             labels=("against the class", "for the class") if signed else ("low", "high")),
+             caption="Colour scale (per map)" + ("; unsigned methods show magnitude" if signed else ""))
+    for e in results:
+        if e.segments is not None and show["lime_n"]:
+            top = e.extras.get("superpixel_weights", [])[: show["lime_n"]]
+            with st.expander(f"LIME: the {len(top)} superpixels with the largest |weight|"):
+                st.dataframe({"superpixel": [k for k, _ in top], "weight": [round(w, 5) for _, w in top],
+                              "effect": ["for" if w > 0 else "against" for _, w in top]}, hide_index=True)
 
 
 def uploaded_image(card) -> tuple[object, object] | None:
@@ -118,29 +168,28 @@ def main() -> None:
         return
     model, card, ds = sel.model, sel.card, sel.ds
 
-    left, right = st.columns([2, 1])
-    with left:
+    with st.sidebar:
         sources = ["Dataset", "Upload"] if ds is not None else ["Upload"]
-        if ds is None:
-            setup_panel(sel.dataset_name)
         source = st.radio("Image", sources, horizontal=True, key=state.IMAGE_SOURCE)
         if source == "Dataset":
             index = pick_image(ds)
             image_t, label = ds[index]
-            display = ds.image(index)
+            display, mask = ds.image(index), ds.mask(index)
         else:
             got = uploaded_image(card)
             if got is None:
+                if ds is None:
+                    setup_panel(sel.dataset_name)
                 return
-            (image_t, display), label = got, None
+            (image_t, display), label, mask = got, None, None
         methods = st.multiselect("Methods", core.list_methods(), default=DEFAULT_METHODS, key=state.METHODS,
                                  format_func=lambda m: get_method(m).title)
-        params = {m: method_params(m, model) for m in methods}
-    with right:
         target_options = [None, *range(len(card.classes))]
         target = st.selectbox("Class to explain", target_options, key=state.TARGET,
                               format_func=lambda t: "Predicted class" if t is None else f"{t}: {card.classes[t]}")
-        alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=state.ALPHA)
+        st.subheader("Method parameters")
+        params = {m: method_params(m, model) for m in methods}
+        show = display_controls(ds, source, methods)
 
     proba = core.predict(model, image_t)
     pred = int(proba.argmax())
@@ -152,7 +201,7 @@ def main() -> None:
                     f"({proba[pred]:.1%}) {verdict}")
 
     if not methods:
-        st.info("Pick at least one method.")
+        st.info("Pick at least one method in the sidebar.")
         return
     image_np = image_t.numpy()
     results = []
@@ -165,7 +214,7 @@ def main() -> None:
             st.error(f"{get_method(m).title}: {exc}")
     progress.empty()
     if results:
-        show_results(display, card, results, alpha)
+        show_results(display, mask, card, results, show)
 
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.topk_probabilities(proba, card.classes, k=5, highlight=label), width="stretch")

@@ -414,3 +414,33 @@ def test_demo_settings_hide_the_toolbar_and_tracebacks():
 
     cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert cfg["client"]["toolbarMode"] == "viewer" and cfg["client"]["showErrorDetails"] == "none"
+
+
+def test_explain_views_signed_lime_and_ground_truth(tiny_model_dir):
+    """Signed colours, the LIME superpixel picture with its weight list, the object outline, rows of at most six,
+    and only the chosen segmentation's LIME parameters."""
+    at = _run_explain()
+    at.multiselect(key="methods").set_value(["grad_cam", "integrated_gradients", "lime", "saliency", "occlusion",
+                                             "input_x_gradient", "deeplift"]).run()
+    _quick(at, ["lime", "integrated_gradients", "occlusion"])
+    at.run()
+    assert not at.exception and not at.error
+    assert at.radio(key="colours").value == "Signed"
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert any(c.startswith("LIME superpixels") for c in caps)
+    assert any("superpixels with the largest" in e.label for e in at.expander)
+    at.number_input(key="lime_shown").set_value(3).run()
+    table = at.dataframe[-1].value
+    assert len(table) == 3 and list(table.columns) == ["superpixel", "weight", "effect"]
+    assert list(table["weight"].abs()) == sorted(table["weight"].abs(), reverse=True)
+    at.toggle(key="show_mask").set_value(True).run()
+    assert not at.exception
+    # rows of at most six: 1 original + 7 maps + the LIME picture = 9 tiles in two rows of six columns
+    rows = [b for b in at.main.children.values() if getattr(b, "type", None) == "flex_container" and len(b.children) == 6]
+    assert len(rows) >= 2
+    # LIME shows only its segmentation's parameters
+    keys = {w.key for w in at.number_input}
+    assert "param.lime.n_segments" in keys and "param.lime.kernel_size" not in keys
+    at.selectbox(key="param.lime.segmentation").set_value("quickshift").run()
+    keys = {w.key for w in at.number_input}
+    assert "param.lime.kernel_size" in keys and "param.lime.n_segments" not in keys and not at.exception

@@ -271,7 +271,12 @@ def test_upload_validation():
 
     img = read_upload(_png(Image.new("RGB", (300, 200), (0, 128, 255))))
     x, shown = preprocess(img, 64, 1)
-    assert x.shape == (1, 64, 64) and shown.shape == (64, 64, 1)
+    # the model gets 64 px; the display is the same centre crop at the upload's own resolution (200 px)
+    assert x.shape == (1, 64, 64) and shown.shape == (200, 200, 1)
+    small = np.asarray(Image.fromarray(shown[..., 0]).resize((64, 64), Image.BILINEAR), dtype=np.float32)
+    assert np.abs(small - x[0].numpy() * 255).mean() < 2  # the same crop, not another part of the image
+    big = read_upload(_png(Image.new("RGB", (2000, 1000))))
+    assert preprocess(big, 28, 3)[1].shape == (512, 512, 3)  # capped for display
     with pytest.raises(ImageError, match="empty"):
         read_upload(b"")
     with pytest.raises(ImageError, match="not an image"):

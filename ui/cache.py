@@ -87,8 +87,9 @@ class ResultStore:
             return e
 
     def put(self, key: tuple, e: core.Explanation) -> None:
-        for a in (e.attribution, e.heatmap):
-            a.setflags(write=False)  # shared by every session: nobody may change it in place
+        for a in (e.attribution, e.heatmap, e.segments):
+            if a is not None:
+                a.setflags(write=False)  # shared by every session: nobody may change it in place
         with self._lock:
             self._items[key] = e
             self._items.move_to_end(key)

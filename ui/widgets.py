@@ -38,7 +38,13 @@ def method_params(method: str, model: Any) -> dict[str, Any]:
         return {}
     with st.expander(f"{cls.title} parameters"):
         st.caption(cls.description)
-        return {p.name: param_widget(method, p, model) for p in cls.params}
+        values: dict[str, Any] = {}
+        for p in cls.params:  # in declaration order, so a parameter's condition is already chosen
+            if p.when is not None and values.get(p.when[0]) != p.when[1]:
+                values[p.name] = p.default  # irrelevant for this choice: not shown, and out of the cache key
+            else:
+                values[p.name] = param_widget(method, p, model)
+        return values
 
 
 #: how each method-specific extra is shown under its map; an extra not listed here is simply not shown

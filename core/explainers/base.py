@@ -33,6 +33,9 @@ class Param:
     step: float | None = None
     choices: tuple[str, ...] = ()
     label: str = ""
+    #: ``(other_parameter, value)``: this parameter only matters when the other one has that value (a UI
+    #: shows it only then; otherwise its default is used)
+    when: tuple[str, str] | None = None
 
     def validate(self, value: Any) -> Any:
         """Coerce ``value`` to this parameter's type or raise :class:`ParameterError`."""
@@ -78,10 +81,12 @@ class Explanation:
         target: the class index explained.
         method, title: registry name and display name.
         params: the full parameter set used (defaults filled in).
-        seconds: wall time of the attribution itself.
+        seconds: wall time of the attribution itself (in a batch: the chunk's time divided by its images).
         signed: whether the attribution can be negative.
         flat: True when the map is constant (no pixel stands out); ``heatmap`` is then all zeros.
-        extras: method-specific values, e.g. ``convergence_delta`` for Integrated Gradients.
+        extras: method-specific values (JSON-able), e.g. ``convergence_delta`` for Integrated Gradients,
+            ``superpixel_weights`` for LIME.
+        segments: (H, W) int region labels for region methods (LIME's superpixels), else ``None``.
     """
 
     method: str
@@ -94,6 +99,7 @@ class Explanation:
     signed: bool
     flat: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+    segments: np.ndarray | None = None
 
 
 #: What a method can do to state that other sessions share (declared per method, see :meth:`Explainer.effects`):

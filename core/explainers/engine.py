@@ -164,8 +164,10 @@ def _finish(cls: type[Explainer], explainer: Explainer, raw: np.ndarray, shape: 
         bad = int((~np.isfinite(attribution)).sum())
         raise AttributionError(f"{cls.title} produced {bad} non-finite values (NaN/inf); try other parameters or another method")
     heatmap, flat = to_heatmap(attribution, cls.outlier_perc)
+    segments = extras.pop("segments", None)  # a region method's label map: an array, not a JSON-able extra
     return Explanation(method=cls.name, title=cls.title, attribution=attribution, heatmap=heatmap, target=target,
-                       params=params, seconds=seconds, signed=explainer.signed_output, flat=flat, extras=extras)
+                       params=params, seconds=seconds, signed=explainer.signed_output, flat=flat, extras=extras,
+                       segments=segments)
 
 
 def explain_batch(model: nn.Module, images: torch.Tensor | np.ndarray, method: str,

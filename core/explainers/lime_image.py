@@ -39,15 +39,16 @@ class Lime(Explainer):
         Param("num_samples", "int", 1000, "Perturbed copies (model calls)", 10, 20000, label="Samples"),
         Param("segmentation", "choice", "slic", "Superpixel algorithm", choices=("slic", "quickshift", "felzenszwalb"),
               label="Segmentation"),
-        Param("n_segments", "int", 50, "SLIC: approximate number of superpixels", 2, 1000, label="SLIC segments"),
+        Param("n_segments", "int", 50, "SLIC: approximate number of superpixels", 2, 1000, label="SLIC segments",
+              when=("segmentation", "slic")),
         Param("compactness", "float", 10.0, "SLIC: colour vs space trade-off (higher = squarer)", 0.01, 100.0, 1.0,
-              label="SLIC compactness"),
+              label="SLIC compactness", when=("segmentation", "slic")),
         Param("kernel_size", "float", 2.0, "Quickshift: Gaussian kernel width (small for small images)", 0.5, 20.0, 0.5,
-              label="Quickshift kernel"),
+              label="Quickshift kernel", when=("segmentation", "quickshift")),
         Param("max_dist", "float", 6.0, "Quickshift: cut-off distance (higher = fewer segments)", 1.0, 200.0, 1.0,
-              label="Quickshift max dist"),
+              label="Quickshift max dist", when=("segmentation", "quickshift")),
         Param("scale", "float", 50.0, "Felzenszwalb: scale (higher = larger segments)", 1.0, 2000.0, 10.0,
-              label="Felzenszwalb scale"),
+              label="Felzenszwalb scale", when=("segmentation", "felzenszwalb")),
         Param("num_features", "int", 20, "Superpixels kept in the map (largest |weight|)", 1, 1000, label="Features"),
         Param("positive_only", "bool", False, "Keep only superpixels that support the class", label="Positive only"),
         Param("hide_color", "choice", "mean", "Fill of hidden superpixels: their mean colour, black or grey",
@@ -92,6 +93,11 @@ class Lime(Explainer):
         lookup = np.zeros(int(exp.segments.max()) + 1, dtype=np.float32)
         for segment, weight in weights[:num_features]:
             lookup[segment] = weight
+        every = sorted(exp.local_exp[target], key=lambda kv: -abs(kv[1]))
         self.extras = [{"n_superpixels": int(len(np.unique(exp.segments))), "score": float(exp.score),
-                        "local_pred": float(np.ravel(exp.local_pred)[0]) if exp.local_pred is not None else None}]
+                        "local_pred": float(np.ravel(exp.local_pred)[0]) if exp.local_pred is not None else None,
+                        # every superpixel's weight, largest |weight| first, and the superpixel map itself
+                        # (the engine moves it to Explanation.segments): the LIME picture is drawn from these
+                        "superpixel_weights": [[int(k), float(v)] for k, v in every],
+                        "segments": exp.segments.astype(np.int32)}]
         return lookup[exp.segments][None]
