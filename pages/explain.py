@@ -1,18 +1,19 @@
 """Explain page: dataset -> model -> image -> methods -> maps side by side, with the prediction."""
 from __future__ import annotations
 
+import json
 import random
 
 import streamlit as st
 
 import core
-from core import charts, render
+from core import charts, render, report
 from core.datasets import dataset_info
 from core.explainers import get_method
 from core.training import TrainConfig, TrainProgress, train
 from core.architectures import list_architectures
 from core.images import MAX_PIXELS, MAX_UPLOAD_BYTES, UPLOAD_EXTENSIONS, preprocess, read_upload
-from ui import state
+from ui import cache, state
 from ui.data_panel import setup_panel
 from ui.pickers import dataset_root, explain_cached, pick_model
 from ui.progress import EngineProgress
@@ -103,8 +104,9 @@ def display_controls(ds, source: str, methods: list[str]) -> dict:
     return show
 
 
-def show_results(display, mask, card, results: list[core.Explanation], show: dict) -> None:
-    """The original and one tile per map (LIME also gets its superpixel picture), in rows of at most six."""
+def show_results(display, mask, card, results: list[core.Explanation], show: dict) -> tuple[list, object]:
+    """The original and one tile per map (LIME also gets its superpixel picture), in rows of at most six.
+    Returns the tiles with their captions and the colour bar, for the exports."""
     scale = max(1, TILE // display.shape[0])
     base = render.upscale(render.to_rgb_uint8(display), scale)
 
@@ -132,15 +134,37 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
             if note:
                 col.caption(note)
     signed = show["signed"] and any(e.signed for e in results)
-    st.image(render.colorbar(render.SIGNED_CMAP if signed else render.MAGNITUDE_CMAP,
-                             labels=("against the class", "for the class") if signed else ("low", "high")),
-             caption="Colour scale (per map)" + ("; unsigned methods show magnitude" if signed else ""))
+    bar = render.colorbar(render.SIGNED_CMAP if signed else render.MAGNITUDE_CMAP,
+                          labels=("against the class", "for the class") if signed else ("low", "high"))
+    st.image(bar, caption="Colour scale (per map)" + ("; unsigned methods show magnitude" if signed else ""))
     for e in results:
         if e.segments is not None and show["lime_n"]:
             top = e.extras.get("superpixel_weights", [])[: show["lime_n"]]
             with st.expander(f"LIME: the {len(top)} superpixels with the largest |weight|"):
                 st.dataframe({"superpixel": [k for k, _ in top], "weight": [round(w, 5) for _, w in top],
                               "effect": ["for" if w > 0 else "against" for _, w in top]}, hide_index=True)
+    return [(t, c) for t, c, _ in tiles], bar
+
+
+def exports(card, results, tiles, bar, proba, label, image_ref: dict) -> None:
+    """The figure (PNG) and the one-page report (HTML), each carrying what reproduces it."""
+    pred = int(proba.argmax())
+    prov = report.provenance(card, results, image_ref)
+    truth = "uploaded image" if label is None else f"true class {card.classes[label]}"
+    header = [f"Model {card.id} ({card.arch}, {card.input_size} px, {card.dataset}) · weights "
+              f"{card.weights_sha256[:16]}…",
+              f"Prediction: {card.classes[pred]} ({proba[pred]:.1%}) · {truth} · {prov['created']}"]
+    footer = [f"{e.title} → {card.classes[e.target]}: {json.dumps(e.params, default=str)}" for e in results]
+    name = f"xai_{card.id}_{image_ref.get('index', 'upload')}"
+    c1, c2 = st.columns(2)
+    c1.download_button("Download figure (PNG)", report.png_with_provenance(report.figure(tiles, header, footer, bar), prov),
+                       file_name=f"{name}.png", mime="image/png", key=state.DL_FIGURE,
+                       help="Original, maps, colour scale, prediction, target, model and parameters; the PNG "
+                            "also carries the full provenance (model digest, seeds, library versions)")
+    c2.download_button("Download report (HTML)", report.report_html(card, tiles, proba, label, results, bar, prov),
+                       file_name=f"{name}.html", mime="text/html", key=state.DL_REPORT,
+                       help="A one-page report to keep: image, prediction, maps, parameters, model card summary, "
+                            "library versions and date")
 
 
 def uploaded_image(card) -> tuple[object, object] | None:
@@ -214,7 +238,10 @@ def main() -> None:
             st.error(f"{get_method(m).title}: {exc}")
     progress.empty()
     if results:
-        show_results(display, mask, card, results, show)
+        tiles, bar = show_results(display, mask, card, results, show)
+        image_ref = ({"dataset": sel.dataset_name, "split": sel.split, "index": index, "folder": sel.root}
+                     if source == "Dataset" else {"upload_sha256": cache.image_digest(image_np)})
+        exports(card, results, tiles, bar, proba, label, image_ref)
 
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.topk_probabilities(proba, card.classes, k=5, highlight=label), width="stretch")

@@ -288,10 +288,12 @@ def test_result_store_is_lru_and_read_only():
         store.get(("c",)).attribution[0, 0] = 5  # shared by every session: nobody changes it in place
 
 
-def test_typed_data_folder_survives_reruns_and_trains(tiny_model_dir, tmp_path):
+def test_typed_data_folder_survives_reruns_and_trains(tiny_model_dir, tmp_path, monkeypatch):
     """Explain: pick PneumoniaMNIST, type the folder of a local npz, use it, then change anything: the dataset
     stays selected, its label says ready, and "Train a model" trains on it."""
     from tests.test_datasets_sources import write_npz
+
+    monkeypatch.setenv("XAI_MODELS_DIR", str(tmp_path / "models"))  # no other test's PneumoniaMNIST model
 
     folder = tmp_path / "npz"
     folder.mkdir()
@@ -323,8 +325,10 @@ def test_typed_data_folder_survives_reruns_and_trains(tiny_model_dir, tmp_path):
     assert states_on_data_page()["pneumoniamnist"] == "ready"
 
 
-def test_typing_the_npz_file_itself_uses_its_folder(tiny_model_dir, tmp_path):
+def test_typing_the_npz_file_itself_uses_its_folder(tiny_model_dir, tmp_path, monkeypatch):
     from core import settings
+
+    monkeypatch.setenv("XAI_MODELS_DIR", str(tmp_path / "models"))  # no model records a PathMNIST folder
     from tests.test_datasets_sources import write_npz
 
     npz = write_npz(tmp_path / "f" / "pathmnist.npz", 28, rgb=True, classes=9, n=(18, 9, 9))
@@ -388,7 +392,8 @@ def test_all_methods_at_once_on_explain(tiny_model_dir):
     at.run()
     assert not at.exception and not at.error
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
-    assert sum(" → " in c for c in caps) == len(core.list_methods())
+    for m in core.list_methods():
+        assert sum(c.startswith(get_method(m).title + " →") for c in caps) == 1, m
 
 
 @pytest.mark.parametrize("page", ["pages/home.py", "pages/explain.py", "pages/compare.py", "pages/data.py"])
@@ -444,3 +449,14 @@ def test_explain_views_signed_lime_and_ground_truth(tiny_model_dir):
     at.selectbox(key="param.lime.segmentation").set_value("quickshift").run()
     keys = {w.key for w in at.number_input}
     assert "param.lime.kernel_size" in keys and "param.lime.n_segments" not in keys and not at.exception
+
+
+def test_explain_exports_figure_and_report_with_provenance(tiny_model_dir):
+    """The page offers both exports (their content is tested in test_report.py)."""
+    at = _run_explain()
+    at.multiselect(key="methods").set_value(["grad_cam", "lime"]).run()
+    _quick(at, ["lime"])
+    at.run()
+    assert not at.exception
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download figure (PNG)" in labels and "Download report (HTML)" in labels
