@@ -1,11 +1,13 @@
 """Compare page: several images x several methods in one grid, display controls, method agreement, downloads."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import streamlit as st
 
 import core
-from core import charts, render
+from core import charts, render, report
 from core.compare import agreement_matrix, maps_npz
 from core.maps import robust_scale
 from core.explainers import get_method
@@ -56,7 +58,9 @@ def display_controls() -> dict:
         "signed": c1.radio("Colours", ["Magnitude", "Signed"], key=state.CMP_COLOURS, horizontal=True,
                            help="Signed: blue negative, red positive, centred at zero") == "Signed",
         "shared": c2.radio("Scale", ["Per map", "Shared"], key=state.CMP_SCALE, horizontal=True,
-                           help="Shared: one colour scale for every map in the grid") == "Shared",
+                           help="Shared: one colour scale for all maps in the same units (CAMs are scaled per "
+                                "image by their library; gradients, logit contributions and LIME's probability "
+                                "weights are each their own unit)") == "Shared",
         "alpha": c3.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key=state.CMP_ALPHA),
         "top": c4.slider("Show top-k % pixels", 1, 100, 100, key=state.CMP_TOPK,
                          help="Colour only the most important pixels of each map"),
@@ -84,9 +88,10 @@ def main() -> None:
     results: dict[tuple[int, str], core.Explanation] = {}
     errors: list[str] = []
     images = sel.ds.batch(np.asarray(indices))
+    predicted = core.predict_proba(sel.model, images).argmax(axis=1)
+    truth = sel.ds.labels[np.asarray(indices)]
     # Targets are class indices either way, so a cell whose true and predicted classes agree is computed once.
-    targets = (core.predict_proba(sel.model, images).argmax(axis=1) if target_mode == "Predicted"
-               else sel.ds.labels[np.asarray(indices)])
+    targets = predicted if target_mode == "Predicted" else truth
     arrays = list(images.numpy())
     bar = EngineProgress(len(methods))
     for k, m in enumerate(methods):  # one batched engine call per method, for its missing cells only
@@ -101,38 +106,44 @@ def main() -> None:
         st.error(e)
 
     show = display_controls()
-    shared_scale = None
-    if show["shared"] and results:
-        shared_scale = max(robust_scale(e.attribution, get_method(e.method).outlier_perc) for e in results.values())
+    units = {m: get_method(m).units_for(params[m]) for m in methods}
+    shared: dict[str, float] = {}  # one colour scale per unit: only maps in the same units are comparable
+    if show["shared"]:
+        for e in results.values():
+            u = units[e.method]
+            shared[u] = max(shared.get(u, 0.0), robust_scale(e.attribution, get_method(e.method).outlier_perc))
     classes = sel.card.classes
-    tiles, row_labels = [], []
+    tiles: list[tuple[np.ndarray, str]] = []
     header = st.columns(len(methods) + 1)
     header[0].markdown("**Original**")
     for col, m in zip(header[1:], methods):
         col.markdown(f"**{get_method(m).title}**")
-    for i in indices:
+    for k, i in enumerate(indices):
         scale = max(1, TILE // sel.ds.image(i).shape[0])
         original = render.upscale(render.to_rgb_uint8(sel.ds.image(i)), scale)
+        right = predicted[k] == truth[k]
+        label = (f"#{i} · true {classes[truth[k]]} · predicted {classes[predicted[k]]} · "
+                 f"{'right' if right else 'wrong'}")
         cols = st.columns(len(methods) + 1)
-        cols[0].image(original, caption=f"#{i} · true: {classes[sel.ds.labels[i]]}", width="stretch")
-        row = [original]
+        cols[0].image(original, caption=label, width="stretch")
+        tiles.append((original, label))
         for col, m in zip(cols[1:], methods):
             e = results.get((i, m))
             if e is None:
                 col.warning("failed")
-                row.append(np.full_like(original, 255))
+                tiles.append((np.full_like(original, 255), f"{get_method(m).title}: failed"))
                 continue
             tile = render.attribution_overlay(
-                sel.ds.image(i), e.attribution, signed=show["signed"] and e.signed, scale=shared_scale,
-                alpha=show["alpha"], top_percent=show["top"], outlier_perc=get_method(m).outlier_perc, upscale_by=scale)
-            col.image(tile, caption=f"{get_method(m).title} → {classes[e.target]} · {e.seconds:.3f} s"
-                      + (" · flat" if e.flat else ""), width="stretch")
-            row.append(tile)
-        tiles.append(row)
-        row_labels.append(f"#{i} true {classes[sel.ds.labels[i]]}")
+                original, e.attribution, signed=show["signed"] and e.signed, scale=shared.get(units[m]),
+                alpha=show["alpha"], top_percent=show["top"], outlier_perc=get_method(m).outlier_perc)
+            caption = f"{get_method(m).title} → {classes[e.target]} · {e.seconds:.3f} s" + (" · flat" if e.flat else "")
+            col.image(tile, caption=caption, width="stretch")
+            tiles.append((tile, f"{get_method(m).title} → {classes[e.target]}"))
     cmap = render.SIGNED_CMAP if show["signed"] else render.MAGNITUDE_CMAP
-    st.image(render.colorbar(cmap, labels=("negative", "positive") if show["signed"] else ("low", "high")),
-             caption=("Shared scale" if show["shared"] else "Per-map scale")
+    bar = render.colorbar(cmap, labels=("negative", "positive") if show["signed"] else ("low", "high"))
+    groups = sorted(set(units.values()))
+    st.image(bar, caption=(f"Shared scale within each unit ({', '.join(f'{u}: ' + ', '.join(get_method(m).title for m in methods if units[m] == u) for u in groups)}); "
+                           "maps in different units are never put on one scale" if show["shared"] else "Per-map scale")
              + ("; unsigned methods (CAMs, saliency) stay on the magnitude map" if show["signed"] else ""))
 
     if len(methods) >= 2:
@@ -143,11 +154,18 @@ def main() -> None:
                             width="stretch")
 
     c1, c2 = st.columns(2)
-    c1.download_button("Download grid (PNG)", render.png_bytes(render.grid_image(
-        tiles, row_labels, ["Original"] + [get_method(m).title for m in methods])),
-        file_name="xai_compare.png", mime="image/png", key=state.CMP_DL_PNG)
+    ordered = [results[(i, m)] for i in indices for m in methods if (i, m) in results]
+    prov = report.provenance(sel.card, ordered, {"dataset": sel.dataset_name, "split": sel.split,
+                                                 "indices": [int(i) for i in indices], "folder": sel.root})
+    head = [f"Model {sel.card.id} ({sel.card.arch}, {sel.card.input_size} px) · {sel.dataset_name} {sel.split} · "
+            f"class explained: {target_mode.lower()}",
+            f"{'Signed' if show['signed'] else 'Magnitude'} colours, {'shared' if show['shared'] else 'per-map'} scale · "
+            f"{prov['created']}"]
+    foot = [f"{get_method(m).title}: {json.dumps(params[m], default=str)}" for m in methods]
+    png = report.png_with_provenance(report.figure(tiles, head, foot, bar, per_row=len(methods) + 1), prov)
+    c1.download_button("Download grid (PNG)", png, file_name="xai_compare.png", mime="image/png", key=state.CMP_DL_PNG)
     meta = {"model": sel.card.id, "dataset": sel.dataset_name, "split": sel.split, "classes": list(classes),
-            "methods": {m: params[m] for m in methods},
+            "methods": {m: params[m] for m in methods}, "provenance": prov,
             "targets": {f"{i}_{m}": e.target for (i, m), e in results.items()}}
     c2.download_button("Download raw maps (.npz)", maps_npz({k: e.attribution for k, e in results.items()},
                                                              {i: sel.ds.image(i) for i in indices}, meta),

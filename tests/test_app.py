@@ -153,7 +153,7 @@ def test_compare_page_misclassified_and_random(tiny_model_dir):
     originals = [c for c in caps if c.startswith("#")]
     assert len(cells) == len(originals) == 3
     for o, c in zip(originals, cells):
-        assert o.split("true: ")[1] != c.split(" → ")[1].split(" · ")[0]
+        assert o.split("true ")[1].split(" · ")[0] != c.split(" → ")[1].split(" · ")[0] and o.endswith("wrong")
     at.radio(key="cmp_mode").set_value("Random").run()
     at.number_input(key="cmp_seed").set_value(5).run()
     assert not at.exception and not at.error
@@ -460,3 +460,25 @@ def test_explain_exports_figure_and_report_with_provenance(tiny_model_dir):
     assert not at.exception
     labels = [b.proto.label for b in at.get("download_button")]
     assert "Download figure (PNG)" in labels and "Download report (HTML)" in labels
+
+
+def test_compare_rows_say_right_or_wrong_and_shared_scale_stays_within_units(tiny_model_dir):
+    from core import get_method, load_dataset, load_model, predict
+
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_indices").set_value([0, 1, 2]).run()
+    at.multiselect(key="cmp_methods").set_value(["grad_cam", "saliency", "integrated_gradients"]).run()
+    at.number_input(key="param.integrated_gradients.n_steps").set_value(8).run()
+    at.radio(key="cmp_scale").set_value("Shared").run()
+    assert not at.exception and not at.error
+    model, card = load_model(tiny_model_dir)
+    ds = load_dataset("shapes", split="test")
+    originals = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs and im.proto.imgs[0].caption.startswith("#")]
+    for i, cap in zip([0, 1, 2], originals):
+        pred, true = int(predict(model, ds[i][0]).argmax()), int(ds.labels[i])
+        assert f"true {card.classes[true]}" in cap and f"predicted {card.classes[pred]}" in cap
+        assert cap.endswith("right" if pred == true else "wrong")
+    note = next(im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs and "scale" in im.proto.imgs[0].caption)
+    assert "relative: Grad-CAM" in note and "gradient: Saliency" in note and "logit: Integrated Gradients" in note
+    assert get_method("lime").units == "probability" and get_method("smoothgrad").units_for({"base": "saliency"}) == "gradient"

@@ -141,6 +141,10 @@ class Explainer:
     batched: ClassVar[bool] = True
     #: images per ``attribute`` call for batched methods (memory vs speed); ``explain_batch(chunk_size=...)``
     chunk_size: ClassVar[int] = 64
+    #: what one unit of the map means, so that only maps in the same units share a colour scale: "relative"
+    #: (scaled per image, CAMs), "gradient" (derivative of the class logit), "logit" (contribution to the class
+    #: logit), "probability" (LIME's coefficients of the class probability), "squared"
+    units: ClassVar[str] = "logit"
     #: the method finds the predicted class itself in its own forward pass (``attribute`` gets ``targets=None``
     #: and sets :attr:`predicted`), which saves the engine a forward pass
     predicts_target: ClassVar[bool] = False
@@ -174,6 +178,11 @@ class Explainer:
     def effects(cls, params: dict[str, Any]) -> frozenset[str]:
         """What this call, with these (resolved) parameters, does to shared state."""
         return cls.shared_effects
+
+    @classmethod
+    def units_for(cls, params: dict[str, Any]) -> str:
+        """The map's units with these parameters (see :attr:`units`)."""
+        return cls.units
 
     @classmethod
     def chunk_for(cls, params: dict[str, Any], image_shape: tuple[int, ...]) -> int:

@@ -73,6 +73,7 @@ class CamExplainer(Explainer):
     signed = False
     outlier_perc = 0.0
     params = (LAYER,)
+    units = "relative"  # pytorch-grad-cam min-max scales each map to [0, 1]
     # pytorch-grad-cam hooks the layer, calls model.zero_grad() and backward() (writes parameters' .grad)
     shared_effects = frozenset({"hooks", "module_state"})
     # with targets=None pytorch-grad-cam explains the argmax of its own forward pass (kept in ``cam.outputs``)

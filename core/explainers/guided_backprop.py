@@ -12,4 +12,5 @@ class GuidedBackprop(CaptumGradientExplainer):
     description = "Gradient where every ReLU also passes back only positive gradients; sharp, edge-like maps."
     paper = "Springenberg et al. Striving for Simplicity: The All Convolutional Net. ICLR Workshop 2015. arXiv:1412.6806"
     captum_class = _GBP
+    units = "gradient"
     shared_effects = frozenset({"hooks"})  # captum hooks every ReLU to pass back only positive gradients

@@ -15,6 +15,7 @@ class GuidedGradCAM(Explainer):
     paper = "Selvaraju et al. Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization. ICCV 2017. arXiv:1610.02391"
     needs_layer = True
     params = (LAYER,)
+    units = "gradient"  # guided gradients times a [0, 1] CAM
     shared_effects = frozenset({"hooks"})  # ReLU backward hooks (guided backprop) and a layer hook (Grad-CAM)
 
     def attribute(self, x, targets, layer):

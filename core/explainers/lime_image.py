@@ -35,6 +35,7 @@ class Lime(Explainer):
     family = "Perturbation"
     stochastic = True
     outlier_perc = 0.0
+    units = "probability"  # coefficients of a linear model of the class probability
     params = (
         Param("num_samples", "int", 1000, "Perturbed copies (model calls)", 10, 20000, label="Samples"),
         Param("segmentation", "choice", "slic", "Superpixel algorithm", choices=("slic", "quickshift", "felzenszwalb"),

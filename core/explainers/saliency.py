@@ -12,6 +12,7 @@ class Saliency(CaptumGradientExplainer):
     description = "Absolute gradient of the class score with respect to each pixel (max over colour channels)."
     paper = "Simonyan, Vedaldi, Zisserman. Deep Inside Convolutional Networks. ICLR Workshop 2014. arXiv:1312.6034"
     signed = False
+    units = "gradient"
     channel_reduction = "max_abs"
     captum_class = _Saliency
     attribute_kwargs = {"abs": True}

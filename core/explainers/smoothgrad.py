@@ -43,6 +43,12 @@ class _NoiseTunnelExplainer(Explainer):
         return frozenset({"global_rng", *hooks})  # NoiseTunnel: torch.normal on the global generator
 
     @classmethod
+    def units_for(cls, params):
+        if cls.nt_type == "smoothgrad_sq":
+            return "squared"
+        return "gradient" if params["base"] in ("saliency", "guided_backprop") else "logit"
+
+    @classmethod
     def cost(cls, params, model, image_shape):
         return params["n_samples"] * (BASES[params["base"]][1].get("n_steps", 1))
 
