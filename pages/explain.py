@@ -15,7 +15,7 @@ from core.architectures import list_architectures
 from core.images import MAX_PIXELS, MAX_UPLOAD_BYTES, UPLOAD_EXTENSIONS, preprocess, read_upload
 from ui import cache, state
 from ui.data_panel import setup_panel
-from ui.pickers import dataset_root, explain_cached, pick_model
+from ui.pickers import dataset_root, explain_cached, pick_model, request_key, slow_methods_note
 from ui.progress import EngineProgress
 from ui.router import page
 from ui.widgets import extras_caption, method_params
@@ -185,6 +185,10 @@ def uploaded_image(card) -> tuple[object, object] | None:
     return preprocess(img, card.input_size, card.channels)
 
 
+def _set_state(key: str, value) -> None:
+    st.session_state[key] = value
+
+
 def main() -> None:
     st.title("Explain a prediction")
     sel = pick_model(train_panel)
@@ -213,6 +217,9 @@ def main() -> None:
                               format_func=lambda t: "Predicted class" if t is None else f"{t}: {card.classes[t]}")
         st.subheader("Method parameters")
         params = {m: method_params(m, model) for m in methods}
+        note = slow_methods_note(sel, params)
+        if note:
+            st.caption(note)
         show = display_controls(ds, source, methods)
 
     proba = core.predict(model, image_t)
@@ -228,17 +235,49 @@ def main() -> None:
         st.info("Pick at least one method in the sidebar.")
         return
     image_np = image_t.numpy()
-    results = []
-    progress = EngineProgress(len(methods))
-    for i, m in enumerate(methods):
-        progress.start(i, f"Computing {get_method(m).title}")
-        try:
-            results += explain_cached(sel, [image_np], m, params[m], [pred if target is None else target], progress)
-        except core.XaiError as exc:
-            st.error(f"{get_method(m).title}: {exc}")
-    progress.empty()
-    if results:
-        tiles, bar = show_results(display, mask, card, results, show)
+    wanted = [pred if target is None else target]
+    request = request_key(sel.card.weights_sha256, cache.image_digest(image_np), methods, params, wanted)
+    # what is already known is shown at once; only the missing maps are computed, one method at a time,
+    # each shown as soon as it is ready; Cancel stops the computation and keeps what is done
+    known = {m: explain_cached(sel, [image_np], m, params[m], wanted, compute=False)[0] for m in methods}
+    missing = [m for m in methods if known[m] is None]
+    controls, grid = st.empty(), st.empty()
+    errors: list[str] = []
+
+    def draw() -> tuple[list, object] | None:
+        done = [known[m] for m in methods if known[m] is not None]
+        if not done:
+            return None
+        with grid.container():
+            return show_results(display, mask, card, done, show)
+
+    cancelled = st.session_state.get(state.CANCELLED) == request
+    if missing and not cancelled:
+        controls.button("Cancel", key=state.CANCEL, icon=":material/cancel:", on_click=_set_state,
+                        args=(state.CANCELLED, request), help="Stop computing; the maps already computed stay")
+        draw()
+        progress = EngineProgress(len(missing))
+        for k, m in enumerate(missing):
+            progress.start(k, f"Computing {get_method(m).title}")
+            try:
+                known[m] = explain_cached(sel, [image_np], m, params[m], wanted, progress)[0]
+            except core.XaiError as exc:
+                errors.append(f"{get_method(m).title}: {exc}")
+            if k < len(missing) - 1:
+                draw()
+        progress.empty()
+        controls.empty()
+    elif missing:
+        with controls.container():
+            titles = ", ".join(get_method(m).title for m in missing)
+            st.info(f"Cancelled: not computed: {titles}. The maps already computed are shown.")
+            st.button("Compute the rest", key=state.RESUME, on_click=_set_state, args=(state.CANCELLED, None))
+    for e in errors:
+        st.error(e)
+    shown = draw()
+    results = [known[m] for m in methods if known[m] is not None]
+    if shown is not None:
+        tiles, bar = shown
         image_ref = ({"dataset": sel.dataset_name, "split": sel.split, "index": index, "folder": sel.root}
                      if source == "Dataset" else {"upload_sha256": cache.image_digest(image_np)})
         exports(card, results, tiles, bar, proba, label, image_ref)

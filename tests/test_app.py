@@ -441,7 +441,12 @@ def test_explain_views_signed_lime_and_ground_truth(tiny_model_dir):
     at.toggle(key="show_mask").set_value(True).run()
     assert not at.exception
     # rows of at most six: 1 original + 7 maps + the LIME picture = 9 tiles in two rows of six columns
-    rows = [b for b in at.main.children.values() if getattr(b, "type", None) == "flex_container" and len(b.children) == 6]
+    def blocks(node):
+        for child in getattr(node, "children", {}).values():
+            yield child
+            yield from blocks(child)
+
+    rows = [b for b in blocks(at.main) if getattr(b, "type", None) == "flex_container" and len(b.children) == 6]
     assert len(rows) >= 2
     # LIME shows only its segmentation's parameters
     keys = {w.key for w in at.number_input}
@@ -482,3 +487,30 @@ def test_compare_rows_say_right_or_wrong_and_shared_scale_stays_within_units(tin
     note = next(im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs and "scale" in im.proto.imgs[0].caption)
     assert "relative: Grad-CAM" in note and "gradient: Saliency" in note and "logit: Integrated Gradients" in note
     assert get_method("lime").units == "probability" and get_method("smoothgrad").units_for({"base": "saliency"}) == "gradient"
+
+
+def test_explain_cancel_keeps_what_is_done_and_resumes(tiny_model_dir):
+    """A cancelled request computes nothing more and keeps the maps already computed; "Compute the rest"
+    finishes it. Slow methods are named, with an estimate, before they are picked."""
+    from core import load_dataset, load_model, predict
+    from core.explainers import resolve_params
+    from ui.cache import image_digest
+    from ui.pickers import request_key
+
+    at = _run_explain()
+    at.multiselect(key="methods").set_value(["grad_cam"]).run()
+    assert any("Slow on this model" in c.value and "LIME" in c.value for c in at.sidebar.caption)
+    model, card = load_model(tiny_model_dir)
+    x = load_dataset("shapes", split="test")[0][0]
+    params = {"grad_cam": resolve_params("grad_cam", model), "lime": resolve_params("lime", model)}
+    # the user pressed Cancel while this request (Grad-CAM known, LIME to compute) was running
+    at.session_state["cancelled_request"] = request_key(card.weights_sha256, image_digest(x.numpy()),
+                                                        ["grad_cam", "lime"], params, [int(predict(model, x).argmax())])
+    at.multiselect(key="methods").set_value(["grad_cam", "lime"]).run()
+    assert not at.exception
+    assert any("Cancelled" in i.value and "LIME" in i.value for i in at.info)
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert sum(c.startswith("Grad-CAM →") for c in caps) == 1 and not any(c.startswith("LIME →") for c in caps)
+    at.button(key="resume").click().run()
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert sum(c.startswith("LIME →") for c in caps) == 1 and not at.info

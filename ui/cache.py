@@ -107,12 +107,13 @@ def results() -> ResultStore:
 
 def explanations(model_path: str, weights_sha256: str, images: Sequence[np.ndarray], method: str, params: dict,
                  targets: Sequence[int], background_key: str = "", background=None,
-                 progress: Callable[[int, int], None] | None = None) -> list[core.Explanation]:
+                 progress: Callable[[int, int], None] | None = None, compute: bool = True) -> list[core.Explanation | None]:
     """One explanation per image (C, H, W float in [0, 1]) for its target class, through the shared store.
 
     The key of a cell is everything that determines it: model folder and weights digest, image digest,
     method, parameters (including the seed), target class, and which background sample. Display controls
-    are never part of it. Missing cells are computed in one :func:`core.explain_batch` call.
+    are never part of it. Missing cells are computed in one :func:`core.explain_batch` call (with
+    ``compute=False`` they stay ``None``: what is already known, at no cost).
     """
     store = results()
     params_json = json.dumps(params, sort_keys=True)
@@ -120,7 +121,7 @@ def explanations(model_path: str, weights_sha256: str, images: Sequence[np.ndarr
             for img, t in zip(images, targets)]
     found = [store.get(k) for k in keys]
     missing = [i for i, e in enumerate(found) if e is None]
-    if missing:
+    if missing and compute:
         m, _ = model(model_path, weights_sha256)
         batch = np.stack([images[i] for i in missing])
         computed = core.explain_batch(m, batch, method, targets=[int(targets[i]) for i in missing],
@@ -145,6 +146,15 @@ def warm_up_in_background() -> threading.Thread:
     thread = threading.Thread(target=run, name="shap-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def forward_seconds(model_path: str, weights_sha256: str) -> float:
+    """Seconds per image of one forward pass of this model, measured once (for time estimates)."""
+    from core.explainers.engine import model_image_seconds
+
+    m, card = model(model_path, weights_sha256)
+    return model_image_seconds(m, (card.channels, card.input_size, card.input_size))
 
 
 def clear_all() -> None:

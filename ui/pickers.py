@@ -1,6 +1,7 @@
 """Selections shared by the Explain and Compare pages."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -59,7 +60,7 @@ def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
 
 
 def explain_cached(sel: Selection, images: Sequence[np.ndarray], method: str, params: dict, targets: Sequence[int],
-                   progress: Callable[[int, int], None] | None = None) -> list[core.Explanation]:
+                   progress: Callable[[int, int], None] | None = None, compute: bool = True) -> list[core.Explanation | None]:
     """Explanations of ``images`` for ``targets`` (class indices) through the shared result store
     (raises :class:`core.XaiError` on bad input)."""
     bg, bg_key = None, ""
@@ -67,4 +68,35 @@ def explain_cached(sel: Selection, images: Sequence[np.ndarray], method: str, pa
         bg = cache.background(sel.dataset_name, sel.card.input_size, sel.root)
         bg_key = cache.background_key(sel.dataset_name, sel.card.input_size, sel.root)
     return cache.explanations(sel.model_path, sel.card.weights_sha256, images, method, params, targets, bg_key, bg,
-                              progress)
+                              progress, compute)
+
+
+def request_key(weights_sha256: str, image_digest: str, methods: Sequence[str], params: dict, targets: Sequence[int]) -> str:
+    """What identifies one Explain request (for Cancel: a cancelled request is not computed again)."""
+    return json.dumps([weights_sha256, image_digest, list(methods), params, [int(t) for t in targets]],
+                      sort_keys=True, default=str)
+
+
+#: methods estimated slower than this (seconds per image) are named before the user picks them
+SLOW_SECONDS = 1.0
+
+
+def slow_methods_note(sel: Selection, params: dict[str, dict]) -> str:
+    """"Slow on this model: LIME ~3 s / image, ..." from the declared cost of each method (with the chosen
+    parameters where it is selected, else its defaults) and one measured forward pass."""
+    from core.explainers.engine import estimate_seconds
+
+    per_image = cache.forward_seconds(sel.model_path, sel.card.weights_sha256)
+    shape = (sel.card.channels, sel.card.input_size, sel.card.input_size)
+    slow = []
+    for m in core.list_methods():
+        try:
+            s = estimate_seconds(m, sel.model, shape, per_image, **params.get(m, {}))
+        except core.XaiError:
+            continue
+        if s >= SLOW_SECONDS:
+            slow.append((s, get_method(m).title))
+    if not slow:
+        return ""
+    return "Slow on this model (estimated, per image): " + ", ".join(
+        f"{t} ~{s:.0f} s" if s >= 2 else f"{t} ~{s:.1f} s" for s, t in sorted(slow, reverse=True))
