@@ -11,8 +11,8 @@ from core import charts, render, report
 from core.compare import agreement_matrix, maps_npz
 from core.maps import robust_scale
 from core.explainers import get_method
-from ui import state
-from ui.pickers import Selection, explain_cached, pick_model
+from ui import cache, state
+from ui.pickers import Selection, explain_cached, pick_model, request_key
 from ui.progress import EngineProgress
 from ui.data_panel import setup_panel
 from ui.router import page
@@ -50,6 +50,10 @@ def pick_images(sel: Selection) -> list[int]:
             return []
     rng = np.random.default_rng(int(seed))
     return sorted(int(i) for i in rng.choice(pool, size=min(int(count), len(pool)), replace=False))
+
+
+def _set_state(key: str, value) -> None:
+    st.session_state[key] = value
 
 
 def display_controls() -> dict:
@@ -93,15 +97,27 @@ def main() -> None:
     # Targets are class indices either way, so a cell whose true and predicted classes agree is computed once.
     targets = predicted if target_mode == "Predicted" else truth
     arrays = list(images.numpy())
+    request = request_key(sel.card.weights_sha256, ",".join(cache.image_digest(a) for a in arrays), methods, params,
+                          targets.tolist())
+    cancelled = st.session_state.get(state.CMP_CANCELLED) == request
+    controls = st.empty()
+    if not cancelled:
+        controls.button("Cancel", key=state.CMP_CANCEL, icon=":material/cancel:", on_click=_set_state,
+                        args=(state.CMP_CANCELLED, request), help="Stop computing; the cells already computed stay")
     bar = EngineProgress(len(methods))
     for k, m in enumerate(methods):  # one batched engine call per method, for its missing cells only
         bar.start(k, f"{get_method(m).title} on {len(indices)} image{'s' * (len(indices) != 1)}")
         try:
-            for i, e in zip(indices, explain_cached(sel, arrays, m, params[m], targets.tolist(), bar)):
-                results[(i, m)] = e
+            found = explain_cached(sel, arrays, m, params[m], targets.tolist(), bar, compute=not cancelled)
+            results.update({(i, m): e for i, e in zip(indices, found) if e is not None})
         except core.XaiError as exc:
             errors.append(f"{get_method(m).title}: {exc}")
     bar.empty()
+    controls.empty()
+    if cancelled and len(results) < len(indices) * len(methods):
+        with controls.container():
+            st.info(f"Cancelled: {len(indices) * len(methods) - len(results)} cells not computed; the others are shown.")
+            st.button("Compute the rest", key=state.CMP_RESUME, on_click=_set_state, args=(state.CMP_CANCELLED, None))
     for e in errors:
         st.error(e)
 
@@ -130,8 +146,8 @@ def main() -> None:
         for col, m in zip(cols[1:], methods):
             e = results.get((i, m))
             if e is None:
-                col.warning("failed")
-                tiles.append((np.full_like(original, 255), f"{get_method(m).title}: failed"))
+                col.warning("not computed" if cancelled else "failed")
+                tiles.append((np.full_like(original, 255), f"{get_method(m).title}: not computed"))
                 continue
             tile = render.attribution_overlay(
                 original, e.attribution, signed=show["signed"] and e.signed, scale=shared.get(units[m]),
@@ -147,8 +163,9 @@ def main() -> None:
              + ("; unsigned methods (CAMs, saliency) stay on the magnitude map" if show["signed"] else ""))
 
     if len(methods) >= 2:
-        per_method = {m: [results[(i, m)].attribution for i in indices if (i, m) in results] for m in methods}
-        if len({len(v) for v in per_method.values()}) == 1:
+        common = [i for i in indices if all((i, m) in results for m in methods)]  # the same images for every method
+        per_method = {m: [results[(i, m)].attribution for i in common] for m in methods}
+        if common:
             names, matrix = agreement_matrix(per_method)
             st.plotly_chart(charts.agreement_heatmap(names, matrix, [get_method(m).title for m in names]),
                             width="stretch")

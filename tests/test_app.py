@@ -514,3 +514,57 @@ def test_explain_cancel_keeps_what_is_done_and_resumes(tiny_model_dir):
     at.button(key="resume").click().run()
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
     assert sum(c.startswith("LIME →") for c in caps) == 1 and not at.info
+
+
+def test_compare_true_vs_predicted_recomputes_only_cells_that_differ(tiny_model_dir, monkeypatch):
+    import core
+    from core import load_dataset, load_model, predict
+
+    calls = []
+    real = core.explain_batch
+
+    def counting(*a, **k):
+        calls.append((a[2], len(a[1])))
+        return real(*a, **k)
+
+    monkeypatch.setattr(core, "explain_batch", counting)
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_indices").set_value([0, 1, 2, 3, 4, 5]).run()
+    at.multiselect(key="cmp_methods").set_value(["saliency"]).run()
+    model, _ = load_model(tiny_model_dir)
+    ds = load_dataset("shapes", split="test")
+    differ = sum(int(predict(model, ds[i][0]).argmax()) != int(ds.labels[i]) for i in range(6))
+    n = len(calls)
+    at.radio(key="cmp_target").set_value("True").run()
+    assert not at.exception
+    assert calls[n:] == ([("saliency", differ)] if differ else [])
+
+
+def test_compare_cancel_keeps_computed_cells(tiny_model_dir):
+    from core import load_dataset, load_model, predict_proba
+    from core.explainers import resolve_params
+    from ui.cache import image_digest
+    from ui.pickers import request_key
+
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_indices").set_value([0, 1]).run()
+    at.multiselect(key="cmp_methods").set_value(["saliency"]).run()
+    model, card = load_model(tiny_model_dir)
+    import numpy as np
+
+    x = load_dataset("shapes", split="test").batch(np.arange(2))
+    targets = predict_proba(model, x).argmax(axis=1).tolist()
+    methods = ["saliency", "occlusion"]  # not among the page's defaults, so not computed yet
+    params = {m: resolve_params(m, model) for m in methods}
+    at.session_state["cmp_cancelled_request"] = request_key(
+        card.weights_sha256, ",".join(image_digest(a) for a in x.numpy()), methods, params, targets)
+    at.multiselect(key="cmp_methods").set_value(methods).run()
+    assert not at.exception
+    assert any("Cancelled: 2 cells not computed" in i.value for i in at.info)
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert sum(c.startswith("Saliency →") for c in caps) == 2 and not any(c.startswith("Occlusion →") for c in caps)
+    at.button(key="cmp_resume").click().run()
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert sum(c.startswith("Occlusion →") for c in caps) == 2

@@ -91,6 +91,46 @@ def test_pages_in_chromium(server, tmp_path):
             sizes = page.eval_on_selector_all("[data-testid='stImage'] img", "els => els.map(e => e.naturalWidth)")
             assert len(sizes) >= 4 and min(sizes) > 0
 
+            # results in view: at 1400x1000 and on a 1280x720 projector the first map is on screen unscrolled
+            for w, h in ((1400, 1000), (1280, 720)):
+                page.set_viewport_size({"width": w, "height": h})
+                page.evaluate("window.scrollTo(0, 0)")
+                box = page.locator("[data-testid='stImage'] img").nth(1).bounding_box()
+                assert box is not None and box["y"] + box["height"] / 2 < h, (w, h, box)
+            page.set_viewport_size({"width": 1400, "height": 1300})
+
+            # every method selected once in the real page: no error, no exception, one map each
+            import re
+
+            from core import get_method, list_methods
+
+            def pick(title: str) -> None:
+                page.locator(".st-key-methods input").click()
+                page.keyboard.type(title)
+                page.locator("[role='option']", has_text=re.compile(f"^{re.escape(title)}$")).first.click()
+                page.keyboard.press("Escape")
+                page.wait_for_timeout(300)
+                page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=180_000)
+
+            defaults = {"grad_cam", "integrated_gradients", "saliency"}
+            for m in list_methods():
+                if m not in defaults:
+                    pick(get_method(m).title)
+            page.wait_for_function(
+                f"document.querySelectorAll(\"[data-testid='stImage'] img\").length >= {len(list_methods()) + 2}",
+                timeout=180_000)
+            captions = page.locator("[data-testid='stImage']").all_inner_texts()
+            for m in list_methods():
+                assert sum(c.startswith(get_method(m).title + " →") for c in captions) == 1, (m, captions)
+            assert any(c.startswith("LIME superpixels") for c in captions)
+            assert page.locator("[data-testid='stException']").count() == 0
+            assert page.locator("[data-testid='stAlert'] >> text=/error|failed|went wrong/i").count() == 0
+            page.screenshot(path=str(tmp_path / "explain_all.png"), full_page=True)
+            if os.environ.get("XAI_SCREENSHOT_DIR"):
+                shutil.copy(tmp_path / "explain_all.png", os.environ["XAI_SCREENSHOT_DIR"])
+            # no developer toolbar (Deploy) in the demo configuration
+            assert page.locator("[data-testid='stAppDeployButton']").count() == 0
+
             # the other pages render too
             for path, title, min_images in (("compare", "Compare methods", 7), ("data", "Datasets", 24)):
                 page.goto(f"{server}/{path}", timeout=60_000)

@@ -41,6 +41,9 @@ CMP_ALPHA = "cmp_alpha"
 CMP_TOPK = "cmp_topk"
 CMP_DL_PNG = "cmp_download_png"
 CMP_DL_NPZ = "cmp_download_npz"
+CMP_CANCEL = "cmp_cancel"
+CMP_RESUME = "cmp_resume"
+CMP_CANCELLED = "cmp_cancelled_request"
 
 # Data
 DATA_DATASET = "data_dataset"

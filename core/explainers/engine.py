@@ -272,7 +272,7 @@ def explain(model: nn.Module, image: torch.Tensor | np.ndarray, method: str, tar
                          **params)[0]
 
 
-def model_image_seconds(model: nn.Module, image_shape: tuple[int, ...], n: int = 16) -> float:
+def model_image_seconds(model: nn.Module, image_shape: tuple[int, ...], n: int = 64) -> float:
     """Seconds per image of one plain forward pass, in a batch of ``n`` (a quick measurement for estimates)."""
     x = torch.rand((n, *image_shape), generator=torch.Generator().manual_seed(0)).to(model_device(model))
     logits(model, x[:2])  # warm-up
