@@ -358,9 +358,60 @@ def ig_memory() -> str:
     return "\n".join(rows)
 
 
+def ui_click_to_maps(port: int = 8765) -> str:
+    """Seconds from opening (or changing) the default Explain page to its maps on screen, in headless Chromium
+    against ``streamlit run`` on localhost: cold (a fresh server), warm (a reload: cached maps), and a new
+    image on the warm server (maps computed)."""
+    import shutil
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        return "| (no Chromium on this machine: `apt-get install chromium`) | | | |"
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(config.ROOT / "streamlit_app.py"),
+                             "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+                            cwd=config.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.3)
+        maps = ("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 4 && "
+                "document.querySelector(\"[data-testid='stApp']\").dataset.testScriptState === 'notRunning'")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            times = {}
+            for label in ("cold", "warm"):
+                t0 = time.perf_counter()
+                page.goto(f"{url}/explain", timeout=120_000)
+                page.wait_for_function(maps, timeout=180_000)
+                times[label] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            page.locator(".st-key-image_index button").last.click()  # the "+" step: the next, uncomputed image
+            page.wait_for_timeout(200)
+            page.wait_for_function(maps, timeout=180_000)
+            times["new image"] = time.perf_counter() - t0
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return (f"| default Explain page (Grad-CAM, IG, Saliency on the demo model) | {times['cold']:.1f} | "
+            f"{times['warm']:.1f} | {times['new image']:.1f} |")
+
+
 def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None, resnet224: bool = False,
         n_images_224: int = 1, batch: bool = False, lime: bool = False, shap_jit: bool = False,
-        memory: bool = False, n_batch: int = 64, n_batch_224: int = 16) -> str:
+        memory: bool = False, n_batch: int = 64, n_batch_224: int = 16, ui: bool = False) -> str:
     methods = list_methods() if methods is None else list(methods)
     model, card = load_model(model_path)
     ds = load_dataset(card.dataset, split="test", size=card.input_size)
@@ -399,6 +450,9 @@ def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None
     if shap_jit:
         out.append("| SHAP Partition (500 evaluations, small CNN, 64 px) | first call (s) | second call (s) |\n"
                    "|---|---:|---:|\n" + shap_first_call())
+    if ui:
+        out.append("| click to maps, headless Chromium | cold: fresh server, first visit (s) | warm: reload (s) | "
+                   "warm server, next image (s) |\n|---|---:|---:|---:|\n" + ui_click_to_maps())
     if memory:
         out.append("| Integrated Gradients, 200 steps, ResNet-50, 224 px | resident before (GiB) | peak (GiB) | "
                    "added by the call (GiB) | seconds |\n|---|---:|---:|---:|---:|\n" + ig_memory())
@@ -409,5 +463,5 @@ def main(args) -> int:
     methods = (None if args.methods in (None, "all") else [] if args.methods == "none"
                else [m.strip() for m in args.methods.split(",")])
     print(run(args.model or str(config.models_dir() / config.DEMO_MODEL_ID), args.images, methods, args.resnet224,
-              batch=args.batch, lime=args.lime, shap_jit=args.shap_jit, memory=args.memory))
+              batch=args.batch, lime=args.lime, shap_jit=args.shap_jit, memory=args.memory, ui=args.ui))
     return 0

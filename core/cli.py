@@ -271,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--lime", action="store_true", help="where LIME's time goes")
     b.add_argument("--shap-jit", action="store_true", help="SHAP Partition's first call, with and without warm-up")
     b.add_argument("--memory", action="store_true", help="peak memory of IG (200 steps) on ResNet-50 at 224 px")
+    b.add_argument("--ui", action="store_true", help="seconds from opening the Explain page to its maps (Chromium)")
     b.set_defaults(func=lambda a: __import__("core.bench", fromlist=["main"]).main(a))
 
     ls = sub.add_parser("list", help="list datasets, architectures, methods and trained models")

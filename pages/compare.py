@@ -57,16 +57,15 @@ def _set_state(key: str, value) -> None:
 
 
 def display_controls() -> dict:
-    c1, c2, c3, c4 = st.columns(4)
     return {
-        "signed": c1.radio("Colours", ["Magnitude", "Signed"], key=state.CMP_COLOURS, horizontal=True,
+        "signed": st.radio("Colours", ["Magnitude", "Signed"], key=state.CMP_COLOURS, horizontal=True,
                            help="Signed: blue negative, red positive, centred at zero") == "Signed",
-        "shared": c2.radio("Scale", ["Per map", "Shared"], key=state.CMP_SCALE, horizontal=True,
+        "shared": st.radio("Scale", ["Per map", "Shared"], key=state.CMP_SCALE, horizontal=True,
                            help="Shared: one colour scale for all maps in the same units (CAMs are scaled per "
                                 "image by their library; gradients, logit contributions and LIME's probability "
                                 "weights are each their own unit)") == "Shared",
-        "alpha": c3.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key=state.CMP_ALPHA),
-        "top": c4.slider("Show top-k % pixels", 1, 100, 100, key=state.CMP_TOPK,
+        "alpha": st.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key=state.CMP_ALPHA),
+        "top": st.slider("Show top-k % pixels", 1, 100, 100, key=state.CMP_TOPK,
                          help="Colour only the most important pixels of each map"),
     }
 
@@ -80,11 +79,15 @@ def main() -> None:
     if sel.ds is None:
         setup_panel(sel.dataset_name)
         return
-    indices = pick_images(sel)
-    methods = st.multiselect("Methods", core.list_methods(), default=DEFAULT_METHODS, key=state.CMP_METHODS,
-                             format_func=lambda m: get_method(m).title)
-    params = {m: method_params(m, sel.model) for m in methods}
-    target_mode = st.radio("Class to explain", ["Predicted", "True"], horizontal=True, key=state.CMP_TARGET)
+    with st.sidebar:  # the controls beside the grid, so the maps are in view once computed
+        indices = pick_images(sel)
+        methods = st.multiselect("Methods", core.list_methods(), default=DEFAULT_METHODS, key=state.CMP_METHODS,
+                                 format_func=lambda m: get_method(m).title)
+        target_mode = st.radio("Class to explain", ["Predicted", "True"], horizontal=True, key=state.CMP_TARGET)
+        st.subheader("Method parameters")
+        params = {m: method_params(m, sel.model) for m in methods}
+        st.subheader("Display")
+        show = display_controls()
     if not indices or not methods:
         st.info("Pick at least one image and one method.")
         return
@@ -121,7 +124,6 @@ def main() -> None:
     for e in errors:
         st.error(e)
 
-    show = display_controls()
     units = {m: get_method(m).units_for(params[m]) for m in methods}
     shared: dict[str, float] = {}  # one colour scale per unit: only maps in the same units are comparable
     if show["shared"]:
