@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
@@ -77,11 +79,26 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
     return config.models_dir() / p
 
 
+#: a model id is a folder name: letters, digits, ``-``, ``_`` and ``.``, no leading dot, at most 100 characters
+MODEL_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+
+
+def validate_model_id(model_id: str) -> str:
+    """``model_id`` if it is a safe folder name, else :class:`CheckpointError` saying what is allowed."""
+    if not isinstance(model_id, str) or not MODEL_ID.fullmatch(model_id):
+        raise CheckpointError(f"model id {model_id!r} is not allowed: use 1-100 letters, digits, '-', '_' or '.', "
+                              "not starting with '.' (it names a folder inside the models folder)")
+    return model_id
+
+
 def save_model(model: Classifier, card: ModelCard, models_dir: str | os.PathLike | None = None) -> Path:
     """Write ``<models_dir>/<card.id>/`` atomically and return its path. Replaces an existing model of that id."""
+    validate_model_id(card.id)
     root = Path(models_dir) if models_dir else config.models_dir()
     root.mkdir(parents=True, exist_ok=True)
     final = root / card.id
+    if final.resolve().parent != root.resolve():  # a second line of defence: never write outside the models folder
+        raise CheckpointError(f"model id {card.id!r} would be saved outside {root}")
     tmp = Path(tempfile.mkdtemp(prefix=f".{card.id}.", dir=root))
     try:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -133,7 +150,13 @@ def load_model(path: str | os.PathLike, device: torch.device | str | None = None
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{weights} is not a readable PyTorch state dict: {exc}") from exc
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if isinstance(exc, pickle.UnpicklingError) and found:
+            # PyTorch's own message advises weights_only=False, i.e. running whatever code the file holds: never.
+            raise CheckpointError(f"{weights} holds Python objects besides tensors ({found.group(1)}: a pickled model "
+                                  "or code), which are never loaded; save the model's state_dict() instead") from exc
+        raise CheckpointError(f"{weights} is not a readable PyTorch state dict (truncated, or not a PyTorch file: "
+                              f"{type(exc).__name__})") from exc
     if not isinstance(state, dict):
         raise CheckpointError(f"{weights} holds a {type(state).__name__}, not a state dict")
     try:

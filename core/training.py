@@ -17,7 +17,7 @@ from torch import nn
 
 from . import config
 from .architectures import ARCHITECTURES, Classifier, build_model
-from .checkpoints import ModelCard, save_model
+from .checkpoints import ModelCard, save_model, validate_model_id
 from .datasets import load_dataset
 from .errors import TrainingError
 from .metrics import classification_metrics
@@ -62,6 +62,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
     """Train a model, evaluate it on the test split, save it, and return ``(model, card, path)``."""
     if cfg.epochs < 1:
         raise TrainingError("epochs must be >= 1")
+    validate_model_id(cfg.model_id or f"{cfg.dataset}-{cfg.arch}")  # before any work, not after training
     ARCHITECTURES.get(cfg.arch)  # fail early on an unknown name
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)

@@ -84,8 +84,13 @@ def test_pickled_objects_are_refused(saved):
     card = json.loads((saved / "card.json").read_text())
     card["weights_sha256"] = ""
     (saved / "card.json").write_text(json.dumps(card))
-    with pytest.raises(CheckpointError, match="not a readable PyTorch state dict"):
+    with pytest.raises(CheckpointError, match="never loaded; save the model's state_dict") as info:
         load_model(saved)
+    assert "weights_only=False" not in str(info.value)  # never advise disabling the safe loader
+    (saved / "weights.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CheckpointError, match="truncated, or not a PyTorch file") as info:
+        load_model(saved)
+    assert "weights_only" not in str(info.value)
 
 
 def test_weights_of_another_architecture(saved):
@@ -121,3 +126,19 @@ def test_every_torch_load_uses_weights_only():
             if "weights_only=True" not in call:
                 offenders.append(str(py))
     assert offenders == []
+
+
+def test_a_model_id_cannot_escape_the_models_folder(tmp_path, capsys):
+    """`train --model-id "/../../x/victim"` once wrote outside models/ and removed an existing folder there."""
+    from core.cli import main
+
+    models = tmp_path / "a" / "b" / "models"
+    victim = tmp_path / "x" / "victim"
+    victim.mkdir(parents=True)
+    (victim / "precious.txt").write_text("keep me")
+    for bad in ("/../../x/victim", "../victim", ".hidden", "a/b", "x" * 101, "name with space", "..", "ok\x00"):
+        assert main(["--models-dir", str(models), "train", "--epochs", "1", "--max-train", "32", "--size", "16",
+                     "--model-id", bad]) == 2, bad
+        assert "is not allowed" in capsys.readouterr().err
+    assert (victim / "precious.txt").read_text() == "keep me"
+    assert not models.exists() or not any(models.iterdir())  # refused before any work: nothing written
