@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -117,6 +117,18 @@ def save_model(model: Classifier, card: ModelCard, models_dir: str | os.PathLike
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def check_dataset_fits(card: ModelCard, dataset_name: str, classes: Sequence[str], channels: int) -> None:
+    """Refuse, with one message, a dataset whose images or classes the model was not trained on."""
+    problems = []
+    if channels != card.channels:
+        problems.append(f"{channels}-channel images (the model takes {card.channels})")
+    if list(classes) != list(card.classes):
+        problems.append(f"classes {', '.join(classes)} (the model knows {', '.join(card.classes)})")
+    if problems:
+        raise CheckpointError(f"model {card.id} was trained on {card.dataset}; {dataset_name} has "
+                              + " and ".join(problems) + ". Pick a model trained on this dataset, or train one")
 
 
 def read_card(path: str | os.PathLike) -> ModelCard:

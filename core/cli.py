@@ -162,6 +162,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     params = _parse_params(args.param or [], methods)
     model, card = load_model(args.model)
     ds = load_dataset(args.dataset or card.dataset, split=args.split, size=card.input_size, root=args.data_dir)
+    from .checkpoints import check_dataset_fits
+
+    check_dataset_fits(card, ds.info.name, ds.classes, ds.images.shape[-1])
     if args.indices is not None:
         indices, per_folder = parse_indices(args.indices, len(ds)), True
     else:

@@ -29,8 +29,8 @@ class TrainingError(XaiError):
     """Training could not run with the given settings."""
 
 
-class ImageError(XaiError):
-    """An image (e.g. an upload) cannot be read or is unacceptable."""
+class ImageError(XaiError, ValueError):
+    """An image (an upload, or a tensor given to the library) cannot be read or is unacceptable."""
 
 
 class ParameterError(XaiError, ValueError):

@@ -79,3 +79,17 @@ def test_explain_many_indices_in_batched_calls(tiny_model_dir, tmp_path, capsys)
     for bad, msg in (("0-x", "numbers and ranges"), ("5-2", "backwards"), ("0-99999", "must be in")):
         assert main(["explain", "--model", str(tiny_model_dir), "--indices", bad, "--out", str(out)]) == 2
         assert msg in capsys.readouterr().err
+
+
+def test_explain_refuses_a_dataset_the_model_was_not_trained_on(tiny_model_dir, tmp_path, capsys):
+    """`explain --model <shapes model> --dataset pneumoniamnist` once ran X-rays through the shapes model and
+    named the true class "circle"."""
+    from tests.test_datasets_sources import write_npz
+
+    write_npz(tmp_path / "pneumoniamnist_64.npz", 64, rgb=False)
+    rc = main(["explain", "--model", str(tiny_model_dir), "--dataset", "pneumoniamnist", "--data-dir", str(tmp_path),
+               "--index", "0", "--methods", "saliency", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "was trained on shapes" in err and "1-channel images (the model takes 3)" in err
+    assert "classes normal, pneumonia" in err
+    assert not (tmp_path / "o" / "saliency.npy").exists()

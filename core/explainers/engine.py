@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import AttributionError, Cancelled, ParameterError, XaiError
 from ..maps import robust_scale
-from ..prediction import as_images, logits, model_device
+from ..prediction import as_images, expected_channels, logits, model_device
 from . import seeding, sharing
 from .base import MODEL_EFFECTS, Explainer, Explanation
 from .registry import EXPLAINERS
@@ -197,7 +197,7 @@ def explain_batch(model: nn.Module, images: torch.Tensor | np.ndarray, method: s
     """
     cls = EXPLAINERS.get(method)
     full = resolve_params(method, model, **params)
-    x = as_images(images, model_device(model))
+    x = as_images(images, model_device(model), channels=expected_channels(model))
     n = len(x)
     shape = tuple(x.shape[-2:])
     seeds = seeding.image_seeds(full.get("seed"), n)
