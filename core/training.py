@@ -40,6 +40,29 @@ class TrainConfig:
     max_train: int | None = None  # use only the first N training images (quick runs / tests)
     balanced: bool = False  # weight the loss by inverse class frequency (imbalanced data, e.g. medical sets)
 
+    def validate(self) -> "TrainConfig":
+        """Every setting checked before any work starts (the CLI and the UI both build a TrainConfig)."""
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise TrainingError(message)
+
+        def whole(v) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        need(whole(self.epochs) and 1 <= self.epochs <= 10_000, f"epochs must be a whole number in 1..10000, got {self.epochs!r}")
+        need(whole(self.batch_size) and 1 <= self.batch_size <= 65_536,
+             f"batch size must be a whole number in 1..65536, got {self.batch_size!r}")
+        need(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 10,
+             f"learning rate must be a finite number in (0, 10], got {self.lr!r}")
+        need(isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+             f"weight decay must be a finite number >= 0, got {self.weight_decay!r}")
+        need(whole(self.seed) and 0 <= self.seed < 2**32, f"seed must be a whole number in 0..2**32-1, got {self.seed!r}")
+        need(self.size is None or (whole(self.size) and 8 <= self.size <= 1024),
+             f"image size must be a whole number of pixels in 8..1024, got {self.size!r}")
+        need(self.max_train is None or (whole(self.max_train) and self.max_train >= 1),
+             f"max train images must be at least 1 (leave it out to use all), got {self.max_train!r}")
+        return self
+
 
 @dataclass
 class TrainProgress:
@@ -60,8 +83,7 @@ ProgressFn = Callable[[TrainProgress], None]
 
 def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str | Path | None = None) -> tuple[Classifier, ModelCard, Path]:
     """Train a model, evaluate it on the test split, save it, and return ``(model, card, path)``."""
-    if cfg.epochs < 1:
-        raise TrainingError("epochs must be >= 1")
+    cfg.validate()
     validate_model_id(cfg.model_id or f"{cfg.dataset}-{cfg.arch}")  # before any work, not after training
     ARCHITECTURES.get(cfg.arch)  # fail early on an unknown name
     torch.manual_seed(cfg.seed)
@@ -75,6 +97,8 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
     n_train = min(len(train_ds), cfg.max_train or len(train_ds))
     if n_train == 0:
         raise TrainingError(f"dataset {cfg.dataset!r} has no training images")
+    if len(test_ds) == 0:  # found before the epochs, not after them with nothing saved
+        raise TrainingError(f"dataset {cfg.dataset!r} has no test images to evaluate the model on")
     if cfg.max_train and cfg.max_train < len(train_ds):
         train_ds = type(train_ds)(info=train_ds.info, split="train", images=train_ds.images[:n_train],
                                   labels=train_ds.labels[:n_train], extras=train_ds.extras)

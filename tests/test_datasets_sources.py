@@ -319,3 +319,19 @@ def test_medmnist_offers_only_the_sizes_on_disk(tmp_path):
     write_npz(tmp_path / "pneumoniamnist_64.npz", 64, rgb=False)
     write_npz(tmp_path / "medmnist" / "pneumoniamnist.npz", 28, rgb=False)
     assert src.available_sizes(tmp_path) == tuple(s for s in src.sizes if s in (28, 64))
+
+
+@pytest.mark.parametrize("labels,message", [
+    (np.array([[0], [np.nan]] * 6, dtype=np.float64), "non-integral"),
+    (np.array([[0.0], [0.5]] * 6), "non-integral"),
+    (np.array([["a"], ["b"]] * 6), "expected integer class indices"),
+])
+def test_npz_labels_must_be_whole_class_indices(tmp_path, labels, message):
+    from core import DatasetError, load_dataset
+
+    write_npz(tmp_path / "pneumoniamnist.npz", 28, rgb=False, train_labels=labels)
+    with pytest.raises(DatasetError, match=message):
+        load_dataset("pneumoniamnist", split="train", root=tmp_path, size=28)
+    # whole-number floats are fine (some converters write labels as float)
+    write_npz(tmp_path / "pneumoniamnist.npz", 28, rgb=False, train_labels=np.array([[0.0], [1.0]] * 6))
+    assert load_dataset("pneumoniamnist", split="train", root=tmp_path, size=28).labels.tolist() == [0, 1] * 6

@@ -70,3 +70,37 @@ def test_tiny_folder_dataset_trains(tmp_path):
     assert card.classes == ["cats", "dogs"] and card.training["n_train"] > 0
     assert card.dataset_options["layout"] == "class folders" and card.dataset_options["split_seed"] == 0
     assert card.dataset_options["path"] == str(tree)
+
+
+@pytest.mark.parametrize("setting,value,message", [
+    ("batch_size", 0, "batch size"), ("batch_size", -1, "batch size"), ("max_train", 0, "max train images"),
+    ("lr", float("nan"), "learning rate"), ("lr", -1.0, "learning rate"), ("seed", -1, "seed"),
+    ("size", -5, "image size"), ("size", 0, "image size"), ("epochs", 0, "epochs"), ("epochs", 2.5, "epochs"),
+    ("weight_decay", float("inf"), "weight decay"),
+])
+def test_every_training_setting_is_checked_before_any_work(setting, value, message, tmp_path):
+    from core.errors import TrainingError
+    from core.training import TrainConfig, train
+
+    with pytest.raises(TrainingError, match=message):
+        train(TrainConfig(**{setting: value}), None, tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing saved
+
+
+def test_training_settings_from_the_cli_get_the_same_messages(tmp_path, capsys):
+    from core.cli import main
+
+    for args, message in ((["--batch-size", "0"], "batch size"), (["--max-train", "0"], "max train images"),
+                          (["--lr", "nan"], "learning rate"), (["--seed", "-1"], "seed"), (["--size", "-5"], "image size")):
+        assert main(["--models-dir", str(tmp_path), "train", *args]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_an_empty_test_split_is_refused_before_training(tmp_path):
+    from core.errors import TrainingError
+    from core.training import TrainConfig, train
+    from tests.test_datasets_sources import write_npz
+
+    write_npz(tmp_path / "pneumoniamnist.npz", 28, rgb=False, n=(8, 2, 0))
+    with pytest.raises(TrainingError, match="no test images"):
+        train(TrainConfig(dataset="pneumoniamnist", data_root=str(tmp_path), size=28), None, tmp_path / "models")

@@ -141,6 +141,13 @@ class MedMNISTSource(Source):
             raise DatasetError(f"{path.name}: {split}_labels have shape {labels.shape}, expected (N, 1)")
         if len(labels) != len(images):
             raise DatasetError(f"{path.name}: {len(images)} {split} images but {len(labels)} labels")
+        if labels.dtype.kind not in "iub":
+            if labels.dtype.kind != "f":
+                raise DatasetError(f"{path.name}: {split}_labels are {labels.dtype} values, expected integer class "
+                                   f"indices 0..{len(self.info.classes) - 1}")
+            if not np.isfinite(labels).all() or not np.array_equal(labels, np.round(labels)):
+                raise DatasetError(f"{path.name}: {split}_labels hold non-integral values (NaN, inf or fractions): "
+                                   "labels must be whole class indices")
         if len(labels) and (labels.min() < 0 or labels.max() >= len(self.info.classes)):
             raise DatasetError(f"{path.name}: {split} labels range {labels.min()}..{labels.max()}, "
                                f"expected 0..{len(self.info.classes) - 1}")
