@@ -23,7 +23,7 @@ import torch
 from . import config
 from .architectures import Classifier, build_model
 from .errors import CheckpointError, UnknownNameError
-from .io import atomic_write_json, atomic_write_with
+from .io import atomic_write_json, atomic_write_with, shared_mode
 
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "weights.pt"
@@ -101,6 +101,7 @@ def save_model(model: Classifier, card: ModelCard, models_dir: str | os.PathLike
         raise CheckpointError(f"model id {card.id!r} would be saved outside {root}")
     tmp = Path(tempfile.mkdtemp(prefix=f".{card.id}.", dir=root))
     try:
+        tmp.chmod(shared_mode(directory=True))
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         atomic_write_with(tmp / WEIGHTS_FILE, lambda fh: torch.save(state, fh))
         card.weights_sha256 = _sha256(tmp / WEIGHTS_FILE)

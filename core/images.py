@@ -16,7 +16,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageError
 
 #: Upload limits (stated in the UI): bytes on the wire and decoded pixels (decompression bombs).
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_MIB = 20
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MIB * 2**20  # Streamlit counts its upload limit in MiB too
 MAX_PIXELS = 40_000_000
 UPLOAD_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP")
 UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "tif", "tiff", "bmp", "webp")
@@ -89,12 +90,16 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
     return img
 
 
+def _size(n: int) -> str:
+    return f"{n:,} bytes" if n < 2**20 else f"{n / 2**20:.1f} MiB".replace(".0 MiB", " MiB")
+
+
 def read_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Validate an uploaded file: size, format (PNG, JPEG, TIFF, BMP, WebP) and pixel count."""
     if len(data) == 0:
         raise ImageError("the file is empty")
     if len(data) > max_bytes:
-        raise ImageError(f"the file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+        raise ImageError(f"the file is {_size(len(data))}; the limit is {_size(max_bytes)}")
     img = open_image(data, max_pixels)
     if img.format not in UPLOAD_FORMATS:
         raise ImageError(f"{img.format or 'unknown'} images are not accepted; use {', '.join(UPLOAD_FORMATS)}")

@@ -12,6 +12,24 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, IO
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` would, for every thread, for a moment)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def shared_mode(directory: bool = False) -> int:
+    """The mode a normal ``open``/``mkdir`` would give (tempfile's are 0600/0700: unreadable by an app
+    server running as another user)."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary sibling of ``path``; on success it replaces ``path`` atomically."""
@@ -19,6 +37,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, shared_mode())
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()

@@ -12,7 +12,7 @@ from core.datasets import dataset_info
 from core.explainers import get_method
 from core.training import TrainConfig, TrainProgress, train
 from core.architectures import list_architectures
-from core.images import MAX_PIXELS, MAX_UPLOAD_BYTES, UPLOAD_EXTENSIONS, preprocess, read_upload
+from core.images import MAX_PIXELS, MAX_UPLOAD_MIB, UPLOAD_EXTENSIONS, preprocess, read_upload
 from ui import cache, state
 from ui.data_panel import setup_panel
 from ui.pickers import dataset_root, explain_cached, pick_model, request_key, slow_methods_note
@@ -169,8 +169,8 @@ def exports(card, results, tiles, bar, proba, label, image_ref: dict) -> None:
 
 def uploaded_image(card) -> tuple[object, object] | None:
     """An uploaded file, preprocessed for the model exactly as its training images were."""
-    mb = MAX_UPLOAD_BYTES // 1_000_000
-    up = st.file_uploader(f"Image (PNG, JPEG, TIFF, BMP, WebP; up to {mb} MB and {MAX_PIXELS / 1e6:.0f} Mpixels)",
+    mb = MAX_UPLOAD_MIB
+    up = st.file_uploader(f"Image (PNG, JPEG, TIFF, BMP, WebP; up to {mb} MiB and {MAX_PIXELS / 1e6:.0f} Mpixels)",
                           type=list(UPLOAD_EXTENSIONS), key=state.UPLOAD, max_upload_size=mb)
     if up is None:
         st.info("Upload an image to explain.")

@@ -142,3 +142,22 @@ def test_a_model_id_cannot_escape_the_models_folder(tmp_path, capsys):
         assert "is not allowed" in capsys.readouterr().err
     assert (victim / "precious.txt").read_text() == "keep me"
     assert not models.exists() or not any(models.iterdir())  # refused before any work: nothing written
+
+
+def test_saved_models_and_settings_follow_the_umask(tmp_path, monkeypatch):
+    """tempfile creates 0700 folders and 0600 files: a model saved by one user was unreadable by an app server
+    running as another."""
+    import stat
+
+    from core import settings
+    from core.io import shared_mode
+    from core.training import TrainConfig, train
+
+    _, _, path = train(TrainConfig(epochs=1, max_train=32, size=16, model_id="perm"), None, tmp_path / "models")
+    assert stat.S_IMODE(path.stat().st_mode) == shared_mode(directory=True)
+    for f in path.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == shared_mode(), f
+    monkeypatch.setenv("XAI_DATA_DIR", str(tmp_path / "data"))
+    settings.remember_dataset_root("folder", tmp_path)
+    assert stat.S_IMODE(settings.settings_path().stat().st_mode) == shared_mode()
+    assert shared_mode() & 0o044  # readable by others under the usual umask (022)

@@ -283,8 +283,11 @@ def test_upload_validation():
         read_upload(b"hello world, certainly not a picture")
     with pytest.raises(ImageError, match="cannot be decoded|not an image"):
         read_upload(_jpeg((1, 2, 3))[:80])
-    with pytest.raises(ImageError, match="limit is 0 MB"):
+    with pytest.raises(ImageError, match="limit is 50 bytes"):
         read_upload(_png(Image.new("L", (10, 10))), max_bytes=50)
+    from core.images import MAX_UPLOAD_BYTES, _size
+
+    assert _size(MAX_UPLOAD_BYTES) == "20 MiB"  # said as it is counted (it once read "21 MB")
     with pytest.raises(ImageError, match="pixel limit"):
         read_upload(_png(Image.new("L", (3000, 3000))), max_pixels=1_000_000)
     gif = io.BytesIO()
