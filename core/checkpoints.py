@@ -135,6 +135,8 @@ def check_dataset_fits(card: ModelCard, dataset_name: str, classes: Sequence[str
 def read_card(path: str | os.PathLike) -> ModelCard:
     path = resolve_model_path(path)
     card_path = path / CARD_FILE
+    if not card_path.is_file() and path.name and recover(path.parent):  # a kill mid-replacement: put it back
+        card_path = path / CARD_FILE
     if not card_path.is_file():
         raise CheckpointError(f"No model at {path}: {CARD_FILE} is missing")
     try:
@@ -196,9 +198,51 @@ def load_model(path: str | os.PathLike, device: torch.device | str | None = None
     return model, card
 
 
-def list_models(models_dir: str | os.PathLike | None = None, dataset: str | None = None) -> list[tuple[Path, ModelCard]]:
-    """Readable models under the models folder (newest first), optionally only those for ``dataset``."""
+def recover(models_dir: str | os.PathLike | None = None) -> list[str]:
+    """Finish or undo a replacement that a kill interrupted; returns the ids put back.
+
+    :func:`save_model` writes ``.<id>.<random>`` (new), moves ``<id>`` to ``.<id>.old-<pid>`` and the new
+    folder to ``<id>``. Killed between the two moves, ``<id>`` is missing: the old copy is moved back (the
+    new one was not published). Copies of a model that is in place are leftovers and are removed, unless
+    their writer is still running.
+    """
     root = Path(models_dir) if models_dir else config.models_dir()
+    restored: list[str] = []
+    if not root.is_dir():
+        return restored
+    for p in sorted(root.iterdir()):
+        m = re.fullmatch(r"\.(.+)\.old-(\d+)", p.name)
+        if not m or not p.is_dir() or _alive(int(m.group(2))):
+            continue
+        final = root / m.group(1)
+        try:
+            if not final.exists():
+                os.replace(p, final)
+                restored.append(m.group(1))
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            continue
+    return restored
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def list_models(models_dir: str | os.PathLike | None = None, dataset: str | None = None) -> list[tuple[Path, ModelCard]]:
+    """Readable models under the models folder (newest first), optionally only those for ``dataset``; a
+    replacement interrupted by a kill is recovered first (:func:`recover`)."""
+    root = Path(models_dir) if models_dir else config.models_dir()
+    recover(root)
     out = []
     if root.is_dir():
         for p in sorted(root.iterdir()):

@@ -161,3 +161,41 @@ def test_saved_models_and_settings_follow_the_umask(tmp_path, monkeypatch):
     settings.remember_dataset_root("folder", tmp_path)
     assert stat.S_IMODE(settings.settings_path().stat().st_mode) == shared_mode()
     assert shared_mode() & 0o044  # readable by others under the usual umask (022)
+
+
+KILL_AT = """
+import os, sys
+from pathlib import Path
+import core.checkpoints as ck
+from core import load_model
+model, card = load_model(sys.argv[1])
+card.training = {**card.training, "generation": "new"}
+real, calls = os.replace, []
+def replace(a, b):
+    if Path(a).is_dir():  # the folder moves of a replacement (files inside are written atomically too)
+        calls.append((a, b))
+        if len(calls) == int(sys.argv[3]):
+            os._exit(9)  # killed at this step: nothing after it runs
+    return real(a, b)
+ck.os.replace = replace
+ck.save_model(model, card, sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("step", [1, 2])
+def test_a_kill_during_replacement_loses_no_model(saved, tmp_path, step):
+    """Killed before the old folder moves aside (1) or between the two moves (2): the model is still listed
+    and loads, the old or the new one, never neither."""
+    import subprocess
+    import sys
+
+    from core.checkpoints import list_models
+    from tests.conftest import ROOT
+
+    models = saved.parent
+    rc = subprocess.run([sys.executable, "-c", KILL_AT, str(saved), str(models), str(step)], cwd=ROOT).returncode
+    assert rc == 9
+    model, card = load_model(saved)  # loading it directly recovers it too
+    assert [p for p, c in list_models(models) if c.id == saved.name] == [saved]
+    assert card.training.get("generation") != "new"  # the publish never happened: the old model is back
+    assert not [p for p in models.iterdir() if p.name.startswith(f".{saved.name}.old")]
