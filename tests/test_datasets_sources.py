@@ -338,3 +338,21 @@ def test_npz_labels_must_be_whole_class_indices(tmp_path, labels, message):
     # whole-number floats are fine (some converters write labels as float)
     write_npz(tmp_path / "pneumoniamnist.npz", 28, rgb=False, train_labels=np.array([[0.0], [1.0]] * 6))
     assert load_dataset("pneumoniamnist", split="train", root=tmp_path, size=28).labels.tolist() == [0, 1] * 6
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_shown(tmp_path):
+    """A folder holding a file whose name is not valid UTF-8 crashed the Data page's skipped-files table."""
+    import os
+
+    from core import load_dataset
+
+    tree = make_tree(tmp_path / "pets", split_layout=False)
+    bad = os.path.join(os.fsencode(tree / "cats"), b"photo\xff.txt")
+    with open(bad, "wb") as fh:
+        fh.write(b"not an image")
+    skipped = [s for split in ("train", "val", "test")
+               for s in load_dataset("folder", split=split, root=tree).extras["skipped"]]
+    names = [name for name, _ in skipped if "photo" in name]
+    assert names and names[0].endswith("photo\\xff.txt")
+    for name, reason in skipped:
+        name.encode("utf-8"), reason.encode("utf-8")  # displayable: no lone surrogates

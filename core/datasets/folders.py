@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -98,6 +99,12 @@ def _stratified(items: list[tuple[Path, str]], fractions: tuple[float, float, fl
     return out
 
 
+def _shown(text: str | Path) -> str:
+    """A file name as text that any display can encode: bytes that are not UTF-8 (a name from another system)
+    become ``\\xff`` escapes instead of lone surrogates that crash the page's table."""
+    return os.fsencode(str(text)).decode("utf-8", "backslashreplace")
+
+
 def _decode(files: list[tuple[Path, str]], classes: list[str], size: int, channels: int,
             progress: ProgressFn | None = None):
     images, labels, skipped, modes, sizes = [], [], [], Counter(), Counter()
@@ -105,7 +112,7 @@ def _decode(files: list[tuple[Path, str]], classes: list[str], size: int, channe
         if progress:
             progress(k, len(files))
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            skipped.append((str(path), "not an image file (extension)"))
+            skipped.append((_shown(path), "not an image file (extension)"))
             continue
         try:
             img = open_image(path)
@@ -114,7 +121,7 @@ def _decode(files: list[tuple[Path, str]], classes: list[str], size: int, channe
             images.append(to_array(img, size, channels))
             labels.append(classes.index(cls))
         except ImageError as exc:
-            skipped.append((str(path), str(exc)))
+            skipped.append((_shown(path), _shown(exc)))
     if progress:
         progress(len(files), len(files))
     arr = np.stack(images) if images else np.zeros((0, size, size, channels), np.uint8)
