@@ -25,14 +25,30 @@ IMAGE_SUFFIXES = {"." + e for e in UPLOAD_EXTENSIONS} | {".gif", ".ppm", ".pgm"}
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
-    """High-bit-depth modes (I;16, I, F) to 8-bit L, scaled by the type's range (not clipped)."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
-        if img.mode == "F":
-            top = max(float(a.max()), 1.0) if a.max() > 1 else 1.0
-        return Image.fromarray(np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    return img
+    """High-bit-depth modes (I;16, I, F) to 8-bit L, scaled (never clipped).
+
+    16-bit: by 65535. 32-bit integers: as they are when in 0..255, by 65535 when in 0..65535, else their
+    min..max stretched to 0..255 (negative values included). Floats: by 255 when in [0, 1], as they are when
+    in [0, 255], else min..max. Non-finite floats (NaN, inf) are refused: one such pixel used to turn the
+    whole image black.
+    """
+    if img.mode not in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return img
+    a = np.asarray(img, dtype=np.float64)
+    if not np.isfinite(a).all():
+        raise ImageError(f"the image has {int((~np.isfinite(a)).sum())} non-finite pixels (NaN or inf)")
+    lo, hi = float(a.min()), float(a.max())
+    if img.mode.startswith("I;16"):
+        scaled = a / 65535.0 * 255.0
+    elif img.mode == "F" and lo >= 0 and hi <= 1:
+        scaled = a * 255.0
+    elif lo >= 0 and hi <= 255:
+        scaled = a
+    elif img.mode == "I" and lo >= 0 and hi <= 65535:
+        scaled = a / 65535.0 * 255.0
+    else:
+        scaled = (a - lo) / max(hi - lo, 1e-12) * 255.0
+    return Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8), "L")
 
 
 def to_array(img: Image.Image, size: int, channels: int) -> np.ndarray:
@@ -117,5 +133,8 @@ def preprocess(img: Image.Image, size: int, channels: int) -> tuple[torch.Tensor
     :data:`DISPLAY_MAX` px a side; never below the model's size), so a map is shown over what was uploaded.
     """
     a = to_array(img, size, channels)
+    if a.min() == a.max():  # e.g. a JPEG whose corrupt body decodes to flat grey without an error
+        raise ImageError(f"the image is one flat value ({int(a.min())}) after conversion: nothing to explain "
+                         "(a corrupt file decodes like this)")
     side = max(size, min(min(ImageOps.exif_transpose(img).size), DISPLAY_MAX))
     return to_tensor(a), (a if side == size else to_array(img, side, channels))

@@ -182,7 +182,11 @@ def uploaded_image(card) -> tuple[object, object] | None:
         return None
     st.caption(f"{up.name}: {img.size[0]}x{img.size[1]} {img.mode} → {card.input_size}x{card.input_size}, "
                f"{'grayscale' if card.channels == 1 else 'RGB'} (resize shorter side, centre crop)")
-    return preprocess(img, card.input_size, card.channels)
+    try:
+        return preprocess(img, card.input_size, card.channels)
+    except core.XaiError as exc:
+        st.error(f"{up.name}: {exc}")
+        return None
 
 
 def _set_state(key: str, value) -> None:

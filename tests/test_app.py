@@ -164,8 +164,13 @@ def _png_bytes(size=(90, 60), color=(200, 30, 30), mode="RGB") -> bytes:
 
     from PIL import Image
 
+    import numpy as np
+
     buf = io.BytesIO()
-    Image.new(mode, size, color).save(buf, "PNG")
+    img = Image.new(mode, size, color)
+    ramp = Image.fromarray(np.tile(np.linspace(0, 255, size[0]).astype(np.uint8), (size[1], 1)))
+    img.paste(ramp.convert(mode), (0, 0), ramp.point(lambda v: 128))  # a real picture, not one flat colour
+    img.save(buf, "PNG")
     return buf.getvalue()
 
 
@@ -183,6 +188,16 @@ def test_explain_page_upload(tiny_model_dir):
     assert not at.exception
     assert [e.value for e in at.error] and all(e.value.startswith("broken.jpg: ") for e in at.error)
     assert "\n" not in at.error[0].value
+    # one flat colour (what a corrupt body can decode to): refused in one line, not explained
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (50, 40), (128, 128, 128)).save(buf, "PNG")
+    at.file_uploader(key="upload").set_value(("flat.png", buf.getvalue(), "image/png")).run()
+    assert not at.exception and any(e.value.startswith("flat.png: ") and "flat value" in e.value for e in at.error)
+    assert not _map_captions(at)
 
 
 def test_data_page_shows_every_dataset_and_the_shapes_details(tiny_model_dir):

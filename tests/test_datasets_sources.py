@@ -269,13 +269,13 @@ def test_upload_validation():
     from core import ImageError
     from core.images import preprocess, read_upload
 
-    img = read_upload(_png(Image.new("RGB", (300, 200), (0, 128, 255))))
+    img = read_upload(_png(Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8))))
     x, shown = preprocess(img, 64, 1)
     # the model gets 64 px; the display is the same centre crop at the upload's own resolution (200 px)
     assert x.shape == (1, 64, 64) and shown.shape == (200, 200, 1)
     small = np.asarray(Image.fromarray(shown[..., 0]).resize((64, 64), Image.BILINEAR), dtype=np.float32)
     assert np.abs(small - x[0].numpy() * 255).mean() < 2  # the same crop, not another part of the image
-    big = read_upload(_png(Image.new("RGB", (2000, 1000))))
+    big = read_upload(_png(Image.fromarray(np.tile(np.arange(2000, dtype=np.uint8), (1000, 1)))))
     assert preprocess(big, 28, 3)[1].shape == (512, 512, 3)  # capped for display
     with pytest.raises(ImageError, match="empty"):
         read_upload(b"")
@@ -356,3 +356,29 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_shown(tmp_path):
     assert names and names[0].endswith("photo\\xff.txt")
     for name, reason in skipped:
         name.encode("utf-8"), reason.encode("utf-8")  # displayable: no lone surrogates
+
+
+def test_silently_wrong_images_are_refused_or_scaled_right():
+    """A float TIFF with one +inf pixel became all black; a JPEG with a corrupt body decoded to flat grey and was
+    explained with high confidence; an int32 TIFF with negative values was clipped."""
+    from core import ImageError
+    from core.images import preprocess, read_upload
+
+    def tiff(a: np.ndarray, mode: str) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(a, mode).save(buf, "TIFF")
+        return buf.getvalue()
+
+    ramp = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
+    with_inf = ramp.copy()
+    with_inf[3, 3] = np.inf
+    with pytest.raises(ImageError, match="1 non-finite pixels"):
+        preprocess(read_upload(tiff(with_inf, "F")), 16, 1)
+    # negative int32 values are stretched, not clipped: the darkest and brightest pixels span 0..255
+    signed = (np.arange(32 * 32, dtype=np.int32).reshape(32, 32) - 500) * 7
+    x, shown = preprocess(read_upload(tiff(signed, "I")), 32, 1)
+    assert shown.min() == 0 and shown.max() == 255 and (shown[:8] < 128).all()
+    # a corrupt JPEG body that decodes to one flat value is refused, not explained
+    flat = _jpeg((128, 128, 128), size=(64, 64))
+    with pytest.raises(ImageError, match="one flat value"):
+        preprocess(read_upload(flat), 28, 3)
