@@ -4,6 +4,7 @@ from __future__ import annotations
 import http.server
 import io
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -382,3 +383,45 @@ def test_silently_wrong_images_are_refused_or_scaled_right():
     flat = _jpeg((128, 128, 128), size=(64, 64))
     with pytest.raises(ImageError, match="one flat value"):
         preprocess(read_upload(flat), 28, 3)
+
+
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(200):  # bounded: at most 200 bytes over about 10 s
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_trickling_download_stops_with_a_clear_message(tmp_path, monkeypatch):
+    """A server sending one byte at a time kept the CLI or a UI session waiting forever with progress at 0."""
+    import core.datasets.download as dl
+
+    monkeypatch.setattr(dl, "STALL_WINDOW_S", 0.5)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    dest = tmp_path / "d" / "file.npz"
+    dest.parent.mkdir()
+    (dest.parent / "file.npz.part").write_bytes(b"left by a killed earlier run")
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(DatasetError, match=r"stalled: \d+ bytes in the last"):
+            download_file(f"http://127.0.0.1:{httpd.server_port}/file.npz", dest)
+        assert time.monotonic() - t0 < 5
+        monkeypatch.setattr(dl, "STALL_WINDOW_S", 60)
+        monkeypatch.setattr(dl, "DEADLINE_S", 0.3)
+        with pytest.raises(DatasetError, match="took over"):
+            download_file(f"http://127.0.0.1:{httpd.server_port}/file.npz", dest)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert not list(dest.parent.iterdir())  # neither the old litter nor a new partial file is left

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,7 +17,12 @@ from ..errors import DatasetError
 from .source import DownloadProgress
 
 CHUNK = 1 << 20
-TIMEOUT_S = 30
+TIMEOUT_S = 30  # no byte at all for this long: the connection is dead
+#: a trickle is a stall too: fewer than STALL_MIN_BYTES in any STALL_WINDOW_S seconds stops the download
+STALL_WINDOW_S = 60
+STALL_MIN_BYTES = 64 * 1024
+#: the whole download, however it goes (the largest MedMNIST file is a few GB)
+DEADLINE_S = 4 * 3600
 
 
 def md5sum(path: Path) -> str:
@@ -38,7 +44,10 @@ def download_file(url: str, dest: Path, md5: str | None = None, progress: Downlo
     part = dest.with_name(dest.name + ".part")
     manual = f"Download it by hand from {url} and put it at {dest}."
     done = 0
+    start = window_start = time.monotonic()
+    window_bytes = 0
     try:
+        # "wb": a .part left by a killed earlier run is overwritten, and removed below whatever happens
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp, open(part, "wb") as fh:
             total = resp.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
@@ -46,14 +55,25 @@ def download_file(url: str, dest: Path, md5: str | None = None, progress: Downlo
             if progress:
                 progress(0, total)
             while True:
-                chunk = resp.read(CHUNK)
+                chunk = resp.read1(CHUNK)  # whatever has arrived: a trickle cannot hold one read forever
                 if not chunk:
                     break
                 fh.write(chunk)
                 h.update(chunk)
                 done += len(chunk)
+                window_bytes += len(chunk)
                 if progress:
                     progress(done, total)
+                now = time.monotonic()
+                if now - start > DEADLINE_S:
+                    raise DatasetError(f"Download of {url} took over {DEADLINE_S / 3600:g} h ({done:,} bytes so far) "
+                                       f"and was stopped. {manual}")
+                if now - window_start >= STALL_WINDOW_S:
+                    if window_bytes < STALL_MIN_BYTES:
+                        raise DatasetError(f"Download of {url} stalled: {window_bytes:,} bytes in the last "
+                                           f"{now - window_start:.0f} s ({done:,} bytes in all). Try again later, or: "
+                                           f"{manual}")
+                    window_start, window_bytes = now, 0
         if total is not None and done != total:
             raise DatasetError(f"Download of {url} stopped at {done:,} of {total:,} bytes. {manual}")
         if md5 and h.hexdigest() != md5:
