@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import pickle
 import re
@@ -52,12 +53,46 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelCard":
+        """A card from its JSON, every field checked (a bad card is a precise :class:`CheckpointError`, never a
+        traceback or a silently misread model)."""
         names = {f.name for f in fields(cls)}
         required = ["id", "dataset", "arch", "classes", "input_size", "channels", "mean", "std", "target_layer"]
         missing = [k for k in required if k not in d]
         if missing:
             raise CheckpointError(f"model card lacks {', '.join(missing)}")
-        return cls(**{k: v for k, v in d.items() if k in names})
+        card = cls(**{k: v for k, v in d.items() if k in names})
+        card.validate()
+        return card
+
+    def validate(self) -> None:
+        def bad(field_name: str, what: str) -> CheckpointError:
+            return CheckpointError(f"model card field {field_name!r} must be {what}, got {getattr(self, field_name)!r}")
+
+        def whole(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def numbers(v: Any, n: int) -> bool:
+            return (isinstance(v, list) and len(v) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                               and math.isfinite(x) for x in v))
+
+        for name in ("id", "dataset", "arch", "target_layer"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise bad(name, "a non-empty string")
+        if not (isinstance(self.classes, list) and len(self.classes) >= 2 and all(isinstance(c, str) for c in self.classes)):
+            raise bad("classes", "a list of at least two class names")
+        if not (whole(self.channels) and self.channels in (1, 3)):
+            raise bad("channels", "1 or 3")
+        if not (whole(self.input_size) and 8 <= self.input_size <= 1024):
+            raise bad("input_size", "a whole number of pixels in 8..1024")
+        if not numbers(self.mean, self.channels):
+            raise bad("mean", f"{self.channels} finite numbers (one per channel)")
+        if not (numbers(self.std, self.channels) and all(x > 0 for x in self.std)):
+            raise bad("std", f"{self.channels} positive finite numbers (one per channel)")
+        for name in ("training", "metrics", "dataset_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise bad(name, "an object")
+        if not isinstance(self.weights_sha256, str) or not isinstance(self.created, str):
+            raise bad("weights_sha256" if not isinstance(self.weights_sha256, str) else "created", "a string")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -236,6 +271,25 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def broken_models(models_dir: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
+    """Model folders that cannot be used, each with the reason (shown as broken, never silently hidden)."""
+    root = Path(models_dir) if models_dir else config.models_dir()
+    out = []
+    if root.is_dir():
+        for p in sorted(root.iterdir()):
+            if p.name.startswith(".") or not p.is_dir():
+                continue
+            try:
+                card = read_card(p)
+                if not (p / WEIGHTS_FILE).is_file():
+                    raise CheckpointError(f"{WEIGHTS_FILE} is missing")
+                if card.weights_sha256 and _sha256(p / WEIGHTS_FILE) != card.weights_sha256:
+                    raise CheckpointError(f"{WEIGHTS_FILE} does not match the SHA-256 in its card")
+            except CheckpointError as exc:
+                out.append((p, str(exc)))
+    return out
 
 
 def list_models(models_dir: str | os.PathLike | None = None, dataset: str | None = None) -> list[tuple[Path, ModelCard]]:

@@ -206,7 +206,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from .architectures import list_architectures
-    from .checkpoints import list_models
+    from .checkpoints import broken_models, list_models
     from .datasets import list_datasets
     from .explainers import get_method, list_methods
 
@@ -219,6 +219,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("models:")
     for path, card in list_models(args.models_dir):
         print(f"  {path}  ({card.dataset}, {card.arch}, acc {card.metrics.get('accuracy', float('nan')):.3f})")
+    for path, reason in broken_models(args.models_dir):
+        print(f"  {path}  BROKEN: {reason}")
     return 0
 
 

@@ -5,6 +5,7 @@ and the app can drive ``st.progress`` without this module knowing about either.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -17,9 +18,9 @@ from torch import nn
 
 from . import config
 from .architectures import ARCHITECTURES, Classifier, build_model
-from .checkpoints import ModelCard, save_model, validate_model_id
+from .checkpoints import ModelCard, load_model, save_model, validate_model_id
 from .datasets import load_dataset
-from .errors import TrainingError
+from .errors import CheckpointError, TrainingError
 from .metrics import classification_metrics
 from .prediction import predict_proba
 
@@ -200,6 +201,10 @@ def ensure_demo_model(progress: ProgressFn | None = None, models_dir: str | Path
     root = Path(models_dir) if models_dir else config.models_dir()
     path = root / config.DEMO_MODEL_ID
     if (path / "card.json").is_file():
-        return path
+        try:
+            load_model(path)  # card checked field by field, weights digest-checked and loaded
+            return path
+        except CheckpointError as exc:  # a corrupt demo is retrained, not announced as ready
+            logging.getLogger(__name__).warning("demo model unusable (%s): training it again", exc)
     _, _, path = train(TrainConfig(model_id=config.DEMO_MODEL_ID), progress, root)
     return path

@@ -583,3 +583,17 @@ def test_compare_cancel_keeps_computed_cells(tiny_model_dir):
     at.button(key="cmp_resume").click().run()
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
     assert sum(c.startswith("Occlusion →") for c in caps) == 2
+
+
+def test_broken_models_are_shown_with_the_reason(tiny_model_dir, tmp_path, monkeypatch):
+    """A model whose card is not valid JSON used to vanish from the pickers ("No trained model ... Train one")."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model_dir, models / tiny_model_dir.name)
+    (models / "damaged").mkdir()
+    (models / "damaged" / "card.json").write_text("{not json")
+    monkeypatch.setenv("XAI_MODELS_DIR", str(models))
+    at = _run_explain()
+    assert not at.exception
+    broken = [e for e in at.expander if "cannot be used" in e.label]
+    assert broken and any("damaged" in m.value and "not valid JSON" in m.value for m in broken[0].markdown)
+    assert any(str(o).startswith("shapes-small_cnn") for o in at.selectbox(key="model").options)

@@ -199,3 +199,46 @@ def test_a_kill_during_replacement_loses_no_model(saved, tmp_path, step):
     assert [p for p, c in list_models(models) if c.id == saved.name] == [saved]
     assert card.training.get("generation") != "new"  # the publish never happened: the old model is back
     assert not [p for p in models.iterdir() if p.name.startswith(f".{saved.name}.old")]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("channels", 2, "'channels' must be 1 or 3"), ("channels", "3", "'channels' must be 1 or 3"),
+    ("mean", [0.5], "'mean' must be 3 finite numbers"), ("std", [0.2, 0.2, 0.0], "'std' must be 3 positive"),
+    ("input_size", 0, "'input_size' must be"), ("input_size", -5, "'input_size' must be"),
+    ("input_size", "64", "'input_size' must be"), ("classes", "abc", "'classes' must be a list"),
+    ("classes", ["only"], "'classes' must be a list"), ("arch", 7, "'arch' must be a non-empty string"),
+    ("metrics", [], "'metrics' must be an object"),
+])
+def test_every_card_field_is_checked_on_load(saved, field, value, message):
+    card = json.loads((saved / "card.json").read_text())
+    card[field] = value
+    (saved / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match=message):
+        load_model(saved)
+
+
+def test_broken_models_are_listed_with_the_reason_not_hidden(saved, capsys):
+    from core.checkpoints import broken_models, list_models
+    from core.cli import main
+
+    models = saved.parent
+    (saved / "card.json").write_text("{not json")
+    assert [p for p, _ in list_models(models)] == []
+    broken = broken_models(models)
+    assert [p for p, _ in broken] == [saved] and "not valid JSON" in broken[0][1]
+    assert main(["--models-dir", str(models), "list"]) == 0
+    out = capsys.readouterr().out
+    assert f"{saved}  BROKEN: " in out and "not valid JSON" in out
+
+
+def test_ensure_demo_verifies_and_retrains_a_corrupt_demo(tmp_path, monkeypatch):
+    import core.training as training
+    from core import config
+
+    calls = []
+    monkeypatch.setattr(training, "train", lambda cfg, progress, root: calls.append(cfg.model_id) or (None, None, Path(root) / cfg.model_id))
+    model = make_classifier(3, 3)
+    path = save_model(model, _card(model, id=config.DEMO_MODEL_ID), tmp_path)
+    assert training.ensure_demo_model(None, tmp_path) == path and calls == []  # a sound demo is kept
+    (path / "weights.pt").write_bytes(b"corrupted")
+    assert training.ensure_demo_model(None, tmp_path) == path and calls == [config.DEMO_MODEL_ID]

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import streamlit as st
 
 import core
+from core.checkpoints import broken_models
 from core.datasets import ArrayDataset, Status
 from core.explainers import get_method
 
@@ -37,6 +39,11 @@ def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
     dataset_name = c1.selectbox("Dataset", core.list_datasets(), key=state.DATASET, format_func=data_panel.label)
     c1.caption(data_panel.state_caption(dataset_name))
     models = cache.models_for(dataset_name)
+    broken = broken_models()
+    if broken:
+        with c2.expander(f"{len(broken)} model folder{'s' * (len(broken) != 1)} cannot be used"):
+            for path, reason in broken:
+                st.markdown(f"- `{Path(path).name}`: {reason}")
     if not models:
         on_missing(dataset_name)
         return None
