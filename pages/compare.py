@@ -52,10 +52,6 @@ def pick_images(sel: Selection) -> list[int]:
     return sorted(int(i) for i in rng.choice(pool, size=min(int(count), len(pool)), replace=False))
 
 
-def _set_state(key: str, value) -> None:
-    st.session_state[key] = value
-
-
 def display_controls() -> dict:
     return {
         "signed": st.radio("Colours", ["Magnitude", "Signed"], key=state.CMP_COLOURS, horizontal=True,
@@ -105,7 +101,7 @@ def main() -> None:
     cancelled = st.session_state.get(state.CMP_CANCELLED) == request
     controls = st.empty()
     if not cancelled:
-        controls.button("Cancel", key=state.CMP_CANCEL, icon=":material/cancel:", on_click=_set_state,
+        controls.button("Cancel", key=state.CMP_CANCEL, icon=":material/cancel:", on_click=state.set_value,
                         args=(state.CMP_CANCELLED, request), help="Stop computing; the cells already computed stay")
     bar = EngineProgress(len(methods))
     for k, m in enumerate(methods):  # one batched engine call per method, for its missing cells only
@@ -120,7 +116,7 @@ def main() -> None:
     if cancelled and len(results) < len(indices) * len(methods):
         with controls.container():
             st.info(f"Cancelled: {len(indices) * len(methods) - len(results)} cells not computed; the others are shown.")
-            st.button("Compute the rest", key=state.CMP_RESUME, on_click=_set_state, args=(state.CMP_CANCELLED, None))
+            st.button("Compute the rest", key=state.CMP_RESUME, on_click=state.set_value, args=(state.CMP_CANCELLED, None))
     for e in errors:
         st.error(e)
 

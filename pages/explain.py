@@ -189,10 +189,6 @@ def uploaded_image(card) -> tuple[object, object] | None:
         return None
 
 
-def _set_state(key: str, value) -> None:
-    st.session_state[key] = value
-
-
 def main() -> None:
     st.title("Explain a prediction")
     sel = pick_model(train_panel)
@@ -257,7 +253,7 @@ def main() -> None:
 
     cancelled = st.session_state.get(state.CANCELLED) == request
     if missing and not cancelled:
-        controls.button("Cancel", key=state.CANCEL, icon=":material/cancel:", on_click=_set_state,
+        controls.button("Cancel", key=state.CANCEL, icon=":material/cancel:", on_click=state.set_value,
                         args=(state.CANCELLED, request), help="Stop computing; the maps already computed stay")
         draw()
         progress = EngineProgress(len(missing))
@@ -275,7 +271,7 @@ def main() -> None:
         with controls.container():
             titles = ", ".join(get_method(m).title for m in missing)
             st.info(f"Cancelled: not computed: {titles}. The maps already computed are shown.")
-            st.button("Compute the rest", key=state.RESUME, on_click=_set_state, args=(state.CANCELLED, None))
+            st.button("Compute the rest", key=state.RESUME, on_click=state.set_value, args=(state.CANCELLED, None))
     for e in errors:
         st.error(e)
     shown = draw()

@@ -55,3 +55,10 @@ DL_SIZE = "download_size"
 DL_BUTTON = "download"
 IMAGE_SOURCE = "image_source"
 UPLOAD = "upload"
+
+
+def set_value(key: str, value) -> None:
+    """A widget callback that stores ``value`` under ``key`` (e.g. which request the user cancelled)."""
+    import streamlit as st
+
+    st.session_state[key] = value
