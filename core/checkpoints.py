@@ -134,7 +134,7 @@ def save_model(model: Classifier, card: ModelCard, models_dir: str | os.PathLike
     final = root / card.id
     if final.resolve().parent != root.resolve():  # a second line of defence: never write outside the models folder
         raise CheckpointError(f"model id {card.id!r} would be saved outside {root}")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{card.id}.", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{card.id}.new-{os.getpid()}-", dir=root))  # the pid lets recover() clean up
     try:
         tmp.chmod(shared_mode(directory=True))
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -238,14 +238,18 @@ def recover(models_dir: str | os.PathLike | None = None) -> list[str]:
 
     :func:`save_model` writes ``.<id>.<random>`` (new), moves ``<id>`` to ``.<id>.old-<pid>`` and the new
     folder to ``<id>``. Killed between the two moves, ``<id>`` is missing: the old copy is moved back (the
-    new one was not published). Copies of a model that is in place are leftovers and are removed, unless
-    their writer is still running.
+    new one was not published). Copies of a model that is in place, and unpublished new folders, are
+    leftovers and are removed, unless their writer is still running.
     """
     root = Path(models_dir) if models_dir else config.models_dir()
     restored: list[str] = []
     if not root.is_dir():
         return restored
     for p in sorted(root.iterdir()):
+        new = re.fullmatch(r"\.(.+)\.new-(\d+)-.*", p.name)
+        if new and p.is_dir() and not _alive(int(new.group(2))):
+            shutil.rmtree(p, ignore_errors=True)  # never published: its writer died before the switch
+            continue
         m = re.fullmatch(r"\.(.+)\.old-(\d+)", p.name)
         if not m or not p.is_dir() or _alive(int(m.group(2))):
             continue

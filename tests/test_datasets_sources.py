@@ -425,3 +425,27 @@ def test_a_trickling_download_stops_with_a_clear_message(tmp_path, monkeypatch):
         httpd.shutdown()
         httpd.server_close()
     assert not list(dest.parent.iterdir())  # neither the old litter nor a new partial file is left
+
+
+def test_an_unreadable_class_folder_is_listed_as_skipped(tmp_path, monkeypatch):
+    """It used to become a class with 0 images, silently. (The tests run as root, so the permission error is
+    simulated where the folder is read.)"""
+    from pathlib import Path
+
+    from core import load_dataset
+
+    tree = make_tree(tmp_path / "pets", split_layout=False)
+    for i in range(3):
+        (tree / "birds").mkdir(exist_ok=True)
+        (tree / "birds" / f"b{i}.png").write_bytes(_png(Image.new("RGB", (20, 20), (i, 90, 9))))
+    real = Path.iterdir
+
+    def iterdir(self):
+        if self.name == "birds":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    ds = load_dataset("folder", split="train", root=tree)
+    assert ds.classes == ("cats", "dogs")
+    assert any(name.endswith("birds") and "cannot be read" in reason for name, reason in ds.extras["skipped"])

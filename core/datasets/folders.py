@@ -41,39 +41,55 @@ CACHE_VERSION = 1
 ProgressFn = Callable[[int, int], None]
 
 
-def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _readable(folder: Path) -> bool:
+    try:
+        next(iter(folder.iterdir()), None)
+        return True
+    except OSError:
+        return False
+
+
+def _class_dirs(folder: Path, unreadable: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Sub-folders of ``folder``; those that cannot be read are left out and added to ``unreadable``
+    (a silent class with 0 images otherwise)."""
+    dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    bad = [d for d in dirs if not _readable(d)]
+    if unreadable is not None:
+        unreadable.extend((_shown(d), "class folder cannot be read (permissions?): left out") for d in bad)
+    return [d for d in dirs if d not in bad]
 
 
 def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def scan(root: Path) -> tuple[str, dict[str, list[tuple[Path, str]]], list[str]]:
+def scan(root: Path) -> tuple[str, dict[str, list[tuple[Path, str]]], list[str], list[tuple[str, str]]]:
     """Find the layout, and the (file, class) list of each split.
 
     Returns:
-        (layout, {split: [(path, class_name)]}, classes)
+        (layout, {split: [(path, class_name)]}, classes, [(unreadable folder, reason)])
     """
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder")
-    subdirs = _class_dirs(root)
+    unreadable: list[tuple[str, str]] = []
+    subdirs = _class_dirs(root, unreadable)
     split_dirs = {SPLIT_ALIASES[d.name.lower()]: d for d in subdirs if d.name.lower() in SPLIT_ALIASES}
     if split_dirs and len(split_dirs) == len(subdirs):
-        classes = sorted({c.name for d in split_dirs.values() for c in _class_dirs(d)})
+        per_split = {s: _class_dirs(d, unreadable) for s, d in split_dirs.items()}
+        classes = sorted({c.name for dirs in per_split.values() for c in dirs})
         if not classes:
             raise DatasetError(f"{root} has split folders ({', '.join(split_dirs)}) but no class folders inside them")
-        splits = {s: [(f, c.name) for c in _class_dirs(d) for f in _files(c)] for s, d in split_dirs.items()}
+        splits = {s: [(f, c.name) for c in dirs for f in _files(c)] for s, dirs in per_split.items()}
         if "val" not in splits and "train" in splits:
             splits["train"], splits["val"] = _stratified(splits["train"], (0.85, 0.15, 0.0))[:2]
-        return "split folders", splits, classes
+        return "split folders", splits, classes, unreadable
     if not subdirs:
         raise DatasetError(f"{root} has no class folders: put images in {root}/<class name>/ "
                            f"(or {root}/train/<class name>/ ...)")
     classes = [d.name for d in subdirs]
     items = [(f, d.name) for d in subdirs for f in _files(d)]
     train, val, test = _stratified(items, FRACTIONS)
-    return "class folders", {"train": train, "val": val, "test": test}, classes
+    return "class folders", {"train": train, "val": val, "test": test}, classes, unreadable
 
 
 def _stratified(items: list[tuple[Path, str]], fractions: tuple[float, float, float]):
@@ -176,7 +192,7 @@ class FolderSource(Source):
     def status(self, root: Path, size: int | None = None) -> Status:
         try:
             p = self.path(root)
-            _, splits, classes = scan(p)
+            _, splits, classes, _ = scan(p)
         except DatasetError as exc:
             return Status("needs files", f"{exc}. Get it from: {self.info.source}")
         n = sum(len(v) for v in splits.values())
@@ -188,7 +204,7 @@ class FolderSource(Source):
         if split not in ("train", "val", "test"):
             raise ValueError(f"folder datasets have splits train, val, test; not {split!r}")
         folder = self.path(root)
-        layout, splits, classes = scan(folder)
+        layout, splits, classes, unreadable = scan(folder)
         files = splits.get(split, [])
         size = size or self.default_size
         channels = self.channels or guess_channels([f for v in splits.values() for f in v])
@@ -212,6 +228,14 @@ class FolderSource(Source):
                 log.warning("cannot write cache %s (%s)", cache, exc)
             data = (images, labels, meta)
         images, labels, meta = data
+        meta = {**meta, "skipped": list(meta["skipped"]) + unreadable}
+        if len(classes) < 2:
+            raise DatasetError(f"{folder} has one class folder ({classes[0] if classes else 'none'}): a classifier needs "
+                               "at least two classes, one folder of images each")
+        if files and len(images) == 0:
+            first = meta["skipped"][0] if meta["skipped"] else ("?", "?")
+            raise DatasetError(f"{folder}: no readable images among the {len(files)} files of the {split} split "
+                               f"(e.g. {first[0]}: {first[1]})")
         info = replace(self.info, classes=tuple(classes), channels=channels, image_size=size)
         return ArrayDataset(info=info, split=split, images=images, labels=labels,
                             extras={"path": str(folder), "layout": layout, "skipped": meta["skipped"],
