@@ -331,3 +331,98 @@ def test_image_through_the_explain_page(name, tiny_model_dir):
 
         assert len(at.error) == 1 and at.error[0].value.startswith("upload.png: ") and not maps
         assert re.search(message, at.error[0].value), at.error[0].value
+
+
+# ------------------------------------------------------------------------------------------------ the pages
+def _app():
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from core import settings
+    from tests.test_app import APP
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    settings.settings_path().unlink(missing_ok=True)
+    return AppTest.from_file(APP, default_timeout=120).run()
+
+
+@pytest.mark.parametrize("broken_model", CARDS, indirect=True)
+def test_card_through_the_explain_page(broken_model, request, monkeypatch):
+    """A broken model is listed with its reason (or, when its card reads but cannot be built, refused in one line
+    when picked); the page never shows a traceback."""
+    import re
+
+    message = CARDS[request.node.callspec.params["broken_model"]][1]
+    monkeypatch.setenv("XAI_MODELS_DIR", str(broken_model.parent))
+    at = _app()
+    at.switch_page("pages/explain.py").run()
+    assert not at.exception
+    listed = [m.value for e in at.expander if "cannot be used" in e.label for m in e.markdown]
+    errors = [e.value for e in at.error]
+    assert any(re.search(message, t) for t in listed + errors), (listed, errors)
+
+
+@pytest.mark.parametrize("name", NPZ)
+def test_npz_through_the_data_page(name, tmp_path, monkeypatch):
+    import re
+
+    override, message = NPZ[name]
+    _npz(tmp_path, **override)
+    monkeypatch.setenv("XAI_MODELS_DIR", str(tmp_path / "models"))
+    at = _app()
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key="data_dataset").set_value("pneumoniamnist").run()
+    at.text_input(key="data_path").set_value(str(tmp_path))
+    at.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
+    assert not at.exception
+    assert any(re.search(message, e.value) for e in at.error), [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("name", ["missing folder", "empty folder", "files but no class folders", "one class",
+                                  "nothing readable", "symlink loop inside", "two good classes"])
+def test_folder_through_the_data_page(name, tmp_path, monkeypatch):
+    import re
+
+    folder, message = _folder_cases(tmp_path / "corpus")[name]
+    monkeypatch.setenv("XAI_MODELS_DIR", str(tmp_path / "models"))
+    at = _app()
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key="data_dataset").set_value("folder").run()
+    at.text_input(key="data_path").set_value(str(folder))
+    at.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
+    assert not at.exception
+    if message is None:
+        assert not at.error and at.get("plotly_chart")  # the class distribution of the folder
+    else:
+        assert any(re.search(message, e.value) for e in at.error), [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("name", ["missing folder", "one class", "nothing readable", "two good classes"])
+def test_folder_through_cli_train(name, tmp_path, capsys):
+    import re
+
+    folder, message = _folder_cases(tmp_path / "corpus")[name]
+    rc = main(["--models-dir", str(tmp_path / "models"), "train", "--dataset", "folder", "--data-dir", str(folder),
+               "--size", "16", "--epochs", "1", "--model-id", "f"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if message is None:
+        assert rc == 0 and (tmp_path / "models" / "f" / "card.json").is_file()
+    else:
+        assert rc == 2 and re.search(message, err), err
+
+
+@pytest.fixture(autouse=True)
+def time_limit():
+    """No case may hang: each gets 120 s (SIGALRM; the tests run in the main thread)."""
+    import signal
+
+    def expired(signum, frame):
+        raise TimeoutError("a bad-input case ran over 120 s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(120)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
