@@ -347,6 +347,17 @@ def _app():
     return AppTest.from_file(APP, default_timeout=120).run()
 
 
+def _data_page_with_folder(dataset: str, folder: Path):
+    """The Data page after the user typed ``folder`` for ``dataset`` and pressed "Use this folder"."""
+    at = _app()
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key="data_dataset").set_value(dataset).run()
+    at.text_input(key="data_path").set_value(str(folder))
+    at.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
+    assert not at.exception
+    return at
+
+
 @pytest.mark.parametrize("broken_model", CARDS, indirect=True)
 def test_card_through_the_explain_page(broken_model, request, monkeypatch):
     """A broken model is listed with its reason (or, when its card reads but cannot be built, refused in one line
@@ -370,12 +381,7 @@ def test_npz_through_the_data_page(name, tmp_path, monkeypatch):
     override, message = NPZ[name]
     _npz(tmp_path, **override)
     monkeypatch.setenv("XAI_MODELS_DIR", str(tmp_path / "models"))
-    at = _app()
-    at.switch_page("pages/data.py").run()
-    at.selectbox(key="data_dataset").set_value("pneumoniamnist").run()
-    at.text_input(key="data_path").set_value(str(tmp_path))
-    at.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
-    assert not at.exception
+    at = _data_page_with_folder("pneumoniamnist", tmp_path)
     assert any(re.search(message, e.value) for e in at.error), [e.value for e in at.error]
 
 
@@ -386,12 +392,7 @@ def test_folder_through_the_data_page(name, tmp_path, monkeypatch):
 
     folder, message = _folder_cases(tmp_path / "corpus")[name]
     monkeypatch.setenv("XAI_MODELS_DIR", str(tmp_path / "models"))
-    at = _app()
-    at.switch_page("pages/data.py").run()
-    at.selectbox(key="data_dataset").set_value("folder").run()
-    at.text_input(key="data_path").set_value(str(folder))
-    at.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
-    assert not at.exception
+    at = _data_page_with_folder("folder", folder)
     if message is None:
         assert not at.error and at.get("plotly_chart")  # the class distribution of the folder
     else:
