@@ -98,12 +98,21 @@ class ModelCard:
         return asdict(self)
 
 
+#: digests already computed, by (file, inode, size, mtime): the pickers check every model on each page run
+#: (broken_models), which must not re-read every weights file each time
+_digests: dict[tuple, str] = {}
+
+
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _digests:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        _digests[key] = h.hexdigest()
+    return _digests[key]
 
 
 def resolve_model_path(model: str | os.PathLike) -> Path:

@@ -14,7 +14,6 @@ from core import render
 from core.datasets import get_source
 from ui import cache, data_panel, state
 from ui.data_panel import setup_panel
-from ui.pickers import dataset_root
 from ui.router import page
 
 SAMPLES_PER_CLASS = 6
@@ -33,7 +32,7 @@ def main() -> None:
     src = get_source(name)
     info = src.info
     st.markdown(f"**{info.title}** — {info.description}  \n**Source:** {info.source}  \n**Licence:** {info.license}")
-    root, status = dataset_root(name)
+    root, status = data_panel.resolve(name)
     if not status.ready:
         setup_panel(name)
         return

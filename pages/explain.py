@@ -13,9 +13,9 @@ from core.explainers import get_method
 from core.training import TrainConfig, TrainProgress, train
 from core.architectures import list_architectures
 from core.images import MAX_PIXELS, MAX_UPLOAD_MIB, UPLOAD_EXTENSIONS, preprocess, read_upload
-from ui import cache, state
+from ui import cache, data_panel, state
 from ui.data_panel import setup_panel
-from ui.pickers import dataset_root, explain_cached, pick_model, request_key, slow_methods_note
+from ui.pickers import explain_cached, pick_model, request_key, slow_methods_note
 from ui.progress import EngineProgress
 from ui.router import page
 from ui.widgets import extras_caption, method_params
@@ -26,7 +26,7 @@ GALLERY_SIZE = 8
 
 def train_panel(dataset_name: str) -> None:
     """Offered when no model exists for the dataset: trains one with a live progress bar."""
-    root, status = dataset_root(dataset_name)
+    root, status = data_panel.resolve(dataset_name)
     if not status.ready:
         setup_panel(dataset_name)
         return

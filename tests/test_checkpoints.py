@@ -242,3 +242,20 @@ def test_ensure_demo_verifies_and_retrains_a_corrupt_demo(tmp_path, monkeypatch)
     assert training.ensure_demo_model(None, tmp_path) == path and calls == []  # a sound demo is kept
     (path / "weights.pt").write_bytes(b"corrupted")
     assert training.ensure_demo_model(None, tmp_path) == path and calls == [config.DEMO_MODEL_ID]
+
+
+def test_a_weights_digest_is_read_once_and_again_when_the_file_changes(saved, monkeypatch):
+    """The pickers check every model's weights on each page run: the digest is remembered per file version."""
+    import builtins
+
+    from core.checkpoints import _sha256
+
+    weights = saved / "weights.pt"
+    first = _sha256(weights)
+    opened = []
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: opened.append(str(f)) or real_open(f, *a, **k))
+    assert _sha256(weights) == first and str(weights) not in opened  # not read again
+    monkeypatch.undo()
+    weights.write_bytes(weights.read_bytes() + b"x")
+    assert _sha256(weights) != first  # another size (and mtime): read again

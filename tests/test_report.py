@@ -6,7 +6,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from core import explain, explain_batch, load_dataset, load_model, render, report
+from core import explain, explain_batch, load_dataset, render, report
 
 
 def _results(model, x):

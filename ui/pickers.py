@@ -11,7 +11,7 @@ import streamlit as st
 
 import core
 from core.checkpoints import broken_models
-from core.datasets import ArrayDataset, Status
+from core.datasets import ArrayDataset
 from core.explainers import get_method
 
 from . import cache, data_panel, state
@@ -26,11 +26,6 @@ class Selection:
     ds: ArrayDataset | None  # None when the dataset's files are missing (uploads still work)
     split: str
     root: str | None = None
-
-
-def dataset_root(name: str, card: Any = None) -> tuple[str | None, Status]:
-    """Where to read ``name`` from, and its status there (see :func:`ui.data_panel.resolve`)."""
-    return data_panel.resolve(name, card)
 
 
 def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
@@ -56,7 +51,7 @@ def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
     except core.XaiError as exc:
         st.error(str(exc))
         return None
-    root, status = dataset_root(dataset_name, card)
+    root, status = data_panel.resolve(dataset_name, card)
     ds = None
     if status.ready:
         try:
