@@ -17,7 +17,6 @@ shapes and finiteness and scales the display heat map per image.
 """
 from __future__ import annotations
 
-import threading
 import time
 import warnings
 from typing import Any, Callable, Sequence
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cancel import CancelToken  # noqa: F401  (re-exported: engine callers import it from here)
 from ..errors import AttributionError, Cancelled, ParameterError, XaiError
 from ..maps import robust_scale
 from ..prediction import as_images, expected_channels, logits, model_device
@@ -40,20 +40,6 @@ for _message in ("Setting backward hooks on ReLU activations", "Setting forward,
 
 #: ``progress(done, total)``: model images evaluated so far, and the estimated total of the call
 ProgressFn = Callable[[int, int], None]
-
-
-class CancelToken:
-    """Set from any thread to stop a running call at its next check; the call raises :class:`Cancelled`."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
 
 
 class _Run:
