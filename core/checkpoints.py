@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -135,8 +135,12 @@ def validate_model_id(model_id: str) -> str:
     return model_id
 
 
-def save_model(model: Classifier, card: ModelCard, models_dir: str | os.PathLike | None = None) -> Path:
-    """Write ``<models_dir>/<card.id>/`` atomically and return its path. Replaces an existing model of that id."""
+def save_model(model: Classifier, card: ModelCard, models_dir: str | os.PathLike | None = None,
+               extra_files: Callable[[ModelCard], dict[str, bytes]] | None = None) -> Path:
+    """Write ``<models_dir>/<card.id>/`` atomically and return its path. Replaces an existing model of that id.
+
+    ``extra_files(card)`` (called once the card holds the weights' digest) gives more files to publish with the
+    model in the same switch, e.g. its test predictions and metrics."""
     validate_model_id(card.id)
     root = Path(models_dir) if models_dir else config.models_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -151,6 +155,10 @@ def save_model(model: Classifier, card: ModelCard, models_dir: str | os.PathLike
         card.weights_sha256 = _sha256(tmp / WEIGHTS_FILE)
         card.created = card.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
         atomic_write_json(tmp / CARD_FILE, card.to_dict())
+        for name, data in (extra_files(card) if extra_files else {}).items():
+            if Path(name).name != name or name in (CARD_FILE, WEIGHTS_FILE):
+                raise CheckpointError(f"extra model file name {name!r} is not allowed")
+            atomic_write_with(tmp / name, lambda fh, data=data: fh.write(data))
         old = None
         if final.exists():
             old = root / f".{card.id}.old-{os.getpid()}"

@@ -76,7 +76,10 @@ def to_array(img: Image.Image, size: int, channels: int) -> np.ndarray:
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, C) -> float (C, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255.0)
+    a = np.ascontiguousarray(array)
+    if not a.flags.writeable:  # torch warns on read-only arrays (e.g. PIL's); the float copy below never writes it
+        a = a.copy()
+    return torch.from_numpy(a).permute(2, 0, 1).float().div_(255.0)
 
 
 def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:

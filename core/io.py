@@ -59,3 +59,8 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[IO], None]) -> 
     """Call ``writer(binary_file_handle)`` and publish the result atomically."""
     with atomic_open(path, "wb") as fh:
         writer(fh)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)

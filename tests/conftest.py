@@ -17,11 +17,13 @@ def isolated_dirs(tmp_path_factory):
     """Every test uses temporary data/models folders, never the user's ``data/`` and ``models/``."""
     data = tmp_path_factory.mktemp("data")
     models = tmp_path_factory.mktemp("models")
-    old = {k: os.environ.get(k) for k in ("XAI_DATA_DIR", "XAI_MODELS_DIR", "XAI_DEVICE")}
+    mlruns = tmp_path_factory.mktemp("mlruns")
+    old = {k: os.environ.get(k) for k in ("XAI_DATA_DIR", "XAI_MODELS_DIR", "XAI_DEVICE", "MLFLOW_TRACKING_URI")}
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{mlruns / 'mlflow.db'}"  # never the project's own store
     os.environ["XAI_DATA_DIR"] = str(data)
     os.environ["XAI_MODELS_DIR"] = str(models)
     os.environ["XAI_DEVICE"] = "cpu"  # the tests run on the CPU even where CUDA is present
-    yield {"data": data, "models": models}
+    yield {"data": data, "models": models, "mlruns": mlruns}
     for k, v in old.items():
         if v is None:
             os.environ.pop(k, None)
@@ -37,6 +39,24 @@ def tiny_model_dir(isolated_dirs) -> Path:
 
     _, _, path = train(TrainConfig(epochs=1, max_train=512, model_id=config.DEMO_MODEL_ID), None, isolated_dirs["models"])
     return path
+
+
+@pytest.fixture(scope="session")
+def shapes_model_dir(isolated_dirs, tmp_path_factory) -> Path:
+    """A shapes model that learned something (3 epochs at 32 px, about 80% test accuracy when written), in its own
+    models folder, with its saved evaluation and out-of-distribution statistics."""
+    from core.training import TrainConfig, train
+
+    _, _, path = train(TrainConfig(epochs=3, size=32, model_id="shapes-good"), None, tmp_path_factory.mktemp("good_models"))
+    return path
+
+
+def real_images(*folders: str) -> list[Path]:
+    """The shared real photographs / X-rays under ``../shared/data/samples`` (skips the test when absent)."""
+    files = sorted(p for f in folders for p in (SHARED_DATA / "samples" / f).rglob("*") if p.suffix in (".jpg", ".png"))
+    if not files:
+        pytest.skip(f"real sample images not found under {SHARED_DATA / 'samples'}")
+    return files
 
 
 @pytest.fixture(scope="session")
