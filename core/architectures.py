@@ -47,14 +47,15 @@ class ArchSpec:
     builder: Callable[[int, int], nn.Module]
     target_layer: str  # relative to ``net``
     sizes: tuple[int, int]  # sensible input size range (px)
+    imagenet: str | None = None  # torchvision weights enum whose ImageNet weights initialise it, if any
 
 
 ARCHITECTURES: Registry[ArchSpec] = Registry("architecture")
 
 
-def _register(name: str, description: str, target_layer: str, sizes: tuple[int, int]):
+def _register(name: str, description: str, target_layer: str, sizes: tuple[int, int], imagenet: str | None = None):
     def deco(fn: Callable[[int, int], nn.Module]) -> Callable[[int, int], nn.Module]:
-        ARCHITECTURES.register(name)(ArchSpec(name, description, fn, target_layer, sizes))
+        ARCHITECTURES.register(name)(ArchSpec(name, description, fn, target_layer, sizes, imagenet))
         return fn
 
     return deco
@@ -135,17 +136,20 @@ def _resnet(depth: int, num_classes: int, in_channels: int, small_input: bool) -
     return net
 
 
-@_register("resnet18_small", "ResNet-18 with a 3x3 stride-1 stem and no max-pool, for 28-64 px inputs", "layer4", (28, 96))
+@_register("resnet18_small", "ResNet-18 with a 3x3 stride-1 stem and no max-pool, for 28-64 px inputs", "layer4", (28, 96),
+           imagenet="ResNet18_Weights.IMAGENET1K_V1")
 def resnet18_small(num_classes: int, in_channels: int) -> nn.Module:
     return _resnet(18, num_classes, in_channels, small_input=True)
 
 
-@_register("resnet18", "Standard torchvision ResNet-18, for 128 px and up", "layer4", (128, 512))
+@_register("resnet18", "Standard torchvision ResNet-18, for 128 px and up", "layer4", (128, 512),
+           imagenet="ResNet18_Weights.IMAGENET1K_V1")
 def resnet18(num_classes: int, in_channels: int) -> nn.Module:
     return _resnet(18, num_classes, in_channels, small_input=False)
 
 
-@_register("resnet50", "Standard torchvision ResNet-50, for 128 px and up", "layer4", (128, 512))
+@_register("resnet50", "Standard torchvision ResNet-50, for 128 px and up", "layer4", (128, 512),
+           imagenet="ResNet50_Weights.IMAGENET1K_V1")
 def resnet50(num_classes: int, in_channels: int) -> nn.Module:
     return _resnet(50, num_classes, in_channels, small_input=False)
 
@@ -183,3 +187,16 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
         return model.get_submodule(name)
     except AttributeError:
         raise UnknownNameError(f"Model has no layer {name!r}. Convolutional layers: {', '.join(conv_layers(model))}") from None
+
+
+def freezable_layers(model: Classifier) -> list[str]:
+    """Layers of ``model.net`` a fine-tuning run can freeze, input side first: its direct children, with
+    named containers (small_cnn's ``features``) opened one level. Names are relative to ``net``."""
+    out = []
+    for name, child in model.net.named_children():
+        kids = [(n, c) for n, c in child.named_children() if any(True for _ in c.parameters())]
+        if kids and not any(n.isdigit() for n, _ in kids):
+            out += [f"{name}.{n}" for n, _ in kids]
+        elif any(True for _ in child.parameters()):
+            out.append(name)
+    return out

@@ -60,20 +60,66 @@ def _parse_params(items: Sequence[str], methods: Sequence[str]) -> dict[str, dic
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training import TrainConfig, train
+    from .training import PATHMNIST_IMAGENET_RECIPE, TrainConfig, train
 
-    cfg = TrainConfig(dataset=args.dataset, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      seed=args.seed, size=args.size, data_root=args.data_dir, model_id=args.model_id,
-                      max_train=args.max_train, augment=not args.no_augment, balanced=args.balanced)
-    _, card, path = train(cfg, _tqdm_progress(f"train {cfg.arch} on {cfg.dataset}"), args.models_dir)
-    m = card.metrics
-    auc = f"{m['roc_auc']:.4f}" if m.get("roc_auc") is not None else "n/a"
+    preset = dict(PATHMNIST_IMAGENET_RECIPE) if args.preset == "pathmnist-imagenet" else {}
+    given = {k: getattr(args, k) for k in ("dataset", "arch", "epochs", "batch_size", "lr", "weight_decay", "optimizer",
+                                           "schedule", "flip", "rotation", "shift", "color_jitter", "class_weighting",
+                                           "pretrained", "weights_file", "seed", "size", "model_id", "max_train")
+             if getattr(args, k) is not None}
+    if args.freeze is not None:
+        given["freeze"] = tuple(x.strip() for x in args.freeze.split(",") if x.strip())
+    cfg = TrainConfig(**{**preset, **given}, data_root=args.data_dir)
+    resolved = cfg.resolved()
+    print("settings: " + ", ".join(f"{k}={getattr(resolved, k)}" for k in (
+        "arch", "size", "epochs", "batch_size", "lr", "optimizer", "schedule", "flip", "rotation", "shift",
+        "color_jitter", "class_weighting", "freeze", "pretrained")), file=sys.stderr)
+    _, card, path = train(cfg, _tqdm_progress(f"train {resolved.arch} on {cfg.dataset}"), args.models_dir)
     for w in card.dataset_options.get("warnings", []):
         print(f"warning: {w}", file=sys.stderr)
     if card.dataset_options.get("skipped_files"):
         print(f"note: {card.dataset_options['skipped_files']} unreadable or non-image files were skipped", file=sys.stderr)
-    print(f"saved {path}\ntest accuracy {m['accuracy']:.4f}  ROC AUC {auc}  macro F1 {m['macro_f1']:.4f}  "
-          f"(n={m['n']}, {card.training['seconds']} s training on {card.training['device']})")
+    for note in card.training.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
+    t = card.training
+    print(f"saved {path} (best epoch on val: {t['best_epoch']} of {t['epochs_run']}; "
+          f"{t['seconds']} s training on {t['device']})")
+    _print_metrics(card)
+    return 0
+
+
+def _print_metrics(card) -> None:
+    from .trust import model_warnings
+
+    m = card.metrics
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    print(f"test split, {m['n']} images:")
+    print(f"  accuracy {fmt(m['accuracy'])} (chance {fmt(m['chance_accuracy'])})   balanced accuracy "
+          f"{fmt(m['balanced_accuracy'])} (chance {fmt(m['chance_balanced_accuracy'])})   ROC AUC {fmt(m['roc_auc'])}")
+    print(f"  macro precision {fmt(m['macro_precision'])}  recall {fmt(m['macro_recall'])}  F1 {fmt(m['macro_f1'])}   "
+          f"weighted precision {fmt(m['weighted_precision'])}  recall {fmt(m['weighted_recall'])}  F1 {fmt(m['weighted_f1'])}"
+          f"   ECE {fmt(m['ece'])}")
+    width = max(len(c) for c in m["per_class"])
+    print(f"  {'class':{width}s}  precision  recall     F1  support")
+    for c, v in m["per_class"].items():
+        print(f"  {c:{width}s}  {v['precision']:9.4f}  {v['recall']:6.4f} {v['f1-score']:6.4f}  {v['support']:7d}")
+    if (m.get("ood") or {}).get("threshold") is not None:
+        o = m["ood"]
+        print(f"  out-of-distribution threshold {o['threshold']:.2f} (flags {o['val_flag_rate']:.1%} of val, "
+              f"{o['test_flag_rate']:.1%} of test)")
+    for w in model_warnings(card):
+        print(f"WARNING: {w}", file=sys.stderr)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import METRICS_FILE, PREDICTIONS_FILE, load_or_compute
+    from .checkpoints import resolve_model_path
+
+    path = resolve_model_path(args.model)
+    ev, card = load_or_compute(path, data_root=args.data_dir, progress=lambda m: print(f"{m}…", file=sys.stderr))
+    card.metrics = ev.metrics
+    _print_metrics(card)
+    print(f"wrote {path / METRICS_FILE} and {path / PREDICTIONS_FILE}")
     return 0
 
 
@@ -229,20 +275,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", default=None, help=f"models folder (default: {config.models_dir()})")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model and save it with its model card")
+    t = sub.add_parser("train", help="train a model and save it with its model card (defaults: the dataset's recipe)")
     t.add_argument("--dataset", default="shapes")
-    t.add_argument("--arch", default="small_cnn")
-    t.add_argument("--epochs", type=int, default=8)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--size", type=int, default=None, help="input size in px (default: the dataset's)")
+    t.add_argument("--preset", choices=["pathmnist-imagenet"], default=None,
+                   help="pathmnist-imagenet: ResNet-18 from ImageNet weights at 224 px (the published 93%% recipe)")
+    t.add_argument("--arch", default=None)
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--lr", type=float, default=None, help="learning rate (peak rate for the one-cycle schedule)")
+    t.add_argument("--weight-decay", type=float, default=None)
+    t.add_argument("--optimizer", choices=["adamw", "adam", "sgd"], default=None)
+    t.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], default=None)
+    t.add_argument("--flip", choices=["none", "horizontal", "both"], default=None, help="random flips")
+    t.add_argument("--rotation", type=float, default=None, help="max random rotation in degrees")
+    t.add_argument("--shift", type=float, default=None, help="max random shift as a fraction of the side")
+    t.add_argument("--color-jitter", type=float, default=None, help="max relative brightness/contrast change")
+    t.add_argument("--class-weighting", choices=["auto", "on", "off"], default=None,
+                   help="weight the loss by inverse class frequency (auto: when classes are imbalanced)")
+    t.add_argument("--freeze", default=None, help="comma-separated layers to keep fixed, e.g. conv1,bn1,layer1,layer2")
+    t.add_argument("--pretrained", action="store_const", const=True, default=None,
+                   help="start from torchvision's ImageNet weights (from the torch cache or --weights-file)")
+    t.add_argument("--weights-file", default=None, help="ImageNet weights file (default: torchvision's cache)")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--size", type=int, default=None, help="input size in px (default: the recipe's or the dataset's)")
     t.add_argument("--data-dir", default=None)
-    t.add_argument("--model-id", default=None, help="folder name under the models folder (default: DATASET-ARCH)")
+    t.add_argument("--model-id", default=None, help="folder name under the models folder (default: DATASET-ARCH[-N])")
     t.add_argument("--max-train", type=int, default=None, help="use only the first N training images")
-    t.add_argument("--no-augment", action="store_true", help="no random flips (e.g. for data where flips change meaning)")
-    t.add_argument("--balanced", action="store_true", help="weight the loss by inverse class frequency")
     t.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="test-split metrics of a model; writes metrics.json and predictions.npz beside it")
+    ev.add_argument("--model", required=True, help="model folder (or id under the models folder)")
+    ev.add_argument("--data-dir", default=None)
+    ev.set_defaults(func=cmd_evaluate)
 
     e = sub.add_parser("explain", help="explain one dataset image with one or more methods")
     e.add_argument("--model", required=True, help="model folder (or id under the models folder)")

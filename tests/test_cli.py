@@ -49,8 +49,9 @@ def test_train_command(tmp_path, capsys):
     rc = main(["--models-dir", str(tmp_path), "train", "--dataset", "shapes", "--arch", "small_cnn", "--epochs", "1",
                "--max-train", "128", "--size", "32", "--model-id", "cli"])
     assert rc == 0
-    assert "test accuracy" in capsys.readouterr().out
+    out = capsys.readouterr().out
     _, card = load_model(tmp_path / "cli")
+    assert f"accuracy {card.metrics['accuracy']:.4f} (chance 0.2500)" in out and "best epoch on val: 1 of 1" in out
     assert card.training["epochs"] == 1 and card.input_size == 32
     assert main(["--models-dir", str(tmp_path), "train", "--arch", "nope"]) == 2
 

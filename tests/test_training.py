@@ -54,8 +54,9 @@ def test_balanced_loss_counters_a_skewed_training_set(tmp_path, monkeypatch):
 
     monkeypatch.setattr(shapes, "load", skewed)
     recall = {}
-    for balanced in (False, True):
-        _, card, _ = train(TrainConfig(epochs=2, size=32, balanced=balanced, model_id=f"b{balanced}"), None, tmp_path)
+    for balanced in (False, True):  # class weighting off / on
+        _, card, _ = train(TrainConfig(epochs=4, size=32, class_weighting="on" if balanced else "off", model_id=f"b{balanced}"),
+                           None, tmp_path)
         recall[balanced] = card.metrics["per_class"]["circle"]["recall"]
     assert recall[True] > recall[False] + 0.1, recall
 
