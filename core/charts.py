@@ -59,3 +59,80 @@ def agreement_heatmap(methods: Sequence[str], matrix: np.ndarray, labels: Sequen
     fig.update_layout(title="Method agreement (mean Spearman rank correlation of |map|)", height=120 + 40 * len(names),
                       margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"))
     return fig
+
+
+# -- training and performance -----------------------------------------------------------------------------------
+def training_curves(history: Sequence[dict[str, Any]]) -> tuple[go.Figure, go.Figure]:
+    """Per-epoch loss (train, val) and accuracy (train, val, val balanced) curves, the best epoch marked."""
+    epochs = [h["epoch"] for h in history]
+    best = history[-1].get("best_epoch") if history else None
+    figs = []
+    for title, series, rng in (("Loss", (("train_loss", "train"), ("val_loss", "val")), None),
+                               ("Accuracy", (("train_accuracy", "train"), ("val_accuracy", "val"),
+                                             ("val_balanced_accuracy", "val balanced")), [0, 1.02])):
+        fig = go.Figure()
+        for key, name in series:
+            fig.add_scatter(x=epochs, y=[h.get(key) for h in history], mode="lines+markers", name=name)
+        if best is not None:
+            fig.add_vline(x=best, line_dash="dot", line_color="grey", annotation_text=f"best (epoch {best})")
+        fig.update_layout(title=f"{title} per epoch", xaxis=dict(title="epoch", dtick=max(1, len(epochs) // 10)),
+                          yaxis=dict(range=rng), height=300, margin=dict(l=10, r=10, t=40, b=30))
+        figs.append(fig)
+    return figs[0], figs[1]
+
+
+def confusion_heatmap(cm: Sequence[Sequence[float]], classes: Sequence[str], normalise: bool) -> go.Figure:
+    """Confusion matrix (rows: true class, columns: predicted), counts or row-normalised (recall on the diagonal)."""
+    m = np.asarray(cm, dtype=float)
+    z = m / np.maximum(m.sum(axis=1, keepdims=True), 1) if normalise else m
+    text = [[f"{v:.2f}" if normalise else f"{int(v)}" for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(z=z, x=list(classes), y=list(classes), colorscale="Blues", text=text,
+                               texttemplate="%{text}", zmin=0, zmax=1 if normalise else None,
+                               colorbar=dict(title="fraction of row" if normalise else "images")))
+    fig.update_layout(title="Confusion matrix (test)" + (", row-normalised" if normalise else ""),
+                      xaxis=dict(title="predicted"), yaxis=dict(title="true", autorange="reversed"),
+                      height=160 + 40 * len(classes), margin=dict(l=10, r=10, t=40, b=30))
+    return fig
+
+
+def roc_curves(curves: dict[str, Any]) -> go.Figure:
+    fig = go.Figure()
+    for c in curves.get("roc", []):
+        fig.add_scatter(x=c["fpr"], y=c["tpr"], mode="lines", name=f"{c['class']} (AUC {c['auc']:.3f})")
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey"), name="chance")
+    fig.update_layout(title="ROC curves (one-vs-rest)", xaxis=dict(title="false positive rate", range=[0, 1]),
+                      yaxis=dict(title="true positive rate", range=[0, 1.02]), height=360, margin=dict(l=10, r=10, t=40, b=30))
+    return fig
+
+
+def pr_curves(curves: dict[str, Any]) -> go.Figure:
+    fig = go.Figure()
+    for c in curves.get("pr", []):
+        fig.add_scatter(x=c["recall"], y=c["precision"], mode="lines",
+                        name=f"{c['class']} (AP {c['ap']:.3f}, base {c['prevalence']:.2f})")
+    fig.update_layout(title="Precision-recall curves (one-vs-rest)", xaxis=dict(title="recall", range=[0, 1]),
+                      yaxis=dict(title="precision", range=[0, 1.02]), height=360, margin=dict(l=10, r=10, t=40, b=30))
+    return fig
+
+
+def reliability_diagram(rel: dict[str, Any]) -> go.Figure:
+    """Accuracy per confidence bin against the diagonal of perfect calibration, bin sizes as hover text."""
+    edges = rel["edges"]
+    centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    fig = go.Figure()
+    fig.add_bar(x=centres, y=[a if a == a else 0 for a in rel["accuracy"]], width=(edges[1] - edges[0]) * 0.9,
+                name="accuracy in bin", hovertext=[f"{n} images" for n in rel["count"]])
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey"), name="perfect calibration")
+    fig.update_layout(title=f"Reliability diagram (ECE {rel['ece']:.3f})", xaxis=dict(title="confidence (top class)", range=[0, 1]),
+                      yaxis=dict(title="accuracy", range=[0, 1.02]), height=360, margin=dict(l=10, r=10, t=40, b=30))
+    return fig
+
+
+def models_side_by_side(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> go.Figure:
+    """Grouped bars: one group per metric, one bar per model."""
+    fig = go.Figure()
+    for r in rows:
+        fig.add_bar(name=r["model"], x=list(keys), y=[r.get(k) for k in keys])
+    fig.update_layout(barmode="group", title="Models side by side (test split)", yaxis=dict(range=[0, 1.05]),
+                      height=340, margin=dict(l=10, r=10, t=40, b=30))
+    return fig

@@ -196,7 +196,7 @@ def _engine_progress(desc: str):
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .checkpoints import load_model
+    from .checkpoints import load_model, resolve_model_path
     from .datasets import load_dataset
     from .explainers import explain_batch, get_method, list_methods
     from .prediction import predict_proba
@@ -221,12 +221,25 @@ def cmd_explain(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     images = ds.batch(np.asarray(indices))
     proba = predict_proba(model, images)
+    from .trust import SATURATION_NOTE, model_warnings, ood_check, saturated
+
+    warnings = model_warnings(card)
+    for w in warnings:
+        print(f"WARNING: {w}", file=sys.stderr)
+    ood = ood_check(model, resolve_model_path(args.model), images)
     entries: list[dict[str, Any]] = []
     for k, i in enumerate(indices):
         label, pred = int(ds.labels[i]), int(proba[k].argmax())
         entries.append({"index": i, "label": label, "label_name": card.classes[label], "prediction": pred,
                         "prediction_name": card.classes[pred],
-                        "probabilities": {c: float(p) for c, p in zip(card.classes, proba[k])}, "methods": {}})
+                        "probabilities": {c: float(p) for c, p in zip(card.classes, proba[k])}, "methods": {},
+                        "ood": None if ood is None else {"score": ood[k].score, "threshold": ood[k].threshold,
+                                                         "flagged": ood[k].flagged},
+                        "saturated": saturated(float(proba[k].max()))})
+        if ood is not None and ood[k].flagged:
+            print(f"WARNING: image {i}: {ood[k].message}", file=sys.stderr)
+    if any(e["saturated"] for e in entries):
+        print(f"note: {SATURATION_NOTE}", file=sys.stderr)
     background = None
     if any(get_method(m).needs_background for m in methods):
         background = load_dataset(ds.info.name, split="train", size=card.input_size, root=args.data_dir).sample(256)
@@ -243,7 +256,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         seconds = sum(e.seconds for e in results)
         print(f"{name:24s} {len(results)} image(s) {seconds:.3f} s"
               + (f"  target={card.classes[results[0].target]}" if len(results) == 1 else ""))
-    head = {"model": str(args.model), "dataset": ds.info.name, "split": args.split}
+    head = {"model": str(args.model), "dataset": ds.info.name, "split": args.split, "model_warnings": warnings}
     summary = {**head, "images": entries} if per_folder else {**head, **entries[0]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"wrote {out}/")

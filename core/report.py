@@ -94,7 +94,8 @@ def _img_tag(image: np.ndarray, alt: str, width: int | None = None) -> str:
 
 
 def report_html(card: Any, tiles: Sequence[tuple[np.ndarray, str]], proba: np.ndarray, label: int | None,
-                results: Sequence[Explanation], colorbar: np.ndarray, prov: dict[str, Any]) -> str:
+                results: Sequence[Explanation], colorbar: np.ndarray, prov: dict[str, Any],
+                warnings: Sequence[str] = ()) -> str:
     """A one-page, self-contained HTML report: image and maps with the colour scale, the prediction with its
     probabilities, each method's parameters, the model card's summary and test metrics, and provenance."""
     esc = html.escape
@@ -103,7 +104,8 @@ def report_html(card: Any, tiles: Sequence[tuple[np.ndarray, str]], proba: np.nd
     verdict = "" if label is None else (" (correct)" if pred == label else f" (wrong; true class {esc(card.classes[label])})")
     m = card.metrics or {}
     metric_rows = "".join(f"<tr><td>{esc(k)}</td><td>{v:.3f}</td></tr>" for k, v in
-                          (("accuracy", m.get("accuracy")), ("macro F1", m.get("macro_f1")), ("ROC AUC", m.get("roc_auc")))
+                          (("accuracy", m.get("accuracy")), ("balanced accuracy", m.get("balanced_accuracy")),
+                           ("macro F1", m.get("macro_f1")), ("ROC AUC", m.get("roc_auc")), ("ECE", m.get("ece")))
                           if isinstance(v, (int, float)))
     figures = "".join(f"<figure>{_img_tag(t, c, 192)}<figcaption>{esc(c)}</figcaption></figure>" for t, c in tiles)
     probs = "".join(f"<tr><td>{esc(card.classes[i])}</td><td>{proba[i]:.1%}</td></tr>" for i in order)
@@ -116,10 +118,11 @@ def report_html(card: Any, tiles: Sequence[tuple[np.ndarray, str]], proba: np.nd
 <style>body{{font-family:sans-serif;max-width:1100px;margin:1em auto;color:#222}}
 figure{{display:inline-block;margin:4px;text-align:center;width:200px;vertical-align:top}}
 figcaption{{font-size:12px}} table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #ccc;padding:2px 8px;font-size:13px}}
-code{{font-size:11px}}</style></head><body>
+code{{font-size:11px}} .warning{{background:#fff3cd;border:1px solid #e0b000;padding:4px 8px}}</style></head><body>
 <h1>Explanation report</h1>
 <p><b>Prediction:</b> {esc(card.classes[pred])} ({proba[pred]:.1%}){verdict} &middot; <b>Model:</b> {esc(card.id)}
 ({esc(card.arch)}, {card.input_size} px, trained on {esc(card.dataset)}) &middot; {esc(prov["created"])}</p>
+{"".join(f'<p class="warning">&#9888; {esc(w)}</p>' for w in warnings)}
 <div>{figures}</div>
 <p>{_img_tag(colorbar, "colour scale")}<br><small>Colour scale of the maps (each map scaled on its own).</small></p>
 <h2>Class probabilities (top 5)</h2><table><tr><th>class</th><th>probability</th></tr>{probs}</table>

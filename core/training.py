@@ -149,6 +149,19 @@ class TrainConfig:
         return self
 
 
+def preflight(cfg: TrainConfig) -> TrainConfig:
+    """Every check that needs no data: the settings, the model id, the ImageNet weights file. The UI runs it before
+    starting a background run, so a bad setting is a message at once, not a failed run later."""
+    r = cfg.resolved()
+    if r.model_id is not None:
+        validate_model_id(r.model_id)
+    if r.pretrained:
+        from .pretrained import find_weights
+
+        find_weights(r.arch, r.weights_file)
+    return r
+
+
 @dataclass
 class TrainProgress:
     epoch: int
@@ -312,7 +325,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
     from . import evaluation
     from .tracking import Tracker
 
-    cfg = cfg.resolved()
+    cfg = preflight(cfg)
     root = Path(models_dir) if models_dir else config.models_dir()
     model_id = validate_model_id(cfg.model_id) if cfg.model_id else unique_model_id(f"{cfg.dataset}-{cfg.arch}", root)
     torch.manual_seed(cfg.seed)

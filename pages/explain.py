@@ -10,7 +10,7 @@ import core
 from core import charts, render, report
 from core.datasets import dataset_info
 from core.explainers import get_method
-from core.training import TrainConfig, TrainProgress, train
+from core.training import TrainConfig, TrainProgress, recipe, train
 from core.architectures import list_architectures
 from core.images import MAX_PIXELS, MAX_UPLOAD_MIB, UPLOAD_EXTENSIONS, preprocess, read_upload
 from ui import cache, data_panel, state
@@ -30,11 +30,13 @@ def train_panel(dataset_name: str) -> None:
     if not status.ready:
         setup_panel(dataset_name)
         return
-    st.info(f"No trained model for **{dataset_info(dataset_name).title}** yet. Train one here (or with "
-            f"`python -m core train --dataset {dataset_name}`).")
+    st.info(f"No trained model for **{dataset_info(dataset_name).title}** yet. Train one here with the dataset's "
+            f"recipe (or with `python -m core train --dataset {dataset_name}`).")
+    st.page_link("pages/train.py", label="Every training setting, live curves and past runs: the Train page",
+                 icon=":material/model_training:")
     c1, c2 = st.columns(2)
     arch = c1.selectbox("Architecture", list_architectures(), key=state.TRAIN_ARCH)
-    epochs = c2.number_input("Epochs", 1, 100, 8, key=state.TRAIN_EPOCHS)
+    epochs = c2.number_input("Epochs", 1, 100, int(recipe(dataset_name)["epochs"]), key=state.TRAIN_EPOCHS)
     if st.button("Train a model", key=state.TRAIN_BUTTON, type="primary"):
         bar = st.progress(0.0, text="Preparing data…")
 
@@ -146,7 +148,31 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
     return [(t, c) for t, c, _ in tiles], bar
 
 
-def exports(card, results, tiles, bar, proba, label, image_ref: dict) -> None:
+def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:
+    """Shows, and returns for the exports, why this prediction may not deserve belief: an input unlike the
+    training data (uploads), and a saturated probability. Model-level flags are shown by the model picker."""
+    from core.trust import SATURATION_NOTE, model_warnings, ood_check, saturated
+
+    doubts = list(model_warnings(sel.card))
+    if uploaded:
+        det = cache.ood_detector(sel.model_path)
+        if det is None:
+            st.caption("No out-of-distribution statistics for this model yet: open it on the Performance page (or run "
+                       f"`python -m core evaluate --model {sel.card.id}`) to compute them.")
+        else:
+            ood = ood_check(sel.model, sel.model_path, image_t.unsqueeze(0))[0]
+            if ood.flagged:
+                st.warning(ood.message, icon=":material/warning:")
+                doubts.append(ood.message)
+            else:
+                st.caption(f"Out-of-distribution check: like the training images ({ood.message}).")
+    if saturated(float(proba.max())):
+        st.caption(SATURATION_NOTE)
+        doubts.append(SATURATION_NOTE)
+    return doubts
+
+
+def exports(card, results, tiles, bar, proba, label, image_ref: dict, doubts: list[str]) -> None:
     """The figure (PNG) and the one-page report (HTML), each carrying what reproduces it."""
     pred = int(proba.argmax())
     prov = report.provenance(card, results, image_ref)
@@ -161,7 +187,7 @@ def exports(card, results, tiles, bar, proba, label, image_ref: dict) -> None:
                        file_name=f"{name}.png", mime="image/png", key=state.DL_FIGURE,
                        help="Original, maps, colour scale, prediction, target, model and parameters; the PNG "
                             "also carries the full provenance (model digest, seeds, library versions)")
-    c2.download_button("Download report (HTML)", report.report_html(card, tiles, proba, label, results, bar, prov),
+    c2.download_button("Download report (HTML)", report.report_html(card, tiles, proba, label, results, bar, prov, doubts),
                        file_name=f"{name}.html", mime="text/html", key=state.DL_REPORT,
                        help="A one-page report to keep: image, prediction, maps, parameters, model card summary, "
                             "library versions and date")
@@ -230,6 +256,7 @@ def main() -> None:
         verdict = ":green[correct]" if pred == label else ":red[wrong]"
         st.markdown(f"**True class:** {card.classes[label]} · **Predicted:** {card.classes[pred]} "
                     f"({proba[pred]:.1%}) {verdict}")
+    doubts = prediction_doubts(sel, image_t, proba, uploaded=label is None and source != "Dataset")
 
     if not methods:
         st.info("Pick at least one method in the sidebar.")
@@ -280,7 +307,7 @@ def main() -> None:
         tiles, bar = shown
         image_ref = ({"dataset": sel.dataset_name, "split": sel.split, "index": index, "folder": sel.root}
                      if source == "Dataset" else {"upload_sha256": cache.image_digest(image_np)})
-        exports(card, results, tiles, bar, proba, label, image_ref)
+        exports(card, results, tiles, bar, proba, label, image_ref, doubts)
 
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.topk_probabilities(proba, card.classes, k=5, highlight=label), width="stretch")

@@ -66,6 +66,22 @@ def split_predictions(model_path: str, weights_sha256: str, dataset_name: str, s
     return core.predict_proba(m, dataset(dataset_name, split, size, root)).argmax(axis=1)
 
 
+@st.cache_resource(show_spinner="Evaluating the model on its test split (once: kept beside the model)…", max_entries=16)
+def evaluation(model_path: str, weights_sha256: str, root: str | None = None):
+    """``(Evaluation, card)``: saved test predictions, metrics and OOD statistics, computed on first use."""
+    from core.evaluation import load_or_compute
+
+    m, _ = model(model_path, weights_sha256)
+    return load_or_compute(model_path, m, data_root=root)
+
+
+def ood_detector(model_path: str):
+    """The model's OOD statistics, or None (read each time: a small file, and it appears after an evaluation)."""
+    from core.ood import OodDetector
+
+    return OodDetector.load(model_path)
+
+
 class ResultStore:
     """Explanations shared by every browser session, one entry per (model, image, method, parameters,
     target, background) cell, least recently used dropped first. Thread-safe; entries are read-only.

@@ -28,6 +28,23 @@ class Selection:
     root: str | None = None
 
 
+def model_label(card) -> str:
+    """A model's name in every model list: id, architecture, test accuracy, and whether training was cut short."""
+    acc = card.metrics.get("accuracy")
+    cut = "" if card.training.get("status", "complete") == "complete" else ", stopped early"
+    return f"{card.id} ({card.arch}, acc {acc:.1%}{cut})" if acc is not None else f"{card.id} ({card.arch}, not evaluated)"
+
+
+def trust_banner(card) -> None:
+    """Reasons not to believe this model's predictions, with the numbers (core.trust decides)."""
+    from core.trust import model_warnings
+
+    for w in model_warnings(card):
+        st.warning(f"**Do not trust this model's predictions blindly:** {w}.", icon=":material/warning:")
+    if card.training.get("status", "complete") != "complete":
+        st.caption(f"Training {card.training['status']}.")
+
+
 def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
     """Dataset, model and split selectors; calls ``on_missing(dataset)`` when no model exists for it."""
     c1, c2, c3 = st.columns(3)
@@ -43,14 +60,14 @@ def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
         on_missing(dataset_name)
         return None
     cards = dict(models)
-    model_path = c2.selectbox("Model", list(cards), key=state.MODEL, format_func=lambda p: (
-        f"{cards[p].id} ({cards[p].arch}, acc {cards[p].metrics.get('accuracy', 0):.1%})"))
+    model_path = c2.selectbox("Model", list(cards), key=state.MODEL, format_func=lambda p: model_label(cards[p]))
     split = c3.selectbox("Split", ["test", "val", "train"], key=state.SPLIT)
     try:
         model, card = cache.model(model_path, cards[model_path].weights_sha256)
     except core.XaiError as exc:
         st.error(str(exc))
         return None
+    trust_banner(card)
     root, status = data_panel.resolve(dataset_name, card)
     ds = None
     if status.ready:

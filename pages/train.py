@@ -1,0 +1,227 @@
+"""Train page: every training setting (starting from the dataset's recipe), live progress and curves with a
+Cancel, and the past runs tracked with MLflow."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import core
+from core import charts, pretrained, tracking
+from core.architectures import ARCHITECTURES, build_model, freezable_layers, list_architectures
+from core.datasets import get_source
+from core.training import (CLASS_WEIGHTING, FLIPS, IMBALANCE_RATIO, OPTIMIZERS, SCHEDULES, TrainConfig, recipe,
+                           unique_model_id)
+from ui import cache, data_panel
+from ui.data_panel import setup_panel
+from ui.jobs import jobs
+from ui.pickers import model_label
+from ui.router import page
+
+DATASET = "train.dataset"
+JOB = "train.job"  # id of the run this session started
+START = "train.start"
+CANCEL = "train.cancel"
+KEEP = "train.keep_best"
+
+
+def key(dataset: str, name: str) -> str:
+    """Settings are remembered per dataset: switching datasets and back keeps what was typed."""
+    return f"train.{dataset}.{name}"
+
+
+def sizes_for(name: str, root: str | None) -> list[int]:
+    src = get_source(name)
+    if hasattr(src, "available_sizes"):
+        found = list(src.available_sizes(Path(root) if root else core.config.data_dir()))
+        if found:
+            return found
+    return [int(src.info.image_size)]
+
+
+def class_counts(name: str, size: int, root: str | None) -> np.ndarray:
+    ds = cache.dataset(name, "train", size, root)
+    return np.bincount(ds.labels, minlength=len(ds.classes))
+
+
+def settings_form(name: str, root: str | None) -> TrainConfig | None:
+    r = recipe(name)
+    sizes = sizes_for(name, root)
+    default_size = r.get("size") if r.get("size") in sizes else sizes[0]
+    c1, c2, c3 = st.columns(3)
+    size = c1.selectbox("Image size (px)", sizes, index=sizes.index(default_size), key=key(name, "size"),
+                        help="Only the sizes whose files are on disk")
+    archs = list_architectures()
+    arch = c2.selectbox("Architecture", archs, index=archs.index(r["arch"]), key=key(name, "arch"),
+                        format_func=lambda a: a, help="; ".join(f"{a}: {ARCHITECTURES.get(a).description}" for a in archs))
+    lo, hi = ARCHITECTURES.get(arch).sizes
+    if not lo <= size <= hi:
+        c2.caption(f":orange[{arch} is meant for {lo}-{hi} px inputs]")
+    seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key=key(name, "seed"))
+
+    pretrained_on, weights_file = False, None
+    if pretrained.has_imagenet(arch):
+        cached = pretrained.cache_path(arch)
+        if cached.is_file():
+            pretrained_on = st.checkbox(f"Start from ImageNet weights ({cached.name}, found in the torch cache)",
+                                        value=False, key=key(name, f"pretrained.{arch}"))
+        else:
+            weights_file = st.text_input("ImageNet weights file (optional)", key=key(name, f"weights.{arch}"),
+                                         help=pretrained.how_to_get(arch)).strip() or None
+            st.caption(pretrained.how_to_get(arch))
+            pretrained_on = weights_file is not None
+    else:
+        st.caption(f"{arch} has no ImageNet weights: it starts from random weights.")
+
+    st.subheader("Optimisation")
+    c1, c2, c3, c4, c5 = st.columns(5)
+    epochs = c1.number_input("Epochs", 1, 1000, int(r["epochs"]), key=key(name, "epochs"))
+    batch = c2.number_input("Batch size", 1, 4096, int(r["batch_size"]), key=key(name, "batch"))
+    lr = c3.number_input("Learning rate", 1e-6, 1.0, float(1e-4 if pretrained_on else r["lr"]), format="%.5f",
+                         key=key(name, f"lr.{pretrained_on}"), help="Peak rate for the one-cycle schedule; "
+                         "fine-tuning from ImageNet weights starts from a lower rate")
+    optimizer = c4.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(r["optimizer"]), key=key(name, "opt"))
+    schedule = c5.selectbox("Schedule", SCHEDULES, index=SCHEDULES.index(r["schedule"]), key=key(name, "sched"))
+    wd = c1.number_input("Weight decay", 0.0, 1.0, float(r["weight_decay"]), format="%.5f", key=key(name, "wd"))
+
+    st.subheader("Augmentation and balance")
+    c1, c2, c3, c4 = st.columns(4)
+    flip = c1.selectbox("Random flips", FLIPS, index=FLIPS.index(r["flip"]), key=key(name, "flip"),
+                        help="Vertical flips suit textures and symbols, rarely X-rays or photographs")
+    rotation = c2.slider("Rotation (±degrees)", 0, 180, int(r["rotation"]), key=key(name, "rot"))
+    shift = c3.slider("Shift (± fraction of the side)", 0.0, 0.5, float(r["shift"]), 0.01, key=key(name, "shift"))
+    jitter = c4.slider("Colour jitter", 0.0, 1.0, float(r["color_jitter"]), 0.05, key=key(name, "jitter"),
+                       help="Brightness and contrast (and saturation for colour images)")
+    counts = class_counts(name, size, root)
+    present = counts[counts > 0]
+    ratio = float(present.max() / present.min())
+    weighting = st.radio("Class weighting", CLASS_WEIGHTING, index=CLASS_WEIGHTING.index(r["class_weighting"]),
+                         horizontal=True, key=key(name, "weighting"),
+                         help="Weight the loss by inverse class frequency, so rare classes count as much as common ones")
+    auto_on = ratio >= IMBALANCE_RATIO
+    st.caption(f"Training images per class: {', '.join(f'{c} {n:,}' for c, n in zip(core.dataset_info(name).classes, counts))}. "
+               + (f"Auto weighting is **{'on' if auto_on else 'off'}**: the largest class has {ratio:.1f}x the "
+                  f"images of the smallest (on from {IMBALANCE_RATIO}x)." if weighting == "auto" else ""))
+    channels = core.dataset_info(name).channels
+    layers = freezable_layers(build_model(arch, max(2, len(counts)), channels, [0.5] * channels, [0.25] * channels))
+    freeze = st.multiselect("Layers to freeze (kept as initialised)", layers[:-1], default=[],
+                            key=key(name, f"freeze.{arch}"),
+                            help="Usual with ImageNet weights: freeze the early layers, fine-tune the rest")
+    model_id = st.text_input("Model id (folder name)", key=key(name, "id"), placeholder=unique_model_id(f"{name}-{arch}"),
+                             help="Leave empty for the first free name shown; a new name never replaces a model")
+    if model_id.strip() and (core.config.models_dir() / model_id.strip()).exists():
+        st.caption(f":orange[A model named {model_id.strip()} exists: training replaces it.]")
+    return TrainConfig(dataset=name, arch=arch, epochs=int(epochs), batch_size=int(batch), lr=float(lr),
+                       weight_decay=float(wd), optimizer=optimizer, schedule=schedule, flip=flip, rotation=float(rotation),
+                       shift=float(shift), color_jitter=float(jitter), class_weighting=weighting, freeze=tuple(freeze),
+                       pretrained=pretrained_on, weights_file=weights_file, seed=int(seed), size=int(size),
+                       data_root=root, model_id=model_id.strip() or None)
+
+
+def show_job(job) -> None:
+    """Progress with time left, the curves so far, and Cancel / Stop-and-keep-best while it runs."""
+    p = job.latest
+    if job.running:
+        if p is not None:
+            left = f" · about {p.seconds_left:.0f} s left" if p.seconds_left else ""
+            st.progress(p.fraction, text=f"{job.cfg.model_id or 'model'}: {p.message}{left}")
+        else:
+            st.progress(0.0, text="Starting…")
+        c1, c2 = st.columns(2)
+        c1.button("Cancel (keep nothing)", key=CANCEL, icon=":material/cancel:", on_click=job.stop, args=(False,))
+        c2.button("Stop and keep the best epoch so far", key=KEEP, icon=":material/save:", on_click=job.stop,
+                  args=(True,), help="Saves the epoch that did best on val, labelled as stopped early")
+    elif job.state == "done":
+        card = job.result
+        m = card.metrics
+        st.success(f"Trained **{card.id}** ({card.training['status']}): test accuracy {m['accuracy']:.1%}, balanced "
+                   f"accuracy {m['balanced_accuracy']:.1%}, ROC AUC "
+                   f"{'n/a' if m['roc_auc'] is None else format(m['roc_auc'], '.3f')}; best epoch on val "
+                   f"{card.training['best_epoch']} of {card.training['epochs_run']}, {card.training['seconds']} s. "
+                   "It is in every model list now.")
+        st.page_link("pages/performance.py", label="See its Performance page", icon=":material/monitoring:")
+    elif job.state == "cancelled":
+        st.info(f"Cancelled: {job.error}")
+    else:
+        st.error(f"Training failed: {job.error}")
+    for w in dict.fromkeys(job.warnings):
+        st.caption(f":orange[warning: {w}]")
+    if job.history:
+        loss, acc = charts.training_curves(job.history)
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(loss, width="stretch", key=f"loss.{job.id}.{len(job.history)}")
+        c2.plotly_chart(acc, width="stretch", key=f"acc.{job.id}.{len(job.history)}")
+
+
+@st.fragment(run_every=1.0)
+def live_job() -> None:
+    """Redrawn every second while the run goes on; when it ends, the whole page reruns (new model in the lists)."""
+    job = jobs().get(st.session_state.get(JOB))
+    if job is None:
+        return
+    show_job(job)
+    if not job.running:
+        st.rerun()
+
+
+def past_runs(name: str) -> None:
+    st.subheader("Past training runs (MLflow)")
+    try:
+        runs = tracking.past_runs(name)
+    except Exception as exc:  # an unreadable store must not break the page
+        st.warning(f"The experiment store at {tracking.tracking_uri()} cannot be read: {type(exc).__name__}: {exc}")
+        return
+    if not runs:
+        st.caption("No tracked runs for this dataset yet.")
+    else:
+        rows = [{"started": datetime.fromtimestamp(r["start_time"] / 1000).strftime("%Y-%m-%d %H:%M"),
+                 "model": r["model_id"], "status": r["status"], "arch": r["params"].get("arch"),
+                 "epochs": r["params"].get("epochs"), "lr": r["params"].get("lr"),
+                 "test accuracy": r["metrics"].get("test_accuracy"),
+                 "test balanced acc.": r["metrics"].get("test_balanced_accuracy"),
+                 "test ROC AUC": r["metrics"].get("test_roc_auc"), "run id": r["run_id"]} for r in runs]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    uri = tracking.tracking_uri()
+    st.caption(f"Store: `{uri}`. MLflow's own UI on these runs: `mlflow ui --backend-store-uri {uri}` "
+               "(then open http://127.0.0.1:5000).")
+
+
+def main() -> None:
+    st.title("Train a model")
+    name = st.selectbox("Dataset", core.list_datasets(), key=DATASET, format_func=data_panel.label)
+    st.caption(data_panel.state_caption(name))
+    root, status = data_panel.resolve(name)
+    if not status.ready:
+        setup_panel(name)
+        return
+    existing = cache.models_for(name)
+    if existing:
+        st.caption("Models of this dataset: " + "; ".join(model_label(c) for _, c in existing))
+    job = jobs().get(st.session_state.get(JOB))
+    busy = job is not None and job.running
+    with st.container(border=True):
+        try:
+            cfg = settings_form(name, root)
+        except core.XaiError as exc:
+            st.error(str(exc))
+            return
+        go = st.button("Train", key=START, type="primary", disabled=busy, icon=":material/model_training:",
+                       help="Runs in the background: you can use other pages meanwhile" if not busy
+                       else "A run of yours is in progress")
+    if go:
+        try:
+            job = jobs().start(cfg)
+            st.session_state[JOB] = job.id
+        except core.XaiError as exc:
+            st.error(str(exc))
+    if job is not None and job.running:
+        live_job()
+    elif job is not None:
+        show_job(job)
+    past_runs(name)
+
+
+page(main)
