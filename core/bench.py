@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -409,9 +410,33 @@ def ui_click_to_maps(port: int = 8765) -> str:
             f"{times['warm']:.1f} | {times['new image']:.1f} |")
 
 
+def ood_rates(model_path: str, folders: Sequence[str]) -> str:
+    """How often the model's OOD warning fires: on its own val and test splits, and on folders of other images
+    (real photographs, X-rays), each image preprocessed as an upload is."""
+    from .evaluation import load_or_compute
+    from .images import open_image, preprocess
+    from .trust import ood_check
+
+    model, card = load_model(model_path, device="cpu")
+    ev, _ = load_or_compute(model_path, model)
+    o = ev.metrics.get("ood") or {}
+    rows = [f"| {card.id} | own validation split (calibration) | {o.get('val_flag_rate', float('nan')):.1%} |",
+            f"| {card.id} | own test split ({ev.metrics['n']} images) | {o.get('test_flag_rate', float('nan')):.1%} |"]
+    for folder in folders:
+        files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        if not files:
+            rows.append(f"| {card.id} | {folder}: no images found | n/a |")
+            continue
+        x = torch.stack([preprocess(open_image(f), card.input_size, card.channels)[0] for f in files])
+        flagged = [r.flagged for r in ood_check(model, model_path, x)]
+        rows.append(f"| {card.id} | {Path(folder).name} ({len(files)} images) | {np.mean(flagged):.1%} |")
+    return "| model | images | flagged as out of distribution |\n|---|---|---:|\n" + "\n".join(rows)
+
+
 def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None, resnet224: bool = False,
         n_images_224: int = 1, batch: bool = False, lime: bool = False, shap_jit: bool = False,
-        memory: bool = False, n_batch: int = 64, n_batch_224: int = 16, ui: bool = False) -> str:
+        memory: bool = False, n_batch: int = 64, n_batch_224: int = 16, ui: bool = False,
+        ood_folders: Sequence[str] = ()) -> str:
     methods = list_methods() if methods is None else list(methods)
     model, card = load_model(model_path)
     ds = load_dataset(card.dataset, split="test", size=card.input_size)
@@ -453,6 +478,8 @@ def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None
     if ui:
         out.append("| click to maps, headless Chromium | cold: fresh server, first visit (s) | warm: reload (s) | "
                    "warm server, next image (s) |\n|---|---:|---:|---:|\n" + ui_click_to_maps())
+    if ood_folders:
+        out.append(ood_rates(model_path, ood_folders))
     if memory:
         out.append("| Integrated Gradients, 200 steps, ResNet-50, 224 px | resident before (GiB) | peak (GiB) | "
                    "added by the call (GiB) | seconds |\n|---|---:|---:|---:|---:|\n" + ig_memory())
@@ -463,5 +490,6 @@ def main(args) -> int:
     methods = (None if args.methods in (None, "all") else [] if args.methods == "none"
                else [m.strip() for m in args.methods.split(",")])
     print(run(args.model or str(config.models_dir() / config.DEMO_MODEL_ID), args.images, methods, args.resnet224,
-              batch=args.batch, lime=args.lime, shap_jit=args.shap_jit, memory=args.memory, ui=args.ui))
+              batch=args.batch, lime=args.lime, shap_jit=args.shap_jit, memory=args.memory, ui=args.ui,
+              ood_folders=args.ood or ()))
     return 0

@@ -224,8 +224,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .trust import SATURATION_NOTE, model_warnings, ood_check, saturated
 
     warnings = model_warnings(card)
-    for w in warnings:
-        print(f"WARNING: {w}", file=sys.stderr)
     ood = ood_check(model, resolve_model_path(args.model), images)
     entries: list[dict[str, Any]] = []
     for k, i in enumerate(indices):
@@ -236,10 +234,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                         "ood": None if ood is None else {"score": ood[k].score, "threshold": ood[k].threshold,
                                                          "flagged": ood[k].flagged},
                         "saturated": saturated(float(proba[k].max()))})
-        if ood is not None and ood[k].flagged:
-            print(f"WARNING: image {i}: {ood[k].message}", file=sys.stderr)
-    if any(e["saturated"] for e in entries):
-        print(f"note: {SATURATION_NOTE}", file=sys.stderr)
+
     background = None
     if any(get_method(m).needs_background for m in methods):
         background = load_dataset(ds.info.name, split="train", size=card.input_size, root=args.data_dir).sample(256)
@@ -256,6 +251,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
         seconds = sum(e.seconds for e in results)
         print(f"{name:24s} {len(results)} image(s) {seconds:.3f} s"
               + (f"  target={card.classes[results[0].target]}" if len(results) == 1 else ""))
+    # why not to believe these predictions, after the results (an error above stops before them)
+    for w in warnings:
+        print(f"WARNING: {w}", file=sys.stderr)
+    for e in entries:
+        if e["ood"] and e["ood"]["flagged"]:
+            print(f"WARNING: image {e['index']}: {ood[entries.index(e)].message}", file=sys.stderr)
+    if any(e["saturated"] for e in entries):
+        print(f"note: {SATURATION_NOTE}", file=sys.stderr)
     head = {"model": str(args.model), "dataset": ds.info.name, "split": args.split, "model_warnings": warnings}
     summary = {**head, "images": entries} if per_folder else {**head, **entries[0]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -353,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--lime", action="store_true", help="where LIME's time goes")
     b.add_argument("--shap-jit", action="store_true", help="SHAP Partition's first call, with and without warm-up")
     b.add_argument("--memory", action="store_true", help="peak memory of IG (200 steps) on ResNet-50 at 224 px")
+    b.add_argument("--ood", action="append", metavar="FOLDER",
+                   help="OOD warning rates on the model's splits and on the images under FOLDER (repeatable)")
     b.add_argument("--ui", action="store_true", help="seconds from opening the Explain page to its maps (Chromium)")
     b.set_defaults(func=lambda a: __import__("core.bench", fromlist=["main"]).main(a))
 

@@ -499,7 +499,11 @@ def ensure_demo_model(progress: ProgressFn | None = None, models_dir: str | Path
     path = root / config.DEMO_MODEL_ID
     if (path / "card.json").is_file():
         try:
-            load_model(path)  # card checked field by field, weights digest-checked and loaded
+            model, _ = load_model(path)  # card checked field by field, weights digest-checked and loaded
+            if not (path / "ood.npz").is_file():  # a demo trained before saved evaluations existed
+                from .evaluation import load_or_compute
+
+                load_or_compute(path, model)
             return path
         except CheckpointError as exc:  # a corrupt demo is retrained, not announced as ready
             logging.getLogger(__name__).warning("demo model unusable (%s): training it again", exc)

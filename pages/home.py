@@ -17,15 +17,20 @@ def main() -> None:
     **Start here:** open **Explain**, keep the built-in *Shapes* dataset and the demo model, and step through
     images with the index box or *Random*. Every shapes image has a known object mask, so a good explanation
     should light up the shape, not the background. Then open **Compare** to put several methods and images
-    on one grid and see which methods agree. **Data** shows each dataset and how to get the real ones
+    on one grid and see which methods agree. An explanation only means something beside how good the model is:
+    **Performance** shows each model's numbers per class, its calibration and its most confident mistakes, and
+    every page warns where a prediction should not be believed. **Train** trains more models with every
+    setting, live curves and tracked experiments. **Data** shows each dataset and how to get the real ones
     (PathMNIST, PneumoniaMNIST, chest X-rays, dogs vs wolves, insects, or your own folder); **Explain** also
     takes an uploaded image.
     """
     )
-    c1, c2, c3 = st.columns(3)
-    c1.page_link("pages/explain.py", label="Explain one image", icon=":material/image_search:")
-    c2.page_link("pages/compare.py", label="Compare methods", icon=":material/grid_view:")
-    c3.page_link("pages/data.py", label="Datasets", icon=":material/dataset:")
+    cols = st.columns(5)
+    cols[0].page_link("pages/explain.py", label="Explain one image", icon=":material/image_search:")
+    cols[1].page_link("pages/compare.py", label="Compare methods", icon=":material/grid_view:")
+    cols[2].page_link("pages/performance.py", label="Model performance", icon=":material/monitoring:")
+    cols[3].page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+    cols[4].page_link("pages/data.py", label="Datasets", icon=":material/dataset:")
 
     left, right = st.columns(2)
     with left:
@@ -49,11 +54,12 @@ def main() -> None:
         if models:
             for path, card in models:
                 st.markdown(f"- `{card.id}` — {card.arch} on {card.dataset}, test accuracy "
-                            f"{card.metrics.get('accuracy', float('nan')):.1%}")
+                            f"{card.metrics.get('accuracy', float('nan')):.1%}"
+                            + ("" if card.training.get("status", "complete") == "complete" else " (stopped early)"))
         else:
-            st.info("No model yet: the Explain page can train one, or run `make run`.")
+            st.info("No model yet: the Train page (or Explain) trains one, or run `make run`.")
 
-    st.caption("Command line: `python -m core train|explain|download|list|bench --help`. Library: "
+    st.caption("Command line: `python -m core train|evaluate|explain|download|list|bench --help`. Library: "
                "`from core import load_model, load_dataset, explain, list_methods`.")
 
 

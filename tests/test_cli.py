@@ -94,3 +94,19 @@ def test_explain_refuses_a_dataset_the_model_was_not_trained_on(tiny_model_dir, 
     assert rc == 2 and "was trained on shapes" in err and "1-channel images (the model takes 3)" in err
     assert "classes normal, pneumonia" in err
     assert not (tmp_path / "o" / "saliency.npy").exists()
+
+
+def test_explain_says_why_not_to_trust_the_predictions(tiny_model_dir, tmp_path, capsys):
+    """Model flags and each image's OOD verdict reach the terminal and summary.json (the tiny model is near chance)."""
+    from core.trust import model_warnings
+
+    _, card = load_model(tiny_model_dir)
+    expected = model_warnings(card)
+    assert expected, "the one-epoch test model was expected to be near chance"
+    assert main(["explain", "--model", str(tiny_model_dir), "--indices", "0-3", "--methods", "saliency",
+                 "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert f"WARNING: {expected[0]}" in err
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["model_warnings"] == expected
+    assert all(set(e["ood"]) == {"score", "threshold", "flagged"} for e in summary["images"])
