@@ -6,6 +6,8 @@ it is shared (see :mod:`core.explainers.sharing`), and many sessions predict wit
 """
 from __future__ import annotations
 
+import itertools
+
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,9 @@ BATCH_SIZE = 256
 
 
 def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        return t.device
+    return torch.device("cpu")  # a model without parameters (e.g. hand-built for a test) runs where its input is
 
 
 def expected_channels(model: nn.Module) -> int | None:

@@ -25,8 +25,16 @@ class ShapesSource(Source):
         return shapes.load(split, root, size or shapes.INFO.image_size)
 
 
+class SpuriousShapesSource(ShapesSource):
+    info = shapes.SPURIOUS_INFO
+
+    def load(self, split: str, root: Path, size: int | None) -> ArrayDataset:
+        return shapes.load_spurious(split, root, size or shapes.SPURIOUS_INFO.image_size)
+
+
 for _src in (
     ShapesSource(),
+    SpuriousShapesSource(),
     MedMNISTSource("pathmnist", "PathMNIST (colon pathology)"),
     MedMNISTSource("pneumoniamnist", "PneumoniaMNIST (chest X-ray)"),
     FolderSource("chest_xray", "Chest X-ray pneumonia (Kermany, Kaggle)", "chest_xray", 1, 128,

@@ -126,3 +126,76 @@ def load(split: str, root: Path, size: int = 64) -> ArrayDataset:
         atomic_write_with(path, lambda fh: np.savez_compressed(fh, images=data[0], labels=data[1], masks=data[2]))
     info = INFO if size == INFO.image_size else replace(INFO, image_size=size)
     return ArrayDataset(info=info, split=split, images=data[0], labels=data[1], masks=data[2])
+
+
+# -- shapes_spurious: the built-in Clever Hans ------------------------------------------------------------------
+#: marker colour per class (red, green, blue, yellow): in train and val the marker names the class 95% of the time
+MARKER_COLOURS = np.array([[0.95, 0.1, 0.1], [0.1, 0.85, 0.1], [0.15, 0.3, 1.0], [1.0, 0.9, 0.05]], dtype=np.float32)
+MARKER_AGREEMENT = 0.95
+SPURIOUS_SPLITS = {"train": (4000, 4004), "val": (500, 5005), "test": (1000, 6006)}
+SPURIOUS_VERSION = 1
+
+SPURIOUS_INFO = DatasetInfo(
+    name="shapes_spurious",
+    title="Shapes with a spurious marker (built-in Clever Hans)",
+    classes=CLASSES,
+    channels=3,
+    image_size=64,
+    source="Generated locally by core/datasets/shapes.py (no download)",
+    license="Public domain (generated)",
+    description="Like Shapes, plus a small coloured square in the top-left corner. In train and val its colour "
+    f"names the class {MARKER_AGREEMENT:.0%} of the time; in test it is random. A model that learns the marker "
+    "loses accuracy on test, and its maps point at the corner: the wolves-on-snow story, built in. Object masks "
+    "and marker masks included.",
+)
+
+
+def add_markers(images: np.ndarray, labels: np.ndarray, agreement: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paint the marker on uint8 images (a copy): colour of the label with probability ``agreement``, else of
+    another class chosen at random. Returns images, marker masks (bool, N x H x W) and the colour index used."""
+    rng = np.random.default_rng(seed)
+    n, size = len(images), images.shape[1]
+    k = len(MARKER_COLOURS)
+    other = (labels + rng.integers(1, k, n)) % k
+    colour = np.where(rng.random(n) < agreement, labels, other)
+    side = max(3, round(size * 0.125))
+    pad = max(1, round(size * 0.03))
+    masks = np.zeros((n, size, size), dtype=bool)
+    masks[:, pad:pad + side, pad:pad + side] = True
+    out = images.copy()
+    out[masks] = np.repeat((MARKER_COLOURS[colour] * 255 + 0.5).astype(np.uint8), side * side, axis=0)
+    return out, masks, colour
+
+
+def spurious_cache_path(root: Path, split: str, size: int) -> Path:
+    n, seed = SPURIOUS_SPLITS[split]
+    return root / "shapes" / f"shapes_spurious_v{GENERATOR_VERSION}.{SPURIOUS_VERSION}_{split}_{n}_{size}px_seed{seed}.npz"
+
+
+def load_spurious(split: str, root: Path, size: int = 64) -> ArrayDataset:
+    """``shapes_spurious``: shapes images with the marker; ``extras["marker_masks"]`` and ``extras["marker_class"]``."""
+    if split not in SPURIOUS_SPLITS:
+        raise ValueError(f"shapes_spurious has splits {list(SPURIOUS_SPLITS)}, not {split!r}")
+    path = spurious_cache_path(root, split, size)
+    data = None
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                data = tuple(z[k] for k in ("images", "labels", "masks", "marker_masks", "marker_class"))
+        except Exception as exc:
+            log.warning("ignoring unreadable cache %s (%s); regenerating", path, exc)
+    if data is None:
+        n, seed = SPURIOUS_SPLITS[split]
+        images, labels, masks = generate(n, seed, size)
+        if split == "test":  # the colour is drawn at random, unrelated to the class
+            random_class = np.random.default_rng(seed + 1).integers(0, len(CLASSES), n)
+            marked, marker_masks, colour = add_markers(images, random_class, 1.0, seed)
+        else:
+            marked, marker_masks, colour = add_markers(images, labels, MARKER_AGREEMENT, seed)
+        masks = masks & ~marker_masks
+        data = (marked, labels, masks, marker_masks, colour)
+        atomic_write_with(path, lambda fh: np.savez_compressed(fh, images=data[0], labels=data[1], masks=data[2],
+                                                                marker_masks=data[3], marker_class=data[4]))
+    info = SPURIOUS_INFO if size == SPURIOUS_INFO.image_size else replace(SPURIOUS_INFO, image_size=size)
+    return ArrayDataset(info=info, split=split, images=data[0], labels=data[1], masks=data[2],
+                        extras={"marker_masks": data[3], "marker_class": data[4]})

@@ -1,0 +1,175 @@
+"""Explanation-quality metrics against hand-computed cases, and the Clever Hans dataset."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from core.quality import evaluate, get_metric, list_metrics
+from core.quality.base import QualityInputs
+from core.quality.complexity import gini
+from core.quality.faithfulness import auc, curves
+from core.quality.localisation import pointing_game, relevance_mass
+from core.quality.stability import rank_correlation
+
+
+class PixelModel(nn.Module):
+    """Two classes; the logit of class 0 is 10 x the first pixel's red value (a model that looks at one pixel)."""
+
+    def forward(self, x):
+        a = 10 * x[:, 0, 0, 0]
+        return torch.stack([a, torch.zeros_like(a)], 1)
+
+
+class ConstantModel(nn.Module):
+    def forward(self, x):
+        return torch.tensor([[2.0, 0.0]]).expand(len(x), 2)
+
+
+def _inputs(model, maps, images=None, masks=None):
+    images = images if images is not None else torch.ones(len(maps), 3, 8, 8)
+    return QualityInputs(model, images, np.zeros(len(maps), dtype=int), maps, "saliency", {}, masks)
+
+
+def test_every_metric_declares_what_the_pages_need():
+    for name in list_metrics():
+        m = get_metric(name)
+        assert m.name == name and m.title and m.description and m.paper
+        assert m.category in ("faithfulness", "localisation", "stability", "sanity", "complexity")
+        assert isinstance(m.higher_is_better, bool)
+
+
+def test_a_map_equal_to_the_mask_scores_one_on_relevance_mass_and_hits_the_pointing_game():
+    masks = np.zeros((2, 8, 8), dtype=bool)
+    masks[:, 2:5, 3:6] = True
+    maps = masks.astype(float)
+    np.testing.assert_allclose(relevance_mass(maps, masks), [1.0, 1.0])
+    np.testing.assert_array_equal(pointing_game(maps, masks), [1.0, 1.0])
+    # the map's complement: nothing inside; a negative-only map has no positive mass at all
+    np.testing.assert_allclose(relevance_mass(1 - maps, masks), [0.0, 0.0])
+    assert np.isnan(relevance_mass(-maps, masks)).all()
+
+
+def test_a_random_map_hits_the_pointing_game_at_the_masks_area_rate():
+    rng = np.random.default_rng(0)
+    masks = np.zeros((4000, 10, 10), dtype=bool)
+    masks[:, :, :3] = True  # 30% of the image
+    hits = pointing_game(rng.random((4000, 10, 10)), masks)
+    assert abs(np.mean(hits) - 0.3) < 0.03
+    assert abs(np.nanmean(relevance_mass(rng.random((4000, 10, 10)), masks)) - 0.3) < 0.01
+
+
+def test_a_constant_model_gives_flat_deletion_and_insertion_curves():
+    maps = np.random.default_rng(0).random((3, 8, 8))
+    inp = _inputs(ConstantModel(), maps, torch.rand(3, 3, 8, 8))
+    for insert in (False, True):
+        y = curves(inp, insert, steps=10, how="zero")
+        p = 1 / (1 + np.exp(-2.0))
+        np.testing.assert_allclose(y, p, rtol=1e-6)
+        np.testing.assert_allclose(auc(y), p, rtol=1e-6)
+
+
+def test_deletion_rewards_the_map_that_names_the_pixel_the_model_uses():
+    right = np.zeros((1, 8, 8))
+    right[0, 0, 0] = 1.0  # the pixel the model reads
+    wrong = np.arange(64.0).reshape(1, 8, 8)  # ranks the model's pixel last
+    y_right = curves(_inputs(PixelModel(), right), insert=False, steps=4, how="zero")
+    y_wrong = curves(_inputs(PixelModel(), wrong), insert=False, steps=4, how="zero")
+    p1, p0 = 1 / (1 + np.exp(-10.0)), 0.5  # the pixel present / replaced by black
+    np.testing.assert_allclose(y_right[0], [p1, p0, p0, p0, p0], rtol=1e-6)  # gone at the first step
+    np.testing.assert_allclose(y_wrong[0], [p1, p1, p1, p1, p0], rtol=1e-6)  # only at the very end
+    assert auc(y_right)[0] < auc(y_wrong)[0]
+    # insertion from black: the right map restores the probability at once
+    y_ins = curves(_inputs(PixelModel(), right), insert=True, steps=4, how="zero")
+    np.testing.assert_allclose(y_ins[0], [p0, p1, p1, p1, p1], rtol=1e-6)
+
+
+def test_gini_by_hand():
+    one = np.zeros((1, 4, 4))
+    one[0, 1, 2] = 5.0
+    assert gini(one)[0] == pytest.approx(15 / 16)
+    assert gini(np.ones((1, 4, 4)))[0] == pytest.approx(0.0)
+    assert gini(np.array([[[1.0, 2.0], [3.0, 4.0]]]))[0] == pytest.approx(0.25)  # (-3*1 - 1*2 + 1*3 + 3*4) / (4*10)
+    assert np.isnan(gini(np.zeros((1, 2, 2))))[0]
+
+
+def test_rank_correlation_of_identical_reversed_and_constant_maps():
+    a = np.arange(16.0).reshape(1, 4, 4)
+    assert rank_correlation(a, a)[0] == pytest.approx(1.0)
+    assert rank_correlation(a, -a)[0] == pytest.approx(-1.0)
+    assert np.isnan(rank_correlation(a, np.zeros_like(a))[0])
+
+
+@pytest.fixture(scope="module")
+def shapes_sample(shapes_model_dir):
+    from core import load_dataset, load_model
+
+    model, card = load_model(shapes_model_dir, device="cpu")
+    return model, load_dataset("shapes", "test", size=card.input_size)
+
+
+def test_randomisation_changes_saliency_maps_of_a_trained_cnn(shapes_sample, tmp_path):
+    model, ds = shapes_sample
+    r = evaluate(model, ds, ["saliency"], ["randomisation"], n=6, seed=0, cache_dir=tmp_path)
+    cell = r.cell("saliency", "randomisation")
+    rho = cell.curves["rank_correlation"]  # (images, layers), top layer first
+    assert rho.shape == (6, len(cell.curves["layers"])) and cell.curves["layers"][0] == "net.head"
+    assert np.nanmean(rho[:, -1]) < 0.5 and "saliency" not in r.sanity_failures()
+    assert np.all(np.isfinite(cell.curves["ssim"]))
+
+
+def test_report_table_ranking_cache_and_skips(shapes_sample, tmp_path, monkeypatch):
+    model, ds = shapes_sample
+    metrics = ["deletion", "pointing_game", "sparseness", "run_agreement", "marker_mass"]
+    r = evaluate(model, ds, ["grad_cam", "saliency"], metrics, n=8, seed=1, cache_dir=tmp_path, weights="w")
+    table = {(row["method"], row["metric"]): row for row in r.table()}
+    assert table[("grad_cam", "run_agreement")]["skipped"].endswith("deterministic: its runs always agree")
+    assert "shapes_spurious" in table[("saliency", "marker_mass")]["skipped"]
+    pg = table[("grad_cam", "pointing_game")]
+    assert 0 <= pg["mean"] <= 1 and pg["n"] == 8 and 0 < pg["random_baseline"] < 0.5 and pg["ci95"] >= 0
+    ranked = r.ranking()
+    assert {m for m, _, _ in ranked} == {"grad_cam", "saliency"} and "mean rank" in ranked[0][2]
+    assert len(r.rows) == 2 * 3 * 8  # the three metrics that apply, per image
+    # a second evaluation reads every cell from the cache: nothing is explained again
+    import core.explainers
+
+    monkeypatch.setattr(core.explainers, "explain_batch", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
+    again = evaluate(model, ds, ["grad_cam", "saliency"], metrics, n=8, seed=1, cache_dir=tmp_path, weights="w")
+    np.testing.assert_array_equal(again.cell("grad_cam", "deletion").values, r.cell("grad_cam", "deletion").values)
+
+
+def test_stochastic_methods_agree_more_with_more_samples(shapes_sample):
+    from core.quality.stability import agreement_curve, run_agreement
+
+    model, ds = shapes_sample
+    x = ds.batch(np.arange(3))
+    targets = model(x).argmax(1).numpy()
+    inp = QualityInputs(model, x, targets, np.zeros((3, 32, 32)), "lime", {"seed": 0, "num_samples": 100})
+    curve = agreement_curve(inp, "num_samples", [50, 400], runs=2)
+    assert curve["y"][1] > curve["y"][0]
+    assert np.all(run_agreement(inp, runs=2) <= 1.0)
+
+
+def test_shapes_spurious_marker_agrees_in_train_and_is_random_in_test(tmp_path):
+    from core.datasets import shapes
+
+    train = shapes.load_spurious("train", tmp_path, 32)
+    test = shapes.load_spurious("test", tmp_path, 32)
+    agree_train = np.mean(train.extras["marker_class"] == train.labels)
+    agree_test = np.mean(test.extras["marker_class"] == test.labels)
+    assert abs(agree_train - 0.95) < 0.02 and abs(agree_test - 0.25) < 0.05
+    m = train.extras["marker_masks"]
+    assert m.shape == (4000, 32, 32) and m[:, :6, :6].any() and not m[:, 16:, 16:].any()
+    assert not (train.masks & m).any()  # object masks exclude the marker
+    # the marker's pixels carry the marker's colour
+    i = 0
+    colour = shapes.MARKER_COLOURS[train.extras["marker_class"][i]]
+    np.testing.assert_allclose(train.images[i][m[i]][0] / 255, colour, atol=0.01)
+
+
+def test_a_model_trained_on_shapes_spurious_loses_accuracy_on_test(tmp_path):
+    """The shortcut: val (marker agrees 95%) scores far above test (marker random)."""
+    from core.training import TrainConfig, train
+
+    _, card, _ = train(TrainConfig(dataset="shapes_spurious", epochs=2, size=32, model_id="hans"), None, tmp_path)
+    val_acc = card.training["history"][card.training["best_epoch"] - 1]["val_accuracy"]
+    assert val_acc - card.metrics["accuracy"] > 0.15, (val_acc, card.metrics["accuracy"])
