@@ -136,3 +136,28 @@ def models_side_by_side(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> 
     fig.update_layout(barmode="group", title="Models side by side (test split)", yaxis=dict(range=[0, 1.05]),
                       height=340, margin=dict(l=10, r=10, t=40, b=30))
     return fig
+
+
+# -- explanation quality -----------------------------------------------------------------------------------------
+def quality_bars(rows: Sequence[dict[str, Any]], metric: str, title: str, higher_is_better: bool) -> go.Figure:
+    """One bar per method with its 95% confidence interval; the random-map baseline as a line where it exists."""
+    rows = [r for r in rows if r["metric"] == metric and not r["skipped"]]
+    fig = go.Figure(go.Bar(x=[r["method"] for r in rows], y=[r["mean"] for r in rows],
+                           error_y=dict(type="data", array=[r["ci95"] if r["ci95"] == r["ci95"] else 0 for r in rows])))
+    base = [r["random_baseline"] for r in rows if r.get("random_baseline") is not None]
+    if base:
+        fig.add_hline(y=float(np.mean(base)), line_dash="dot", annotation_text="random map")
+    fig.update_layout(title=f"{title} ({'higher' if higher_is_better else 'lower'} is better)", height=300,
+                      margin=dict(l=10, r=10, t=40, b=30))
+    return fig
+
+
+def quality_curves(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str, xtitle: str,
+                   ytitle: str) -> go.Figure:
+    """One line per method: e.g. the mean deletion curve, or rank correlation per randomised layer."""
+    fig = go.Figure()
+    for name, (x, y) in series.items():
+        fig.add_scatter(x=list(x), y=list(y), mode="lines+markers", name=name)
+    fig.update_layout(title=title, xaxis=dict(title=xtitle), yaxis=dict(title=ytitle), height=320,
+                      margin=dict(l=10, r=10, t=40, b=30))
+    return fig

@@ -266,6 +266,73 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quality(args: argparse.Namespace) -> int:
+    import csv
+
+    from .checkpoints import load_model, resolve_model_path
+    from .datasets import load_dataset
+    from .explainers import get_method, list_methods
+    from .quality import evaluate, get_metric, list_metrics
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = list_methods() if methods == ["all"] else methods
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    metrics = list_metrics() if metrics == ["all"] else metrics
+    for m in methods:
+        get_method(m)
+    for m in metrics:
+        get_metric(m)
+    if args.n < 1:
+        raise XaiError(f"--n must be at least 1, got {args.n}")
+    path = resolve_model_path(args.model)
+    model, card = load_model(path)
+    ds = load_dataset(args.dataset or card.dataset, args.split, size=card.input_size, root=args.data_dir)
+    from .checkpoints import check_dataset_fits
+
+    check_dataset_fits(card, ds.info.name, ds.classes, ds.images.shape[-1])
+    params = _parse_params(args.param or [], methods)
+    background = None
+    if any(get_method(m).needs_background for m in methods):
+        background = load_dataset(ds.info.name, "train", size=card.input_size, root=args.data_dir).sample(256)
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(methods) * (1 + len(metrics)), unit="stage", file=sys.stderr, desc="quality")
+
+    def progress(stage: int, stages: int, label: str, done: int, total: int) -> None:
+        bar.n = stage
+        bar.set_postfix_str(f"{label} {done}/{total}", refresh=True)
+
+    try:
+        report = evaluate(model, ds, methods, metrics, n=args.n, seed=args.seed, params=params, background=background,
+                          progress=progress, cache_dir=path / "quality", weights=card.weights_sha256, model_id=card.id)
+    finally:
+        bar.close()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = report.table()
+    with open(out / "table.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows(table)
+    with open(out / "values.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["image", "method", "metric", "value"])
+        w.writeheader()
+        w.writerows(report.rows)
+    ranking = report.ranking()
+    (out / "ranking.json").write_text(json.dumps([{"method": m, "mean_rank": r, "why": why} for m, r, why in ranking], indent=1))
+    print(f"{card.id} on {ds.info.name}/{args.split}, n = {len(report.indices)} (seed {args.seed})")
+    head = f"{'method':24s}" + "".join(f"{get_metric(m).name[:15]:>17s}" for m in metrics)
+    print(head)
+    for method in methods:
+        cells = [report.cell(method, m) for m in metrics]
+        print(f"{method:24s}" + "".join(f"{'n/a':>17s}" if c.skipped else f"{c.mean:>9.3f} ±{c.ci95:<6.3f}" for c in cells))
+    print("direction: " + ", ".join(f"{m} {'higher' if get_metric(m).higher_is_better else 'lower'} is better" for m in metrics))
+    for m, _, why in ranking:
+        print(f"  {m}: {why}")
+    print(f"wrote {out}/table.csv, values.csv, ranking.json")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from .architectures import list_architectures
     from .checkpoints import broken_models, list_models
@@ -278,6 +345,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     for m in list_methods():
         cls = get_method(m)
         print(f"  {m:24s} {', '.join(f'{p.name}={p.default}' for p in cls.params)}")
+    from .quality import get_metric, list_metrics
+
+    print("quality metrics:")
+    for m in list_metrics():
+        cls = get_metric(m)
+        print(f"  {m:24s} {cls.category}, {'higher' if cls.higher_is_better else 'lower'} is better")
     print("models:")
     for path, card in list_models(args.models_dir):
         print(f"  {path}  ({card.dataset}, {card.arch}, acc {card.metrics.get('accuracy', float('nan')):.3f})")
@@ -360,6 +433,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="OOD warning rates on the model's splits and on the images under FOLDER (repeatable)")
     b.add_argument("--ui", action="store_true", help="seconds from opening the Explain page to its maps (Chromium)")
     b.set_defaults(func=lambda a: __import__("core.bench", fromlist=["main"]).main(a))
+
+    q = sub.add_parser("quality", help="explanation-quality metrics per method over a sample of images")
+    q.add_argument("--model", required=True, help="model folder (or id under the models folder)")
+    q.add_argument("--methods", default="grad_cam,integrated_gradients,saliency", help="comma-separated, or 'all'")
+    q.add_argument("--metrics", default="deletion,insertion,pointing_game,relevance_mass,sparseness",
+                   help="comma-separated, or 'all' (see `list`)")
+    q.add_argument("--n", type=int, default=100, help="number of images, drawn with --seed")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--dataset", default=None, help="default: the model card's dataset")
+    q.add_argument("--split", default="test")
+    q.add_argument("--data-dir", default=None)
+    q.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE", help="a method parameter; repeatable")
+    q.add_argument("--out", required=True)
+    q.set_defaults(func=cmd_quality)
 
     ls = sub.add_parser("list", help="list datasets, architectures, methods and trained models")
     ls.set_defaults(func=cmd_list)

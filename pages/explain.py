@@ -106,7 +106,19 @@ def display_controls(ds, source: str, methods: list[str]) -> dict:
     return show
 
 
-def show_results(display, mask, card, results: list[core.Explanation], show: dict) -> tuple[list, object]:
+def quality_note(model_path: str, method: str) -> str:
+    """The quality numbers already computed for this model and method (on the Quality page or by the CLI)."""
+    from pathlib import Path
+
+    from core.quality import get_metric, known_numbers
+
+    known = known_numbers(Path(model_path) / "quality", method)
+    return ("Quality: " + ", ".join(f"{get_metric(m).title} {v:.2f} (n={k})" for m, (v, k) in sorted(known.items()))
+            if known else "")
+
+
+def show_results(display, mask, card, results: list[core.Explanation], show: dict,
+                 notes: dict[str, str] | None = None) -> tuple[list, object]:
     """The original and one tile per map (LIME also gets its superpixel picture), in rows of at most six.
     Returns the tiles with their captions and the colour bar, for the exports."""
     scale = max(1, TILE // display.shape[0])
@@ -135,6 +147,8 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
             note = extras_caption(e.extras) if e is not None else ""
             if note:
                 col.caption(note)
+            if e is not None and (notes or {}).get(e.method):
+                col.caption(notes[e.method])
     signed = show["signed"] and any(e.signed for e in results)
     bar = render.colorbar(render.SIGNED_CMAP if signed else render.MAGNITUDE_CMAP,
                           labels=("against the class", "for the class") if signed else ("low", "high"))
@@ -268,6 +282,7 @@ def main() -> None:
     # each shown as soon as it is ready; Cancel stops the computation and keeps what is done
     known = {m: explain_cached(sel, [image_np], m, params[m], wanted, compute=False)[0] for m in methods}
     missing = [m for m in methods if known[m] is None]
+    quality = {m: quality_note(sel.model_path, m) for m in methods}
     controls, grid = st.empty(), st.empty()
     errors: list[str] = []
 
@@ -276,7 +291,7 @@ def main() -> None:
         if not done:
             return None
         with grid.container():
-            return show_results(display, mask, card, done, show)
+            return show_results(display, mask, card, done, show, quality)
 
     cancelled = st.session_state.get(state.CANCELLED) == request
     if missing and not cancelled:

@@ -173,3 +173,47 @@ def test_a_model_trained_on_shapes_spurious_loses_accuracy_on_test(tmp_path):
     _, card, _ = train(TrainConfig(dataset="shapes_spurious", epochs=2, size=32, model_id="hans"), None, tmp_path)
     val_acc = card.training["history"][card.training["best_epoch"] - 1]["val_accuracy"]
     assert val_acc - card.metrics["accuracy"] > 0.15, (val_acc, card.metrics["accuracy"])
+
+
+def test_quality_page_computes_ranks_exports_and_explain_shows_the_numbers(shapes_model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app import APP
+
+    d = tmp_path / "models"
+    shutil.copytree(shapes_model_dir, d / "shapes-good")
+    monkeypatch.setenv("XAI_MODELS_DIR", str(d))
+    at = AppTest.from_file(APP, default_timeout=300).run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and not at.error
+    at.number_input(key="q.n").set_value(4).run()
+    at.multiselect(key="q.methods").set_value(["grad_cam", "saliency"]).run()
+    at.multiselect(key="q.metrics").set_value(["deletion", "pointing_game", "randomisation", "marker_mass"]).run()
+    at.button(key="q.compute").click().run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert set(table.index) == {"Grad-CAM", "Saliency"} and "Deletion AUC" in table.columns
+    assert (table["Relevance mass on the spurious marker"] == "n/a").all()
+    assert any("mean rank" in m.value or "on every one of" in m.value for m in at.markdown)
+    assert len(at.get("plotly_chart")) >= 4
+    assert list((d / "shapes-good" / "quality").glob("*.json"))  # kept with the model
+    at.switch_page("pages/explain.py").run()
+    assert any(c.value.startswith("Quality: ") and "Deletion AUC" in c.value and "(n=4)" in c.value for c in at.caption)
+
+
+def test_cli_quality_writes_table_and_values(shapes_model_dir, tmp_path, capsys):
+    import csv
+
+    from core.cli import main
+
+    assert main(["quality", "--model", str(shapes_model_dir), "--methods", "grad_cam,saliency", "--metrics",
+                 "deletion,sparseness", "--n", "5", "--out", str(tmp_path / "q")]) == 0
+    out = capsys.readouterr().out
+    assert "grad_cam" in out and "deletion lower is better" in out
+    rows = list(csv.DictReader(open(tmp_path / "q" / "values.csv")))
+    assert len(rows) == 2 * 2 * 5 and {r["metric"] for r in rows} == {"deletion", "sparseness"}
+    table = list(csv.DictReader(open(tmp_path / "q" / "table.csv")))
+    assert len(table) == 4 and all(float(r["mean"]) == float(r["mean"]) for r in table)
+    assert main(["quality", "--model", str(shapes_model_dir), "--metrics", "nope", "--out", str(tmp_path / "x")]) == 2

@@ -116,15 +116,38 @@ class QualityReport:
             mean_rank = float(np.mean(list(ranks[m].values())))
             best = min(ranks[m], key=ranks[m].get)
             worst = max(ranks[m], key=ranks[m].get)
-            why = (f"mean rank {mean_rank:.1f} over {len(ranks[m])} metrics; best on {get_metric(best).title} "
-                   f"({self.cell(m, best).mean:.3f}, rank {ranks[m][best]}), weakest on {get_metric(worst).title} "
-                   f"({self.cell(m, worst).mean:.3f}, rank {ranks[m][worst]})")
+            if ranks[m][best] == ranks[m][worst]:
+                why = f"rank {ranks[m][best]} on every one of {len(ranks[m])} metrics"
+            else:
+                why = (f"mean rank {mean_rank:.1f} over {len(ranks[m])} metrics; best on {get_metric(best).title} "
+                       f"({self.cell(m, best).mean:.3f}, rank {ranks[m][best]}), weakest on {get_metric(worst).title} "
+                       f"({self.cell(m, worst).mean:.3f}, rank {ranks[m][worst]})")
             if m in failed:
                 why += f"; FAILS the randomisation sanity check (rank correlation {self.cell(m, 'randomisation').mean:.2f} "
                 why += "with the randomised model's map): its map barely depends on what the model learned"
                 mean_rank += len(methods)  # a method that fails the sanity check goes below every one that passes
             out.append((m, mean_rank, why))
         return sorted(out, key=lambda t: t[1])
+
+
+def known_numbers(cache_dir: str | Path, method: str) -> dict[str, tuple[float, int]]:
+    """The quality numbers already computed for a model (its ``quality/`` folder) and method: metric -> (mean, n),
+    the largest sample of each metric (for Explain, under each map)."""
+    out: dict[str, tuple[float, int]] = {}
+    folder = Path(cache_dir)
+    if not folder.is_dir():
+        return out
+    for p in folder.glob("*.json"):
+        try:
+            d = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if d.get("method") != method or d.get("skipped"):
+            continue
+        c = _from_json(d)
+        if c.n and (d["metric"] not in out or c.n > out[d["metric"]][1]):
+            out[d["metric"]] = (c.mean, c.n)
+    return out
 
 
 def sample_indices(n_total: int, n: int, seed: int) -> np.ndarray:

@@ -1,0 +1,142 @@
+"""Quality page: which map to trust. Faithfulness, localisation, stability, sanity and complexity numbers per
+method over a sample of test images, with curves, a ranking with its reasons, and a CSV export."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import core
+from core import charts
+from core.explainers import get_method
+from core.quality import evaluate, get_metric, list_metrics
+from ui import cache, data_panel
+from ui.data_panel import setup_panel
+from ui.pickers import model_label
+from ui.router import page
+
+DATASET, MODEL, METHODS, METRICS, N, SEED = "q.dataset", "q.model", "q.methods", "q.metrics", "q.n", "q.seed"
+COMPUTE, CANCEL, CANCELLED, RESULT = "q.compute", "q.cancel", "q.cancelled", "q.result"
+DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "saliency"]
+DEFAULT_METRICS = ["deletion", "insertion", "pointing_game", "relevance_mass", "marker_mass", "sparseness"]
+
+
+def request(model_path: str, sha: str, methods, metrics, n: int, seed: int) -> str:
+    return hashlib.sha256(json.dumps([model_path, sha, methods, metrics, n, seed]).encode()).hexdigest()[:16]
+
+
+def show(report, metrics) -> None:
+    table = report.table()
+    st.subheader("Method × metric (mean ± 95% CI)")
+    frame = pd.DataFrame([{"method": get_method(r["method"]).title, "metric": get_metric(r["metric"]).title,
+                           "value": "n/a" if r["skipped"] else f"{r['mean']:.3f} ± {r['ci95']:.3f}"} for r in table])
+    st.dataframe(frame.pivot(index="method", columns="metric", values="value"), width="stretch")
+    skipped = sorted({f"{get_metric(r['metric']).title}: {r['skipped']}" for r in table if r["skipped"]})
+    if skipped:
+        st.caption("n/a — " + "; ".join(skipped))
+    st.caption("Directions: " + ", ".join(f"{get_metric(m).title} {'higher' if get_metric(m).higher_is_better else 'lower'}"
+                                          " is better" for m in metrics) + ". Localisation scores have the random map's "
+               "score (the mask's area fraction) as a dotted line.")
+    st.subheader("Ranking")
+    failed = set(report.sanity_failures())
+    for k, (m, _, why) in enumerate(report.ranking(), 1):
+        st.markdown(f"{k}. **{get_method(m).title}**{' :red[fails the sanity check]' if m in failed else ''} — {why}.")
+    cols = st.columns(2)
+    for j, metric in enumerate(metrics):
+        cls = get_metric(metric)
+        if all(r["skipped"] for r in table if r["metric"] == metric):
+            continue
+        cols[j % 2].plotly_chart(charts.quality_bars(table, metric, cls.title, cls.higher_is_better), width="stretch",
+                                 key=f"q.bar.{metric}")
+    for metric in ("deletion", "insertion"):
+        series = {get_method(c.method).title: (c.curves["x"], np.nanmean(np.asarray(c.curves["y"]), axis=0))
+                  for c in report.cells if c.metric == metric and c.skipped is None and c.curves}
+        if series:
+            st.plotly_chart(charts.quality_curves(series, f"{get_metric(metric).title.split()[0]} curves (mean over images)",
+                                                  "fraction of pixels", "target probability"), width="stretch",
+                            key=f"q.curve.{metric}")
+    series = {get_method(c.method).title: (c.curves["layers"], np.nanmean(np.asarray(c.curves["rank_correlation"]), axis=0))
+              for c in report.cells if c.metric == "randomisation" and c.skipped is None}
+    if series:
+        st.plotly_chart(charts.quality_curves(series, "Cascading randomisation: rank correlation with the trained "
+                                                      "model's map", "randomised down to", "Spearman ρ"),
+                        width="stretch", key="q.curve.random")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["image", "method", "metric", "value"])
+    w.writeheader()
+    w.writerows(report.rows)
+    st.download_button("Per-image values (CSV)", buf.getvalue(), file_name=f"quality_{report.model_id}.csv",
+                       mime="text/csv", key="q.csv")
+
+
+def main() -> None:
+    st.title("Explanation quality")
+    st.caption("Which map to trust: how faithful, well localised, stable and sane each method's maps are for this "
+               "model, over a sample of test images. Results are kept with the model.")
+    name = st.selectbox("Dataset", core.list_datasets(), key=DATASET, format_func=data_panel.label)
+    models = cache.models_for(name)
+    if not models:
+        st.info("No trained model for this dataset yet.")
+        st.page_link("pages/train.py", label="Train one", icon=":material/model_training:")
+        return
+    cards = dict(models)
+    c1, c2, c3 = st.columns([3, 1, 1])
+    path = c1.selectbox("Model", list(cards), key=MODEL, format_func=lambda p: model_label(cards[p]))
+    n = int(c2.number_input("Images", 2, 1000, 50, key=N, help="Test images in the sample"))
+    seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0, key=SEED))
+    methods = st.multiselect("Methods", core.list_methods(), default=DEFAULT_METHODS, key=METHODS,
+                             format_func=lambda m: get_method(m).title)
+    metrics = st.multiselect("Metrics", list_metrics(), default=DEFAULT_METRICS, key=METRICS,
+                             format_func=lambda m: f"{get_metric(m).title} ({get_metric(m).category})")
+    if not methods or not metrics:
+        st.info("Pick at least one method and one metric.")
+        return
+    card = cards[path]
+    root, status = data_panel.resolve(name, card)
+    if not status.ready:
+        setup_panel(name)
+        return
+    model, card = cache.model(path, card.weights_sha256)
+    ds = cache.dataset(name, "test", card.input_size, root)
+    key = request(path, card.weights_sha256, methods, metrics, n, seed)
+    slow = [get_metric(m).title for m in metrics if get_metric(m).reexplains]
+    if slow:
+        st.caption(f"{', '.join(slow)} run every method again (several times): the slowest part.")
+    go = st.button("Compute", key=COMPUTE, type="primary", icon=":material/analytics:")
+    if go:
+        st.session_state[CANCELLED] = None
+    if go or st.session_state.get(RESULT, (None,))[0] == key:
+        if st.session_state.get(CANCELLED) == key:
+            st.info("Cancelled. The cells already computed are kept with the model; *Compute* goes on from there.")
+            return
+        controls = st.empty()
+        controls.button("Cancel", key=CANCEL, icon=":material/cancel:",
+                        on_click=lambda: st.session_state.__setitem__(CANCELLED, key))
+        bar = st.progress(0.0, text="Starting…")
+
+        def progress(stage: int, stages: int, label: str, done: int, total: int) -> None:
+            bar.progress(min(1.0, (stage + done / max(total, 1)) / max(stages, 1)), text=f"{label}: {done}/{total}")
+
+        background = None
+        if any(get_method(m).needs_background for m in methods):
+            background = cache.background(name, card.input_size, root)
+        try:
+            report = evaluate(model, ds, methods, metrics, n=n, seed=seed, background=background, progress=progress,
+                              cache_dir=Path(path) / "quality", weights=card.weights_sha256, model_id=card.id)
+        except core.XaiError as exc:
+            st.error(str(exc))
+            return
+        finally:
+            bar.empty()
+            controls.empty()
+        st.session_state[RESULT] = (key,)
+        show(report, metrics)
+
+
+page(main)
