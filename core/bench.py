@@ -433,10 +433,93 @@ def ood_rates(model_path: str, folders: Sequence[str]) -> str:
     return "| model | images | flagged as out of distribution |\n|---|---|---:|\n" + "\n".join(rows)
 
 
+QUALITY_METHODS = ("grad_cam", "grad_cam_plus_plus", "score_cam", "saliency", "integrated_gradients", "input_x_gradient",
+                   "guided_backprop", "deeplift", "occlusion", "lime")
+QUALITY_METRICS = ("deletion", "insertion", "road", "pointing_game", "relevance_mass", "marker_mass", "max_sensitivity",
+                   "randomisation", "sparseness")
+
+
+def quality_table(model_path: str, n: int, methods: Sequence[str] = QUALITY_METHODS,
+                  metrics: Sequence[str] = QUALITY_METRICS) -> str:
+    """The method x metric table over ``n`` test images (seed 0), seconds per image per metric, and Quantus's time
+    for the same metrics on the same maps where Quantus computes them."""
+    from .quality import evaluate, get_metric
+
+    model, card = load_model(model_path, device="cpu")
+    ds = load_dataset(card.dataset, "test", size=card.input_size)
+    t0 = time.perf_counter()
+    report = evaluate(model, ds, methods, metrics, n=n, seed=0, params={"lime": {"num_samples": 500}})
+    total = time.perf_counter() - t0
+    shown = [m for m in metrics if not all(c.skipped for c in report.cells if c.metric == m)]
+    head = "| method | " + " | ".join(f"{get_metric(m).title} {'↑' if get_metric(m).higher_is_better else '↓'}"
+                                      for m in shown) + " |"
+    lines = [f"**{card.id}** on {card.dataset} test, n = {len(report.indices)} (seed 0), each method explaining the "
+             f"predicted class, default parameters (LIME 500 samples); mean ± 95% CI; {_env()}", "", head,
+             "|---|" + "---:|" * len(shown)]
+    for method in methods:
+        cells = [report.cell(method, m) for m in shown]
+        lines.append(f"| {get_method(method).title} | " + " | ".join(
+            "n/a" if c.skipped else f"{c.mean:.3f} ± {c.ci95:.3f}" for c in cells) + " |")
+    base = {m: np.nanmean([np.nanmean(c.extras["random_baseline"]) for c in report.cells
+                           if c.metric == m and "random_baseline" in c.extras]) for m in shown}
+    lines.append("| *random map* | " + " | ".join(f"*{base[m]:.3f}*" if base[m] == base[m] else "" for m in shown) + " |")
+    lines += ["", "Ranking: " + "; ".join(f"{k}. {get_method(m).title} ({why})" for k, (m, _, why)
+                                          in enumerate(report.ranking(), 1))]
+    failed = report.sanity_failures()
+    lines.append("Fails the randomisation sanity check: " + (", ".join(get_method(m).title for m in failed) or "none"))
+    per = {m: sum(c.seconds for c in report.cells if c.metric == m) / (len(report.indices) * len(methods)) for m in shown}
+    lines += ["", f"Whole table: **{total / 60:.1f} min** ({len(methods)} methods x {len(shown)} metrics, maps "
+              f"included: {sum(report.map_seconds.values()):.0f} s of maps).", "",
+              "| metric | seconds per image per method (mean over methods) |", "|---|---:|"]
+    lines += [f"| {get_metric(m).title} | {per[m]:.4f} |" for m in shown]
+    lines += ["", quantus_comparison(model, ds)]
+    return "\n".join(lines)
+
+
+def quantus_comparison(model: nn.Module, ds, n: int = 64) -> str:
+    """Ours vs Quantus on the same Grad-CAM maps of ``n`` images: seconds and the largest difference."""
+    import quantus
+
+    from .quality.base import QualityInputs
+    from .quality.complexity import gini
+    from .quality.faithfulness import curves
+    from .quality.localisation import pointing_game, relevance_mass
+
+    x = ds.batch(np.arange(min(n, len(ds))))
+    y = logits(model, x).argmax(1).numpy()
+    maps = np.stack([e.attribution for e in explain_batch(model, x, "grad_cam", targets=y.tolist())])
+    masks = ds.masks[: len(x)]
+    kw = dict(model=model, x_batch=x.numpy(), y_batch=y, a_batch=maps[:, None], device="cpu")
+    s = masks[:, None].astype(float)
+    hw = maps.shape[1] * maps.shape[2]
+    rows = []
+
+    def both(name, ours, theirs, compare=True):
+        t = time.perf_counter(); a = np.asarray(ours(), dtype=float); t_ours = time.perf_counter() - t  # noqa: E702
+        t = time.perf_counter(); b = np.asarray(theirs(), dtype=float); t_q = time.perf_counter() - t  # noqa: E702
+        diff = f"{np.nanmax(np.abs(a - b)):.1e}" if compare else "(different step sets)"
+        rows.append(f"| {name} | {t_ours:.3f} | {t_q:.3f} | {t_q / max(t_ours, 1e-9):.1f}x | {diff} |")
+
+    both("Sparseness (Gini)", lambda: gini(maps), lambda: quantus.Sparseness(normalise=False, disable_warnings=True)(**kw))
+    both("Pointing game", lambda: pointing_game(maps, masks),
+         lambda: quantus.PointingGame(normalise=False, disable_warnings=True)(**kw, s_batch=s))
+    both("Relevance mass", lambda: relevance_mass(maps, masks),
+         lambda: quantus.RelevanceMassAccuracy(normalise=False, disable_warnings=True)(**kw, s_batch=s))
+    steps = 16
+    both(f"Deletion / PixelFlipping, {steps} steps, black", lambda: curves(
+        QualityInputs(model, x, y, maps, "grad_cam", {}), insert=False, steps=steps, how="zero")[:, 1:],
+        lambda: quantus.PixelFlipping(features_in_step=hw // steps, normalise=False,
+                                      perturb_baseline="black", disable_warnings=True)(**kw, softmax=True),
+        compare=False)
+    return (f"Ours vs Quantus 0.6.0 on the same {len(x)} Grad-CAM maps (seconds for the whole batch):\n\n"
+            "| metric | ours (s) | Quantus (s) | Quantus / ours | largest difference |\n|---|---:|---:|---:|---:|\n"
+            + "\n".join(rows))
+
+
 def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None, resnet224: bool = False,
         n_images_224: int = 1, batch: bool = False, lime: bool = False, shap_jit: bool = False,
         memory: bool = False, n_batch: int = 64, n_batch_224: int = 16, ui: bool = False,
-        ood_folders: Sequence[str] = ()) -> str:
+        ood_folders: Sequence[str] = (), quality: int = 0) -> str:
     methods = list_methods() if methods is None else list(methods)
     model, card = load_model(model_path)
     ds = load_dataset(card.dataset, split="test", size=card.input_size)
@@ -480,6 +563,8 @@ def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None
                    "warm server, next image (s) |\n|---|---:|---:|---:|\n" + ui_click_to_maps())
     if ood_folders:
         out.append(ood_rates(model_path, ood_folders))
+    if quality:
+        out.append(quality_table(model_path, quality))
     if memory:
         out.append("| Integrated Gradients, 200 steps, ResNet-50, 224 px | resident before (GiB) | peak (GiB) | "
                    "added by the call (GiB) | seconds |\n|---|---:|---:|---:|---:|\n" + ig_memory())
@@ -491,5 +576,5 @@ def main(args) -> int:
                else [m.strip() for m in args.methods.split(",")])
     print(run(args.model or str(config.models_dir() / config.DEMO_MODEL_ID), args.images, methods, args.resnet224,
               batch=args.batch, lime=args.lime, shap_jit=args.shap_jit, memory=args.memory, ui=args.ui,
-              ood_folders=args.ood or ()))
+              ood_folders=args.ood or (), quality=args.quality))
     return 0

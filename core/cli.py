@@ -82,7 +82,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     for note in card.training.get("notes", []):
         print(f"note: {note}", file=sys.stderr)
     t = card.training
-    print(f"saved {path} (best epoch on val: {t['best_epoch']} of {t['epochs_run']}; "
+    best = t["history"][t["best_epoch"] - 1]
+    print(f"saved {path} (best epoch on val: {t['best_epoch']} of {t['epochs_run']}, val accuracy "
+          f"{best['val_accuracy']:.4f}; "
           f"{t['seconds']} s training on {t['device']})")
     _print_metrics(card)
     return 0
@@ -429,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--lime", action="store_true", help="where LIME's time goes")
     b.add_argument("--shap-jit", action="store_true", help="SHAP Partition's first call, with and without warm-up")
     b.add_argument("--memory", action="store_true", help="peak memory of IG (200 steps) on ResNet-50 at 224 px")
+    b.add_argument("--quality", type=int, default=0, metavar="N",
+                   help="explanation-quality table over N test images, seconds per metric, Quantus beside it")
     b.add_argument("--ood", action="append", metavar="FOLDER",
                    help="OOD warning rates on the model's splits and on the images under FOLDER (repeatable)")
     b.add_argument("--ui", action="store_true", help="seconds from opening the Explain page to its maps (Chromium)")

@@ -217,3 +217,24 @@ def test_cli_quality_writes_table_and_values(shapes_model_dir, tmp_path, capsys)
     table = list(csv.DictReader(open(tmp_path / "q" / "table.csv")))
     assert len(table) == 4 and all(float(r["mean"]) == float(r["mean"]) for r in table)
     assert main(["quality", "--model", str(shapes_model_dir), "--metrics", "nope", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_metrics_agree_with_quantus_on_the_same_maps(shapes_sample):
+    """The reference library: Gini sparseness, pointing game and relevance mass equal Quantus's on one batch."""
+    import quantus
+
+    from core import explain_batch
+
+    model, ds = shapes_sample
+    idx = np.arange(12)
+    x, masks = ds.batch(idx), ds.masks[idx]
+    y = model(x).argmax(1).numpy()
+    maps = np.stack([e.attribution for e in explain_batch(model, x, "grad_cam", targets=y.tolist())])
+    kw = dict(model=model, x_batch=x.numpy(), y_batch=y, a_batch=maps[:, None], device="cpu")
+    sp = quantus.Sparseness(normalise=False, disable_warnings=True)(**kw)
+    np.testing.assert_allclose(gini(maps), sp, atol=1e-5)
+    s = masks[:, None].astype(float)
+    pg = quantus.PointingGame(normalise=False, disable_warnings=True)(**kw, s_batch=s)
+    np.testing.assert_array_equal(pointing_game(maps, masks), np.asarray(pg, dtype=float))
+    rm = quantus.RelevanceMassAccuracy(normalise=False, disable_warnings=True)(**kw, s_batch=s)  # non-negative CAMs
+    np.testing.assert_allclose(relevance_mass(maps, masks), rm, atol=1e-6)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -44,6 +45,7 @@ class Cell:
     curves: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     skipped: str | None = None  # why the metric does not apply
+    seconds: float = 0.0  # time of the metric itself (the maps excluded)
 
     @property
     def mean(self) -> float:
@@ -68,6 +70,7 @@ class QualityReport:
     split: str
     indices: np.ndarray
     cells: list[Cell]
+    map_seconds: dict[str, float] = field(default_factory=dict)  # per method, maps computed in this call
 
     def cell(self, method: str, metric: str) -> Cell | None:
         return next((c for c in self.cells if c.method == method and c.metric == metric), None)
@@ -170,7 +173,7 @@ def _to_json(cell: Cell) -> dict:
         return v
 
     return {"method": cell.method, "metric": cell.metric, "values": cell.values.tolist(), "curves": conv(cell.curves),
-            "extras": conv(cell.extras), "skipped": cell.skipped}
+            "extras": conv(cell.extras), "skipped": cell.skipped, "seconds": cell.seconds}
 
 
 def _from_json(d: dict) -> Cell:
@@ -184,7 +187,7 @@ def _from_json(d: dict) -> Cell:
         return v
 
     return Cell(d["method"], d["metric"], np.asarray(d["values"], dtype=float), conv(d["curves"]), conv(d["extras"]),
-                d["skipped"])
+                d["skipped"], float(d.get("seconds", 0.0)))
 
 
 def evaluate(model, ds, methods: Sequence[str], metrics: Sequence[str], n: int = 100, seed: int = 0,
@@ -207,6 +210,7 @@ def evaluate(model, ds, methods: Sequence[str], metrics: Sequence[str], n: int =
     stages = len(methods) * (1 + len(metrics))
     stage = 0
     cells = []
+    map_seconds: dict[str, float] = {}
     cache = Path(cache_dir) if cache_dir else None
 
     def say(label: str):
@@ -233,10 +237,12 @@ def evaluate(model, ds, methods: Sequence[str], metrics: Sequence[str], n: int =
             todo.append((metric, path))
         maps = None
         if todo:
+            t0 = time.perf_counter()
             say(f"{cls.title}: maps")(0, len(idx))
             maps = np.stack([e.attribution for e in explain_batch(model, images, method, targets=targets.tolist(),
                                                                    background=background, cancel=cancel,
                                                                    progress=say(f"{cls.title}: maps"), **p)])
+            map_seconds[method] = time.perf_counter() - t0
         stage += 1
         inp = QualityInputs(model, images, targets, maps, method, p, masks, marker, background, None, cancel)
         for metric in metrics:
@@ -251,13 +257,15 @@ def evaluate(model, ds, methods: Sequence[str], metrics: Sequence[str], n: int =
                 cell = Cell(method, metric, np.full(len(idx), np.nan), skipped=why)
             else:
                 inp.progress = say(f"{cls.title}: {m.title}")
+                t0 = time.perf_counter()
                 r = m.evaluate(inp)
-                cell = Cell(method, metric, np.asarray(r.values, dtype=float), r.curves, r.extras)
+                cell = Cell(method, metric, np.asarray(r.values, dtype=float), r.curves, r.extras,
+                            seconds=time.perf_counter() - t0)
             if path is not None:
                 atomic_write_json(path, _to_json(cell))
             cells.append(cell)
             stage += 1
-    return QualityReport(model_id, ds.info.name, ds.split, idx, cells)
+    return QualityReport(model_id, ds.info.name, ds.split, idx, cells, map_seconds)
 
 
 __all__ = ["CATEGORIES", "Cell", "METRICS", "Metric", "MetricResult", "QualityInputs", "QualityReport", "evaluate",

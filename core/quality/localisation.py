@@ -12,9 +12,11 @@ from .base import Metric, MetricResult, QualityInputs, register
 
 
 def pointing_game(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """1.0 where the map's maximum lies inside the mask, else 0.0; NaN for a constant map (no maximum)."""
+    """1.0 where the map's maximum lies inside the mask (any of its pixels, when several share the maximum, as in
+    Quantus), else 0.0; NaN for a constant map (no maximum)."""
     flat = maps.reshape(len(maps), -1)
-    hit = masks.reshape(len(masks), -1)[np.arange(len(flat)), flat.argmax(axis=1)].astype(float)
+    top = flat == flat.max(axis=1, keepdims=True)
+    hit = (top & masks.reshape(len(masks), -1)).any(axis=1).astype(float)
     hit[flat.max(axis=1) == flat.min(axis=1)] = np.nan
     return hit
 
