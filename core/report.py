@@ -95,7 +95,7 @@ def _img_tag(image: np.ndarray, alt: str, width: int | None = None) -> str:
 
 def report_html(card: Any, tiles: Sequence[tuple[np.ndarray, str]], proba: np.ndarray, label: int | None,
                 results: Sequence[Explanation], colorbar: np.ndarray, prov: dict[str, Any],
-                warnings: Sequence[str] = ()) -> str:
+                warnings: Sequence[str] = (), quality: dict[str, str] | None = None) -> str:
     """A one-page, self-contained HTML report: image and maps with the colour scale, the prediction with its
     probabilities, each method's parameters, the model card's summary and test metrics, and provenance."""
     esc = html.escape
@@ -113,6 +113,11 @@ def report_html(card: Any, tiles: Sequence[tuple[np.ndarray, str]], proba: np.nd
                      f"<td><code>{esc(json.dumps(e.params, default=str))}</code></td><td>{e.seconds:.3f} s</td></tr>"
                      for e in results)
     versions = ", ".join(f"{k} {v}" for k, v in prov["libraries"].items())
+    quality_html = ""
+    if quality:
+        rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in quality.items())
+        quality_html = (f"<h2>Explanation quality (this model, from the Quality page)</h2><table><tr><th>method</th>"
+                        f"<th>numbers</th></tr>{rows}</table>")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Explanation report: {esc(card.id)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:1em auto;color:#222}}
@@ -127,6 +132,7 @@ code{{font-size:11px}} .warning{{background:#fff3cd;border:1px solid #e0b000;pad
 <p>{_img_tag(colorbar, "colour scale")}<br><small>Colour scale of the maps (each map scaled on its own).</small></p>
 <h2>Class probabilities (top 5)</h2><table><tr><th>class</th><th>probability</th></tr>{probs}</table>
 <h2>Methods</h2><table><tr><th>method</th><th>explained class</th><th>parameters (seed included)</th><th>time</th></tr>{params}</table>
+{quality_html}
 <h2>Model</h2><table><tr><th>test metric</th><th>value</th></tr>{metric_rows}</table>
 <p><small>Test split of {esc(card.dataset)}: n = {m.get("n", "?")}. Weights SHA-256 <code>{esc(card.weights_sha256)}</code>.</small></p>
 <h2>Reproduce</h2><p><small>Libraries: {esc(versions)}.</small></p>

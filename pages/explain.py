@@ -186,7 +186,8 @@ def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:
     return doubts
 
 
-def exports(card, results, tiles, bar, proba, label, image_ref: dict, doubts: list[str]) -> None:
+def exports(card, results, tiles, bar, proba, label, image_ref: dict, doubts: list[str],
+            quality: dict[str, str] | None = None) -> None:
     """The figure (PNG) and the one-page report (HTML), each carrying what reproduces it."""
     pred = int(proba.argmax())
     prov = report.provenance(card, results, image_ref)
@@ -201,7 +202,8 @@ def exports(card, results, tiles, bar, proba, label, image_ref: dict, doubts: li
                        file_name=f"{name}.png", mime="image/png", key=state.DL_FIGURE,
                        help="Original, maps, colour scale, prediction, target, model and parameters; the PNG "
                             "also carries the full provenance (model digest, seeds, library versions)")
-    c2.download_button("Download report (HTML)", report.report_html(card, tiles, proba, label, results, bar, prov, doubts),
+    c2.download_button("Download report (HTML)", report.report_html(card, tiles, proba, label, results, bar, prov, doubts,
+                                                                          quality),
                        file_name=f"{name}.html", mime="text/html", key=state.DL_REPORT,
                        help="A one-page report to keep: image, prediction, maps, parameters, model card summary, "
                             "library versions and date")
@@ -322,7 +324,8 @@ def main() -> None:
         tiles, bar = shown
         image_ref = ({"dataset": sel.dataset_name, "split": sel.split, "index": index, "folder": sel.root}
                      if source == "Dataset" else {"upload_sha256": cache.image_digest(image_np)})
-        exports(card, results, tiles, bar, proba, label, image_ref, doubts)
+        exports(card, results, tiles, bar, proba, label, image_ref, doubts,
+                {e.title: quality[e.method] for e in results if quality.get(e.method)})
 
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.topk_probabilities(proba, card.classes, k=5, highlight=label), width="stretch")

@@ -24,6 +24,7 @@ from ui.router import page
 DATASET, MODEL, METHODS, METRICS, N, SEED = "q.dataset", "q.model", "q.methods", "q.metrics", "q.n", "q.seed"
 COMPUTE, CANCEL, CANCELLED, RESULT = "q.compute", "q.cancel", "q.cancelled", "q.result"
 DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "saliency"]
+REVEAL = 5  # a map "reveals" the marker when its mass there is at least this many times the marker's area share
 DEFAULT_METRICS = ["deletion", "insertion", "pointing_game", "relevance_mass", "marker_mass", "sparseness"]
 
 
@@ -61,12 +62,26 @@ def show(report, metrics) -> None:
             st.plotly_chart(charts.quality_curves(series, f"{get_metric(metric).title.split()[0]} curves (mean over images)",
                                                   "fraction of pixels", "target probability"), width="stretch",
                             key=f"q.curve.{metric}")
-    series = {get_method(c.method).title: (c.curves["layers"], np.nanmean(np.asarray(c.curves["rank_correlation"]), axis=0))
-              for c in report.cells if c.metric == "randomisation" and c.skipped is None}
-    if series:
-        st.plotly_chart(charts.quality_curves(series, "Cascading randomisation: rank correlation with the trained "
-                                                      "model's map", "randomised down to", "Spearman ρ"),
-                        width="stretch", key="q.curve.random")
+    cols = st.columns(2)
+    for col, (what, label) in zip(cols, (("rank_correlation", "Spearman ρ"), ("ssim", "SSIM"))):
+        series = {get_method(c.method).title: (c.curves["layers"], np.nanmean(np.asarray(c.curves[what]), axis=0))
+                  for c in report.cells if c.metric == "randomisation" and c.skipped is None}
+        if series:
+            col.plotly_chart(charts.quality_curves(series, f"Cascading randomisation: {label} with the trained model's map",
+                                                   "randomised down to", label), width="stretch", key=f"q.curve.{what}")
+    marker = [c for c in report.cells if c.metric == "marker_mass" and c.skipped is None]
+    if marker:
+        base = float(np.nanmean([np.nanmean(c.extras["random_baseline"]) for c in marker]))
+        reveal = [get_method(c.method).title for c in marker if c.mean >= REVEAL * base]
+        st.info(f"**The shortcut.** The marker covers {base:.1%} of each image; a map that puts {REVEAL}x that share "
+                f"of its positive mass or more on it reveals that the model looks there: "
+                + (", ".join(reveal) if reveal else "no method here") + ".")
+    stochastic = [c.method for c in report.cells if c.metric == "run_agreement" and c.skipped is None]
+    if stochastic:
+        st.caption("Run-to-run agreement of the stochastic methods: " + ", ".join(
+            f"{get_method(c.method).title} ρ = {c.mean:.2f}" for c in report.cells
+            if c.metric == "run_agreement" and c.skipped is None) + ". LIME's agreement against its number of "
+            "samples is below.")
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["image", "method", "metric", "value"])
     w.writeheader()
@@ -137,6 +152,26 @@ def main() -> None:
             controls.empty()
         st.session_state[RESULT] = (key,)
         show(report, metrics)
+    lime_samples(model, ds, seed)
+
+
+def lime_samples(model, ds, seed: int) -> None:
+    """How much LIME's map changes from run to run, and how that falls with its number of samples."""
+    with st.expander("LIME: run-to-run agreement against the number of samples"):
+        st.caption("Three runs with different seeds per image, on 4 test images; mean Spearman ρ between the runs' "
+                   "maps. Published studies call LIME unstable across runs: this says by how much, on this model.")
+        if not st.button("Compute the curve", key="q.lime"):
+            return
+        from core.quality.base import QualityInputs
+        from core.quality import stability
+
+        x = ds.batch(np.arange(4))
+        targets = core.predict_proba(model, x).argmax(axis=1)
+        inp = QualityInputs(model, x, targets, np.zeros((4, *x.shape[2:])), "lime", {"seed": seed})
+        with st.spinner("Explaining 4 images 3 times per sample size…"):
+            curve = stability.agreement_curve(inp, "num_samples", list(stability.LIME_SAMPLE_SIZES), runs=3)
+        st.plotly_chart(charts.quality_curves({"LIME": (curve["x"], curve["y"])}, "LIME run-to-run agreement",
+                                              "samples", "mean Spearman ρ"), width="stretch", key="q.lime.curve")
 
 
 page(main)

@@ -199,6 +199,11 @@ def test_quality_page_computes_ranks_exports_and_explain_shows_the_numbers(shape
     assert any("mean rank" in m.value or "on every one of" in m.value for m in at.markdown)
     assert len(at.get("plotly_chart")) >= 4
     assert list((d / "shapes-good" / "quality").glob("*.json"))  # kept with the model
+    from core.quality import stability
+
+    monkeypatch.setattr(stability, "LIME_SAMPLE_SIZES", (20, 60))
+    at.button(key="q.lime").click().run()
+    assert not at.exception and any("LIME run-to-run" in str(c.proto.spec) for c in at.get("plotly_chart"))
     at.switch_page("pages/explain.py").run()
     assert any(c.value.startswith("Quality: ") and "Deletion AUC" in c.value and "(n=4)" in c.value for c in at.caption)
 

@@ -50,3 +50,9 @@ def test_report_html_is_self_contained_and_complete(tiny_model):
     assert '&quot;seed&quot;: 7' in page or '"seed": 7' in page
     assert "torch" in page and "captum" in page and "70.0%" in page
     assert f"{card.metrics['accuracy']:.3f}" in page
+    assert "Explanation quality" not in page and "class=\"warning\"" not in page
+    # the reasons not to trust the prediction and the quality numbers known for the model, when given
+    page = report.report_html(card, tiles, proba, int(y), results, render.colorbar(), prov,
+                              ["the model is near chance level"], {"Saliency": "Quality: Deletion AUC 0.41 (n=50)"})
+    assert "&#9888; the model is near chance level" in page
+    assert "Explanation quality" in page and "Deletion AUC 0.41 (n=50)" in page

@@ -60,6 +60,10 @@ def run_agreement(inp: QualityInputs, runs: int = 3, **overrides) -> np.ndarray:
     return np.nanmean(np.stack(pairs), axis=0) if pairs else np.full(len(inp.images), np.nan)
 
 
+#: the LIME sample sizes the Quality page's agreement curve uses
+LIME_SAMPLE_SIZES = (100, 250, 500, 1000)
+
+
 def agreement_curve(inp: QualityInputs, param: str, values: list, runs: int = 3) -> dict[str, list]:
     """Run-to-run agreement as a parameter grows, e.g. LIME's number of samples: {"x": values, "y": mean rho}."""
     ys = []
