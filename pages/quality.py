@@ -123,10 +123,11 @@ def main() -> None:
     slow = [get_metric(m).title for m in metrics if get_metric(m).reexplains]
     if slow:
         st.caption(f"{', '.join(slow)} run every method again (several times): the slowest part.")
-    go = st.button("Compute", key=COMPUTE, type="primary", icon=":material/analytics:")
-    if go:
+    if st.button("Compute", key=COMPUTE, type="primary", icon=":material/analytics:",
+                 help="Cells already computed for these settings are read from the model's folder"):
         st.session_state[CANCELLED] = None
-    if go or st.session_state.get(RESULT, (None,))[0] == key:
+        st.session_state[RESULT] = (key,)  # requested: later reruns (any click) show it again, from the cache
+    if st.session_state.get(RESULT, (None,))[0] == key:
         if st.session_state.get(CANCELLED) == key:
             st.info("Cancelled. The cells already computed are kept with the model; *Compute* goes on from there.")
             return
@@ -150,7 +151,6 @@ def main() -> None:
         finally:
             bar.empty()
             controls.empty()
-        st.session_state[RESULT] = (key,)
         show(report, metrics)
     lime_samples(model, ds, seed)
 

@@ -204,6 +204,12 @@ def test_quality_page_computes_ranks_exports_and_explain_shows_the_numbers(shape
     monkeypatch.setattr(stability, "LIME_SAMPLE_SIZES", (20, 60))
     at.button(key="q.lime").click().run()
     assert not at.exception and any("LIME run-to-run" in str(c.proto.spec) for c in at.get("plotly_chart"))
+    # a cancel (the Cancel button's callback marks the request) shows what to do; Compute goes on from the cache
+    at.session_state["q.cancelled"] = at.session_state["q.result"][0]
+    at.run()
+    assert any("Cancelled" in i.value for i in at.info) and not at.dataframe
+    at.button(key="q.compute").click().run()
+    assert not at.exception and at.dataframe
     at.switch_page("pages/explain.py").run()
     assert any(c.value.startswith("Quality: ") and "Deletion AUC" in c.value and "(n=4)" in c.value for c in at.caption)
 
