@@ -18,7 +18,7 @@ from core.explainers import get_method
 from core.quality import evaluate, get_metric, list_metrics
 from ui import cache, data_panel
 from ui.data_panel import setup_panel
-from ui.pickers import model_label
+from ui.pickers import model_label, trust_banner
 from ui.router import page
 
 DATASET, MODEL, METHODS, METRICS, N, SEED = "q.dataset", "q.model", "q.methods", "q.metrics", "q.n", "q.seed"
@@ -118,6 +118,7 @@ def main() -> None:
         setup_panel(name)
         return
     model, card = cache.model(path, card.weights_sha256)
+    trust_banner(card)  # the maps explain this model's predictions: say when those are not to be believed
     ds = cache.dataset(name, "test", card.input_size, root)
     key = request(path, card.weights_sha256, methods, metrics, n, seed)
     slow = [get_metric(m).title for m in metrics if get_metric(m).reexplains]
