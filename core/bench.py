@@ -436,7 +436,7 @@ def ood_rates(model_path: str, folders: Sequence[str]) -> str:
 #: the benchmark's methods: the fast ones of every gradient / CAM family (LIME, Occlusion and Score-CAM times ten
 #: re-runs for max-sensitivity and randomisation over 200 images would take an hour here; the Quality page and
 #: `core quality` run them on smaller samples)
-QUALITY_METHODS = ("grad_cam", "grad_cam_plus_plus", "saliency", "integrated_gradients", "input_x_gradient",
+QUALITY_METHODS = ("grad_cam", "grad_cam_plusplus", "saliency", "integrated_gradients", "input_x_gradient",
                    "guided_backprop", "deeplift")
 QUALITY_PARAMS = {"integrated_gradients": {"n_steps": 16}, "lime": {"num_samples": 500}}
 QUALITY_METRICS = ("deletion", "insertion", "road", "pointing_game", "relevance_mass", "marker_mass", "max_sensitivity",

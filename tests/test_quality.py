@@ -249,3 +249,13 @@ def test_metrics_agree_with_quantus_on_the_same_maps(shapes_sample):
     np.testing.assert_array_equal(pointing_game(maps, masks), np.asarray(pg, dtype=float))
     rm = quantus.RelevanceMassAccuracy(normalise=False, disable_warnings=True)(**kw, s_batch=s)  # non-negative CAMs
     np.testing.assert_allclose(relevance_mass(maps, masks), rm, atol=1e-6)
+
+
+def test_the_benchmarks_method_and_metric_names_exist():
+    from core.bench import QUALITY_METHODS, QUALITY_METRICS, QUALITY_PARAMS
+    from core.explainers import get_method
+
+    for m in (*QUALITY_METHODS, *QUALITY_PARAMS):
+        get_method(m)
+    for m in QUALITY_METRICS:
+        get_metric(m)
