@@ -464,8 +464,10 @@ def quality_table(model_path: str, n: int, methods: Sequence[str] = QUALITY_METH
         cells = [report.cell(method, m) for m in shown]
         lines.append(f"| {get_method(method).title} | " + " | ".join(
             "n/a" if c.skipped else f"{c.mean:.3f} ± {c.ci95:.3f}" for c in cells) + " |")
-    base = {m: np.nanmean([np.nanmean(c.extras["random_baseline"]) for c in report.cells
-                           if c.metric == m and "random_baseline" in c.extras]) for m in shown}
+    base = {}
+    for m in shown:
+        found = [np.nanmean(c.extras["random_baseline"]) for c in report.cells if c.metric == m and "random_baseline" in c.extras]
+        base[m] = float(np.mean(found)) if found else float("nan")
     lines.append("| *random map* | " + " | ".join(f"*{base[m]:.3f}*" if base[m] == base[m] else "" for m in shown) + " |")
     lines += ["", "Ranking: " + "; ".join(f"{k}. {get_method(m).title} ({why})" for k, (m, _, why)
                                           in enumerate(report.ranking(), 1))]

@@ -293,18 +293,14 @@ def _freeze(model: Classifier, names: tuple[str, ...]) -> list[nn.Module]:
     return frozen
 
 
-@torch.no_grad()
-def _evaluate(model: nn.Module, ds, loss_fn, device, batch_size: int = 512) -> tuple[float, np.ndarray]:
-    """Mean loss and class probabilities over a split."""
-    model.eval()
-    total, probs = 0.0, []
-    for s in range(0, len(ds), batch_size):
-        idx = np.arange(s, min(len(ds), s + batch_size))
-        out = model(ds.batch(idx).to(device))
-        y = torch.from_numpy(ds.labels[idx]).to(device)
-        total += float(loss_fn(out, y)) * len(idx)
-        probs.append(out.softmax(1).double().cpu().numpy())
-    return total / max(1, len(ds)), np.concatenate(probs)
+def _evaluate(model: nn.Module, ds) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy (unweighted, comparable across settings) and class probabilities over a split, through
+    the one prediction path."""
+    from .prediction import predict_proba
+
+    proba = predict_proba(model, ds)
+    nll = -np.log(np.clip(proba[np.arange(len(ds)), ds.labels], 1e-12, None))
+    return float(nll.mean()), proba
 
 
 def _score(m: dict[str, Any]) -> tuple:
@@ -388,7 +384,6 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
     weight, weighting = _class_weights(y_train, len(classes), cfg.class_weighting)
     notes.append(weighting)
     loss_fn = nn.CrossEntropyLoss(weight=None if weight is None else weight.to(device))
-    eval_loss = nn.CrossEntropyLoss()  # val loss unweighted: comparable across settings
 
     params = {k: v for k, v in asdict(cfg).items() if k not in ("data_root", "model_id")}
     tracker = Tracker(warn)
@@ -424,7 +419,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
                 elapsed = time.perf_counter() - t0
                 notify(TrainProgress(epoch, cfg.epochs, step, total, loss.item(), f"epoch {epoch}/{cfg.epochs}",
                                      seconds_left=elapsed / step * (total - step)))
-            val_loss, val_proba = _evaluate(model, val_ds, eval_loss, device)
+            val_loss, val_proba = _evaluate(model, val_ds)
             vm = classification_metrics(val_ds.labels, val_proba, classes)
             record = {"epoch": epoch, "train_loss": run_loss / n_train, "train_accuracy": run_right / n_train,
                       "val_loss": val_loss, "val_accuracy": vm["accuracy"], "val_balanced_accuracy": vm["balanced_accuracy"],

@@ -66,12 +66,15 @@ class OodResult:
                 f"Its prediction and explanations may mean nothing.")
 
 
+def ood_results(detector, model, images) -> list[OodResult]:
+    """OOD verdicts for a batch of images from a model's loaded statistics."""
+    scores, flags = detector.flags(model, images)
+    return [OodResult(float(s), detector.threshold, bool(f)) for s, f in zip(scores, flags)]
+
+
 def ood_check(model, model_path: str | Path, images) -> list[OodResult] | None:
     """OOD results for a batch of images, or None when the model has no OOD statistics yet."""
     from .ood import OodDetector
 
     det = OodDetector.load(Path(model_path))
-    if det is None:
-        return None
-    scores, flags = det.flags(model, images)
-    return [OodResult(float(s), det.threshold, bool(f)) for s, f in zip(scores, flags)]
+    return None if det is None else ood_results(det, model, images)

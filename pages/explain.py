@@ -165,7 +165,7 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
 def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:
     """Shows, and returns for the exports, why this prediction may not deserve belief: an input unlike the
     training data (uploads), and a saturated probability. Model-level flags are shown by the model picker."""
-    from core.trust import SATURATION_NOTE, model_warnings, ood_check, saturated
+    from core.trust import SATURATION_NOTE, model_warnings, ood_results, saturated
 
     doubts = list(model_warnings(sel.card))
     if uploaded:
@@ -174,7 +174,7 @@ def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:
             st.caption("No out-of-distribution statistics for this model yet: open it on the Performance page (or run "
                        f"`python -m core evaluate --model {sel.card.id}`) to compute them.")
         else:
-            ood = ood_check(sel.model, sel.model_path, image_t.unsqueeze(0))[0]
+            ood = ood_results(det, sel.model, image_t.unsqueeze(0))[0]
             if ood.flagged:
                 st.warning(ood.message, icon=":material/warning:")
                 doubts.append(ood.message)

@@ -93,19 +93,19 @@ def register(cls: type[Metric]) -> type[Metric]:
 
 def target_probability(model: nn.Module, images: torch.Tensor, targets: np.ndarray, batch_size: int = 256,
                        progress: Callable[[int], None] | None = None, cancel: CancelToken | None = None) -> np.ndarray:
-    """The model's softmax probability of each image's target, in batched forward passes (no autograd)."""
+    """The model's softmax probability of each image's target: chunks of the one prediction path, with progress
+    and a cancel check between them."""
     from ..errors import Cancelled
-    from ..prediction import model_device
+    from ..prediction import logits, model_device
 
     dev = model_device(model)
     out = []
     t = torch.as_tensor(np.asarray(targets), dtype=torch.long)
-    with torch.no_grad():
-        for s in range(0, len(images), batch_size):
-            if cancel is not None and cancel.cancelled:
-                raise Cancelled("quality evaluation was cancelled")
-            p = model(images[s:s + batch_size].to(dev)).softmax(1).cpu()
-            out.append(p[torch.arange(len(p)), t[s:s + batch_size]].double().numpy())
-            if progress:
-                progress(len(p))
+    for s in range(0, len(images), batch_size):
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled("quality evaluation was cancelled")
+        p = logits(model, images[s:s + batch_size].to(dev)).softmax(1).cpu()
+        out.append(p[torch.arange(len(p)), t[s:s + batch_size]].double().numpy())
+        if progress:
+            progress(len(p))
     return np.concatenate(out) if out else np.zeros(0)
