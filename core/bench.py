@@ -487,9 +487,10 @@ def quantus_comparison(model: nn.Module, ds, n: int = 64) -> str:
     import quantus
 
     from .quality.base import QualityInputs
-    from .quality.complexity import gini
-    from .quality.faithfulness import curves
-    from .quality.localisation import pointing_game, relevance_mass
+    from .quality.sparseness import gini
+    from .quality.perturbation import curves
+    from .quality.pointing_game import pointing_game
+    from .quality.relevance_mass import relevance_mass
 
     x = ds.batch(np.arange(min(n, len(ds))))
     y = logits(model, x).argmax(1).numpy()

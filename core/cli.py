@@ -306,7 +306,9 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
     try:
         report = evaluate(model, ds, methods, metrics, n=args.n, seed=args.seed, params=params, background=background,
-                          progress=progress, cache_dir=path / "quality", weights=card.weights_sha256, model_id=card.id)
+                          progress=progress, cache_dir=path / "quality", weights=card.weights_sha256, model_id=card.id,
+                          metric_params={m: {"replacement": args.replacement} for m in ("deletion", "insertion")
+                                         if m in metrics})
     finally:
         bar.close()
     out = Path(args.out)
@@ -444,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--metrics", default="deletion,insertion,pointing_game,relevance_mass,sparseness",
                    help="comma-separated, or 'all' (see `list`)")
     q.add_argument("--n", type=int, default=100, help="number of images, drawn with --seed")
+    q.add_argument("--replacement", choices=["blur", "mean", "zero"], default="blur",
+                   help="what deletion / insertion replace removed pixels with")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--dataset", default=None, help="default: the model card's dataset")
     q.add_argument("--split", default="test")

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,9 @@ REVEAL = 5  # a map "reveals" the marker when its mass there is at least this ma
 DEFAULT_METRICS = ["deletion", "insertion", "pointing_game", "relevance_mass", "marker_mass", "sparseness"]
 
 
-def request(model_path: str, sha: str, methods, metrics, n: int, seed: int) -> str:
-    return hashlib.sha256(json.dumps([model_path, sha, methods, metrics, n, seed]).encode()).hexdigest()[:16]
+def request(model_path: str, sha: str, methods, metrics, n: int, seed: int, metric_params: dict) -> str:
+    blob = json.dumps([model_path, sha, methods, metrics, n, seed, metric_params], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def show(report, metrics) -> None:
@@ -112,6 +114,14 @@ def main() -> None:
     if not methods or not metrics:
         st.info("Pick at least one method and one metric.")
         return
+    from core.quality.perturbation import REPLACEMENTS
+
+    metric_params = {}
+    if {"deletion", "insertion"} & set(metrics):
+        how = st.selectbox("Deletion / insertion: removed pixels become", REPLACEMENTS, key="q.replacement",
+                           format_func={"blur": "a blurred copy", "mean": "the image's mean colour",
+                                        "zero": "black"}.get)
+        metric_params = {m: {"replacement": how} for m in ("deletion", "insertion") if m in metrics}
     card = cards[path]
     root, status = data_panel.resolve(name, card)
     if not status.ready:
@@ -120,7 +130,7 @@ def main() -> None:
     model, card = cache.model(path, card.weights_sha256)
     trust_banner(card)  # the maps explain this model's predictions: say when those are not to be believed
     ds = cache.dataset(name, "test", card.input_size, root)
-    key = request(path, card.weights_sha256, methods, metrics, n, seed)
+    key = request(path, card.weights_sha256, methods, metrics, n, seed, metric_params)
     slow = [get_metric(m).title for m in metrics if get_metric(m).reexplains]
     if slow:
         st.caption(f"{', '.join(slow)} run every method again (several times): the slowest part.")
@@ -136,16 +146,21 @@ def main() -> None:
         controls.button("Cancel", key=CANCEL, icon=":material/cancel:",
                         on_click=lambda: st.session_state.__setitem__(CANCELLED, key))
         bar = st.progress(0.0, text="Starting…")
+        t0 = time.monotonic()
 
         def progress(stage: int, stages: int, label: str, done: int, total: int) -> None:
-            bar.progress(min(1.0, (stage + done / max(total, 1)) / max(stages, 1)), text=f"{label}: {done}/{total}")
+            frac = min(1.0, (stage + done / max(total, 1)) / max(stages, 1))
+            elapsed = time.monotonic() - t0
+            eta = f" · about {elapsed / frac * (1 - frac):.0f} s left" if frac > 0.02 and elapsed > 2 else ""
+            bar.progress(frac, text=f"{label}: {done}/{total}{eta}")
 
         background = None
         if any(get_method(m).needs_background for m in methods):
             background = cache.background(name, card.input_size, root)
         try:
             report = evaluate(model, ds, methods, metrics, n=n, seed=seed, background=background, progress=progress,
-                              cache_dir=Path(path) / "quality", weights=card.weights_sha256, model_id=card.id)
+                              cache_dir=Path(path) / "quality", weights=card.weights_sha256, model_id=card.id,
+                              metric_params=metric_params)
         except core.XaiError as exc:
             st.error(str(exc))
             return
@@ -164,7 +179,7 @@ def lime_samples(model, ds, seed: int) -> None:
         if not st.button("Compute the curve", key="q.lime"):
             return
         from core.quality.base import QualityInputs
-        from core.quality import stability
+        from core.quality import run_agreement as stability
 
         x = ds.batch(np.arange(4))
         targets = core.predict_proba(model, x).argmax(axis=1)

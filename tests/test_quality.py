@@ -1,4 +1,6 @@
 """Explanation-quality metrics against hand-computed cases, and the Clever Hans dataset."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -6,10 +8,11 @@ from torch import nn
 
 from core.quality import evaluate, get_metric, list_metrics
 from core.quality.base import QualityInputs
-from core.quality.complexity import gini
-from core.quality.faithfulness import auc, curves
-from core.quality.localisation import pointing_game, relevance_mass
-from core.quality.stability import rank_correlation
+from core.quality.sparseness import gini
+from core.quality.perturbation import auc, curves
+from core.quality.pointing_game import pointing_game
+from core.quality.relevance_mass import relevance_mass
+from core.quality.ranks import rank_correlation
 
 
 class PixelModel(nn.Module):
@@ -138,7 +141,7 @@ def test_report_table_ranking_cache_and_skips(shapes_sample, tmp_path, monkeypat
 
 
 def test_stochastic_methods_agree_more_with_more_samples(shapes_sample):
-    from core.quality.stability import agreement_curve, run_agreement
+    from core.quality.run_agreement import agreement_curve, run_agreement
 
     model, ds = shapes_sample
     x = ds.batch(np.arange(3))
@@ -191,6 +194,7 @@ def test_quality_page_computes_ranks_exports_and_explain_shows_the_numbers(shape
     at.number_input(key="q.n").set_value(4).run()
     at.multiselect(key="q.methods").set_value(["grad_cam", "saliency"]).run()
     at.multiselect(key="q.metrics").set_value(["deletion", "pointing_game", "randomisation", "marker_mass"]).run()
+    at.selectbox(key="q.replacement").set_value("mean").run()
     at.button(key="q.compute").click().run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
@@ -198,8 +202,9 @@ def test_quality_page_computes_ranks_exports_and_explain_shows_the_numbers(shape
     assert (table["Relevance mass on the spurious marker"] == "n/a").all()
     assert any("mean rank" in m.value or "on every one of" in m.value for m in at.markdown)
     assert len(at.get("plotly_chart")) >= 4
-    assert list((d / "shapes-good" / "quality").glob("*.json"))  # kept with the model
-    from core.quality import stability
+    cells = [json.loads(p.read_text()) for p in (d / "shapes-good" / "quality").glob("*.json")]  # kept with the model
+    assert {c["extras"]["replacement"] for c in cells if c["metric"] == "deletion"} == {"mean"}
+    from core.quality import run_agreement as stability
 
     monkeypatch.setattr(stability, "LIME_SAMPLE_SIZES", (20, 60))
     at.button(key="q.lime").click().run()
@@ -259,3 +264,20 @@ def test_the_benchmarks_method_and_metric_names_exist():
         get_method(m)
     for m in QUALITY_METRICS:
         get_metric(m)
+
+
+def test_deletion_replacement_is_an_option_checked_and_part_of_the_cache_key(shapes_sample, tmp_path):
+    from core.errors import ParameterError
+
+    model, ds = shapes_sample
+    run = lambda how: evaluate(model, ds, ["saliency"], ["deletion"], n=4, cache_dir=tmp_path,  # noqa: E731
+                               metric_params={"deletion": {"replacement": how}}).cell("saliency", "deletion")
+    zero, mean = run("zero"), run("mean")
+    assert zero.extras["replacement"] == "zero" and mean.extras["replacement"] == "mean"
+    assert not np.allclose(zero.values, mean.values) and len(list(tmp_path.glob("*.json"))) == 2
+    with pytest.raises(ParameterError, match="replacement must be one of blur, mean, zero"):
+        run("noise")
+    with pytest.raises(ParameterError, match="has no option 'steps'"):
+        evaluate(model, ds, ["saliency"], ["deletion"], n=4, metric_params={"deletion": {"steps": 3}})
+    with pytest.raises(ParameterError, match="has no option"):
+        evaluate(model, ds, ["saliency"], ["sparseness"], n=4, metric_params={"sparseness": {"replacement": "zero"}})

@@ -20,7 +20,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import complexity, faithfulness, localisation, sanity, stability  # noqa: F401  (registers the metrics)
+# One file per metric; importing registers it, and the import order is the order of every list and table.
+from . import deletion, insertion, road  # noqa: F401,I001  (faithfulness)
+from . import pointing_game, relevance_mass, marker_mass  # noqa: F401,I001  (localisation)
+from . import max_sensitivity, run_agreement  # noqa: F401,I001  (stability)
+from . import randomisation, sparseness  # noqa: F401,I001  (sanity, complexity)
 from .base import CATEGORIES, METRICS, Metric, MetricResult, QualityInputs
 
 QUALITY_DIR = "quality"
@@ -94,7 +98,7 @@ class QualityReport:
 
     def sanity_failures(self) -> list[str]:
         return [c.method for c in self.cells if c.metric == "randomisation" and c.skipped is None
-                and c.mean >= sanity.FAIL_RHO]
+                and c.mean >= randomisation.FAIL_RHO]
 
     def ranking(self) -> list[tuple[str, float, str]]:
         """Methods ordered by their mean rank over the metrics that apply (1 = best), each with the reasoning
@@ -157,8 +161,10 @@ def sample_indices(n_total: int, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_total, size=min(n, n_total), replace=False))
 
 
-def _key(weights: str, dataset: str, split: str, indices: np.ndarray, method: str, params: dict, metric: str) -> str:
-    blob = json.dumps([weights, dataset, split, indices.tolist(), method, params, metric], sort_keys=True, default=str)
+def _key(weights: str, dataset: str, split: str, indices: np.ndarray, method: str, params: dict, metric: str,
+         metric_params: dict) -> str:
+    blob = json.dumps([weights, dataset, split, indices.tolist(), method, params, metric, metric_params], sort_keys=True,
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -192,15 +198,18 @@ def _from_json(d: dict) -> Cell:
 
 def evaluate(model, ds, methods: Sequence[str], metrics: Sequence[str], n: int = 100, seed: int = 0,
              params: dict[str, dict] | None = None, background=None, progress: StageProgress | None = None,
-             cancel=None, cache_dir: str | Path | None = None, weights: str = "", model_id: str = "") -> QualityReport:
+             cancel=None, cache_dir: str | Path | None = None, weights: str = "", model_id: str = "",
+             metric_params: dict[str, dict] | None = None) -> QualityReport:
     """Every metric for every method over ``n`` images of ``ds`` drawn with ``seed``; each method explains the
-    model's predicted class. Cells found in ``cache_dir`` are read, the others computed and written there."""
+    model's predicted class. ``metric_params`` set a metric's options (e.g. ``{"deletion": {"replacement": "mean"}}``).
+    Cells found in ``cache_dir`` are read, the others computed and written there."""
     from ..explainers import explain_batch, get_method
     from ..io import atomic_write_json
     from ..prediction import predict_proba
 
+    metric_params = {m: dict((metric_params or {}).get(m, {})) for m in metrics}
     for m in metrics:
-        get_metric(m)
+        get_metric(m)(**metric_params[m])  # unknown metric or option: refused before any work
     idx = sample_indices(len(ds), n, seed)
     images = ds.batch(idx)
     masks = ds.masks[idx] if ds.masks is not None else None
@@ -226,7 +235,7 @@ def evaluate(model, ds, methods: Sequence[str], metrics: Sequence[str], n: int =
             p["seed"] = seed
         todo, found = [], {}
         for metric in metrics:
-            key = _key(weights, ds.info.name, ds.split, idx, method, p, metric)
+            key = _key(weights, ds.info.name, ds.split, idx, method, p, metric, metric_params[metric])
             path = cache / f"{key}.json" if cache else None
             if path is not None and path.is_file():
                 try:
@@ -251,7 +260,7 @@ def evaluate(model, ds, methods: Sequence[str], metrics: Sequence[str], n: int =
                 stage += 1
                 continue
             path = dict(todo)[metric]
-            m = get_metric(metric)()
+            m = get_metric(metric)(**metric_params[metric])
             why = m.applies(method, masks is not None, marker is not None)
             if why:
                 cell = Cell(method, metric, np.full(len(idx), np.nan), skipped=why)

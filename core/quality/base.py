@@ -65,6 +65,19 @@ class Metric:
     reexplains: ClassVar[bool] = False  # runs the method again (costly)
     description: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    #: the metric's options and their allowed values, the first the default (e.g. deletion's replacement)
+    options: ClassVar[dict[str, tuple]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        from ..errors import ParameterError
+
+        for k, v in params.items():
+            if k not in self.options:
+                raise ParameterError(f"{self.title} has no option {k!r}"
+                                     + (f"; its options: {', '.join(self.options)}" if self.options else ""))
+            if v not in self.options[k]:
+                raise ParameterError(f"{self.title}: {k} must be one of {', '.join(map(str, self.options[k]))}, got {v!r}")
+        self.params = {k: v[0] for k, v in self.options.items()} | params
 
     def applies(self, method: str, inputs_have_masks: bool, inputs_have_marker: bool) -> str | None:
         """None when the metric applies to this method and data, else the reason it does not."""

@@ -1,4 +1,4 @@
-"""Complexity: how concentrated a map is."""
+"""Sparseness (complexity): how concentrated a map is."""
 from __future__ import annotations
 
 import numpy as np

@@ -13,7 +13,7 @@ import numpy as np
 from torch import nn
 
 from .base import Metric, MetricResult, QualityInputs, register
-from .stability import rank_correlation
+from .ranks import rank_correlation
 
 #: a method "fails" when its maps still correlate this much with the trained model's after full randomisation
 FAIL_RHO = 0.5
