@@ -482,6 +482,26 @@ def quality_table(model_path: str, n: int, methods: Sequence[str] = QUALITY_METH
     return "\n".join(lines)
 
 
+def lime_agreement(model_path: str, n: int = 8, sizes: Sequence[int] = (100, 250, 500, 1000, 2000), runs: int = 3) -> str:
+    """LIME's run-to-run agreement (mean pairwise Spearman rho of its maps over ``runs`` seeds) against its number of
+    samples, on the first ``n`` test images."""
+    from .prediction import predict_proba
+    from .quality.base import QualityInputs
+    from .quality.run_agreement import agreement_curve
+
+    model, card = load_model(model_path, device="cpu")
+    ds = load_dataset(card.dataset, "test", size=card.input_size)
+    x = ds.batch(np.arange(min(n, len(ds))))
+    inp = QualityInputs(model, x, predict_proba(model, x).argmax(axis=1), np.zeros((len(x), *x.shape[2:])), "lime",
+                        {"seed": 0})
+    t0 = time.perf_counter()
+    curve = agreement_curve(inp, "num_samples", list(sizes), runs=runs)
+    return (f"LIME run-to-run agreement, {card.id}, {len(x)} test images, {runs} seeds each "
+            f"({time.perf_counter() - t0:.0f} s):\n\n| samples | " + " | ".join(map(str, curve["x"])) + " |\n|---|"
+            + "---:|" * len(curve["x"]) + "\n| mean Spearman ρ between runs | "
+            + " | ".join(f"{y:.2f}" for y in curve["y"]) + " |")
+
+
 def quantus_comparison(model: nn.Module, ds, n: int = 64) -> str:
     """Ours vs Quantus on the same Grad-CAM maps of ``n`` images: seconds and the largest difference."""
     import quantus
@@ -526,7 +546,7 @@ def quantus_comparison(model: nn.Module, ds, n: int = 64) -> str:
 def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None, resnet224: bool = False,
         n_images_224: int = 1, batch: bool = False, lime: bool = False, shap_jit: bool = False,
         memory: bool = False, n_batch: int = 64, n_batch_224: int = 16, ui: bool = False,
-        ood_folders: Sequence[str] = (), quality: int = 0) -> str:
+        ood_folders: Sequence[str] = (), quality: int = 0, lime_runs: bool = False) -> str:
     methods = list_methods() if methods is None else list(methods)
     model, card = load_model(model_path)
     ds = load_dataset(card.dataset, split="test", size=card.input_size)
@@ -572,6 +592,8 @@ def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None
         out.append(ood_rates(model_path, ood_folders))
     if quality:
         out.append(quality_table(model_path, quality))
+    if lime_runs:
+        out.append(lime_agreement(model_path))
     if memory:
         out.append("| Integrated Gradients, 200 steps, ResNet-50, 224 px | resident before (GiB) | peak (GiB) | "
                    "added by the call (GiB) | seconds |\n|---|---:|---:|---:|---:|\n" + ig_memory())
@@ -583,5 +605,5 @@ def main(args) -> int:
                else [m.strip() for m in args.methods.split(",")])
     print(run(args.model or str(config.models_dir() / config.DEMO_MODEL_ID), args.images, methods, args.resnet224,
               batch=args.batch, lime=args.lime, shap_jit=args.shap_jit, memory=args.memory, ui=args.ui,
-              ood_folders=args.ood or (), quality=args.quality))
+              ood_folders=args.ood or (), quality=args.quality, lime_runs=args.lime_agreement))
     return 0

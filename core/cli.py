@@ -435,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--memory", action="store_true", help="peak memory of IG (200 steps) on ResNet-50 at 224 px")
     b.add_argument("--quality", type=int, default=0, metavar="N",
                    help="explanation-quality table over N test images, seconds per metric, Quantus beside it")
+    b.add_argument("--lime-agreement", action="store_true",
+                   help="LIME's run-to-run agreement against its number of samples")
     b.add_argument("--ood", action="append", metavar="FOLDER",
                    help="OOD warning rates on the model's splits and on the images under FOLDER (repeatable)")
     b.add_argument("--ui", action="store_true", help="seconds from opening the Explain page to its maps (Chromium)")

@@ -281,3 +281,10 @@ def test_deletion_replacement_is_an_option_checked_and_part_of_the_cache_key(sha
         evaluate(model, ds, ["saliency"], ["deletion"], n=4, metric_params={"deletion": {"steps": 3}})
     with pytest.raises(ParameterError, match="has no option"):
         evaluate(model, ds, ["saliency"], ["sparseness"], n=4, metric_params={"sparseness": {"replacement": "zero"}})
+
+
+def test_bench_lime_agreement_section(shapes_model_dir):
+    from core.bench import lime_agreement
+
+    out = lime_agreement(str(shapes_model_dir), n=2, sizes=(20, 40), runs=2)
+    assert "| samples | 20 | 40 |" in out and "mean Spearman ρ between runs" in out
