@@ -44,7 +44,7 @@ def how_to_get(arch: str) -> str:
     w = weights_enum(arch)
     return (f"ImageNet weights for {arch} are not on this machine. Download {w.url} and put it at {cache_path(arch)} "
             f"(torchvision's cache; set TORCH_HOME to use another folder), or give the file's path as the weights "
-            f"file. On a machine with a network, `python -m core fetch-weights {arch}` does the download.")
+            f"file.")
 
 
 def find_weights(arch: str, weights_file: str | Path | None = None) -> Path:
