@@ -108,22 +108,25 @@ def cache_path(root: Path, split: str, size: int) -> Path:
     return root / "shapes" / f"shapes_v{GENERATOR_VERSION}_{split}_{n}_{size}px_seed{seed}.npz"
 
 
+def _cached(path: Path, keys: tuple[str, ...], make) -> tuple[np.ndarray, ...]:
+    """The arrays ``keys`` of the cache file ``path``, or ``make()``'s, written there first (a damaged cache is
+    regenerated, never trusted). Shared by ``shapes`` and ``shapes_spurious``."""
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                return tuple(z[k] for k in keys)
+        except Exception as exc:
+            log.warning("ignoring unreadable cache %s (%s); regenerating", path, exc)
+    data = make()
+    atomic_write_with(path, lambda fh: np.savez_compressed(fh, **dict(zip(keys, data))))
+    return data
+
+
 def load(split: str, root: Path, size: int = 64) -> ArrayDataset:
     """Load a split from the cache under ``root/shapes/``, generating (and caching) it on first use."""
     if split not in SPLITS:
         raise ValueError(f"shapes has splits {list(SPLITS)}, not {split!r}")
-    path = cache_path(root, split, size)
-    data = None
-    if path.exists():
-        try:
-            with np.load(path) as z:
-                data = z["images"], z["labels"], z["masks"]
-        except Exception as exc:  # a damaged cache is regenerated, never trusted
-            log.warning("ignoring unreadable cache %s (%s); regenerating", path, exc)
-    if data is None:
-        n, seed = SPLITS[split]
-        data = generate(n, seed, size)
-        atomic_write_with(path, lambda fh: np.savez_compressed(fh, images=data[0], labels=data[1], masks=data[2]))
+    data = _cached(cache_path(root, split, size), ("images", "labels", "masks"), lambda: generate(*SPLITS[split], size))
     info = INFO if size == INFO.image_size else replace(INFO, image_size=size)
     return ArrayDataset(info=info, split=split, images=data[0], labels=data[1], masks=data[2])
 
@@ -176,15 +179,8 @@ def load_spurious(split: str, root: Path, size: int = 64) -> ArrayDataset:
     """``shapes_spurious``: shapes images with the marker; ``extras["marker_masks"]`` and ``extras["marker_class"]``."""
     if split not in SPURIOUS_SPLITS:
         raise ValueError(f"shapes_spurious has splits {list(SPURIOUS_SPLITS)}, not {split!r}")
-    path = spurious_cache_path(root, split, size)
-    data = None
-    if path.exists():
-        try:
-            with np.load(path) as z:
-                data = tuple(z[k] for k in ("images", "labels", "masks", "marker_masks", "marker_class"))
-        except Exception as exc:
-            log.warning("ignoring unreadable cache %s (%s); regenerating", path, exc)
-    if data is None:
+
+    def make() -> tuple[np.ndarray, ...]:
         n, seed = SPURIOUS_SPLITS[split]
         images, labels, masks = generate(n, seed, size)
         if split == "test":  # the colour is drawn at random, unrelated to the class
@@ -192,10 +188,10 @@ def load_spurious(split: str, root: Path, size: int = 64) -> ArrayDataset:
             marked, marker_masks, colour = add_markers(images, random_class, 1.0, seed)
         else:
             marked, marker_masks, colour = add_markers(images, labels, MARKER_AGREEMENT, seed)
-        masks = masks & ~marker_masks
-        data = (marked, labels, masks, marker_masks, colour)
-        atomic_write_with(path, lambda fh: np.savez_compressed(fh, images=data[0], labels=data[1], masks=data[2],
-                                                                marker_masks=data[3], marker_class=data[4]))
+        return marked, labels, masks & ~marker_masks, marker_masks, colour
+
+    data = _cached(spurious_cache_path(root, split, size),
+                   ("images", "labels", "masks", "marker_masks", "marker_class"), make)
     info = SPURIOUS_INFO if size == SPURIOUS_INFO.image_size else replace(SPURIOUS_INFO, image_size=size)
     return ArrayDataset(info=info, split=split, images=data[0], labels=data[1], masks=data[2],
                         extras={"marker_masks": data[3], "marker_class": data[4]})
