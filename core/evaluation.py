@@ -49,11 +49,13 @@ class Evaluation:
 
 
 def compute(model, card: ModelCard, test_ds, train_ds=None, val_ds=None,
-            progress: Callable[[str], None] | None = None) -> Evaluation:
-    """Predictions and metrics on ``test_ds``; OOD statistics when the train and val splits are given."""
+            progress: Callable[[str], None] | None = None, proba: np.ndarray | None = None) -> Evaluation:
+    """Predictions (unless ``proba``, saved ones, is given) and metrics on ``test_ds``; OOD statistics when the
+    train and val splits are given."""
     say = progress or (lambda m: None)
-    say("predicting the test split")
-    proba = predict_proba(model, test_ds)
+    if proba is None:
+        say("predicting the test split")
+        proba = predict_proba(model, test_ds)
     metrics = classification_metrics(test_ds.labels, proba, card.classes)
     metrics["split"] = "test"
     details = {"curves": curves(test_ds.labels, proba, card.classes), "reliability": reliability(test_ds.labels, proba)}
@@ -128,7 +130,7 @@ def load_or_compute(model_path, model=None, data_root: str | None = None,
         return found, card
     train_ds, val_ds = split("train"), split("val")  # predictions saved, OOD statistics missing: add them only
     if train_ds is not None and val_ds is not None and len(val_ds):
-        redo = compute(model, card, split("test"), train_ds, val_ds, progress)
+        redo = compute(model, card, split("test"), train_ds, val_ds, progress, proba=found.proba)
         for fname, data in redo.files(card).items():
             atomic_write_bytes(folder / fname, data)
         return redo, card

@@ -11,7 +11,7 @@ from core.metrics import HEADLINE, confident_mistakes
 from core.trust import model_warnings
 from ui import cache, data_panel, state
 from ui.data_panel import setup_panel
-from ui.pickers import model_label
+from ui.pickers import dataset_models, model_label
 from ui.router import page
 
 DATASET = "perf.dataset"
@@ -112,22 +112,20 @@ def main() -> None:
     if st.session_state.pop("perf.goto", False):
         st.switch_page("pages/explain.py")
     st.title("Model performance")
-    name = st.selectbox("Dataset", core.list_datasets(), key=DATASET, format_func=data_panel.label)
-    models = cache.models_for(name)
-    if not models:
-        st.info("No trained model for this dataset yet.")
-        st.page_link("pages/train.py", label="Train one", icon=":material/model_training:")
+    picked = dataset_models(DATASET)
+    if picked is None:
         return
-    cards = dict(models)
-    chosen = st.multiselect("Models (two or more: side by side)", list(cards), default=[models[0][0]], key=MODELS,
+    name, cards = picked
+    chosen = st.multiselect("Models (two or more: side by side)", list(cards), default=[next(iter(cards))], key=MODELS,
                             format_func=lambda p: model_label(cards[p]))
     if not chosen:
         st.info("Pick at least one model.")
         return
-    evals = {}
+    evals, roots = {}, {}
     for path in chosen:
         card = cards[path]
         root, status = data_panel.resolve(name, card)
+        roots[path] = root
         try:
             evals[path] = cache.evaluation(path, card.weights_sha256, root)
         except core.XaiError as exc:
@@ -156,7 +154,7 @@ def main() -> None:
             st.dataframe(table, hide_index=True, width="stretch")
     ev, card = evals[detail]
     st.header(card.id)
-    one_model(detail, ev, card, data_panel.resolve(name, card)[0])
+    one_model(detail, ev, card, roots[detail])
 
 
 page(main)

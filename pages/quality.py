@@ -19,7 +19,7 @@ from core.explainers import get_method
 from core.quality import evaluate, get_metric, list_metrics
 from ui import cache, data_panel
 from ui.data_panel import setup_panel
-from ui.pickers import model_label, trust_banner
+from ui.pickers import dataset_models, model_label, trust_banner
 from ui.router import page
 
 DATASET, MODEL, METHODS, METRICS, N, SEED = "q.dataset", "q.model", "q.methods", "q.metrics", "q.n", "q.seed"
@@ -96,13 +96,10 @@ def main() -> None:
     st.title("Explanation quality")
     st.caption("Which map to trust: how faithful, well localised, stable and sane each method's maps are for this "
                "model, over a sample of test images. Results are kept with the model.")
-    name = st.selectbox("Dataset", core.list_datasets(), key=DATASET, format_func=data_panel.label)
-    models = cache.models_for(name)
-    if not models:
-        st.info("No trained model for this dataset yet.")
-        st.page_link("pages/train.py", label="Train one", icon=":material/model_training:")
+    picked = dataset_models(DATASET)
+    if picked is None:
         return
-    cards = dict(models)
+    name, cards = picked
     c1, c2, c3 = st.columns([3, 1, 1])
     path = c1.selectbox("Model", list(cards), key=MODEL, format_func=lambda p: model_label(cards[p]))
     n = int(c2.number_input("Images", 2, 1000, 50, key=N, help="Test images in the sample"))

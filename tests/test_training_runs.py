@@ -228,6 +228,10 @@ def test_evaluation_is_kept_beside_the_model_and_not_recomputed(tiny_model_dir, 
     monkeypatch.setattr(evaluation, "predict_proba", boom)
     again, _ = evaluation.load_or_compute(copy)  # e.g. after a restart
     np.testing.assert_array_equal(again.proba, ev.proba)
+    (copy / "ood.npz").unlink()  # only the OOD statistics missing: they are fitted, the predictions reused
+    refit, _ = evaluation.load_or_compute(copy)
+    assert (copy / "ood.npz").is_file() and refit.ood is not None
+    np.testing.assert_array_equal(refit.proba, ev.proba)
     # new weights (a different digest) make the saved evaluation stale
     meta = json.loads((copy / "metrics.json").read_text())
     meta["weights_sha256"] = "0" * 64

@@ -45,6 +45,18 @@ def trust_banner(card) -> None:
         st.caption(f"Training {card.training['status']}.")
 
 
+def dataset_models(key: str) -> tuple[str, dict[str, Any]] | None:
+    """A dataset selector and its models ``{path: card}``; with no model yet, says so with a link to Train and
+    returns None (the Performance and Quality pages)."""
+    name = st.selectbox("Dataset", core.list_datasets(), key=key, format_func=data_panel.label)
+    models = cache.models_for(name)
+    if not models:
+        st.info("No trained model for this dataset yet.")
+        st.page_link("pages/train.py", label="Train one", icon=":material/model_training:")
+        return None
+    return name, dict(models)
+
+
 def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
     """Dataset, model and split selectors; calls ``on_missing(dataset)`` when no model exists for it."""
     c1, c2, c3 = st.columns(3)
