@@ -47,6 +47,10 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     dataset_options: dict[str, Any] = field(default_factory=dict)
+    #: pretrained weights' own preprocessing: the shorter side resized to this before the centre crop (0: to
+    #: ``input_size``, i.e. no margin), with this interpolation
+    resize_size: int = 0
+    interpolation: str = "bilinear"
     created: str = ""
     weights_sha256: str = ""
     format_version: int = FORMAT_VERSION
@@ -84,6 +88,10 @@ class ModelCard:
             raise bad("channels", "1 or 3")
         if not (whole(self.input_size) and 8 <= self.input_size <= 1024):
             raise bad("input_size", "a whole number of pixels in 8..1024")
+        if not (whole(self.resize_size) and (self.resize_size == 0 or self.input_size <= self.resize_size <= 2048)):
+            raise bad("resize_size", "0 or a whole number of pixels from input_size to 2048")
+        if self.interpolation not in ("bilinear", "bicubic", "nearest"):
+            raise bad("interpolation", "bilinear, bicubic or nearest")
         if not numbers(self.mean, self.channels):
             raise bad("mean", f"{self.channels} finite numbers (one per channel)")
         if not (numbers(self.std, self.channels) and all(x > 0 for x in self.std)):
@@ -103,7 +111,7 @@ class ModelCard:
 _digests: dict[tuple, str] = {}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     st = os.stat(path)
     key = (str(Path(path).resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
     if key not in _digests:
@@ -152,7 +160,7 @@ def save_model(model: Classifier, card: ModelCard, models_dir: str | os.PathLike
         tmp.chmod(shared_mode(directory=True))
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         atomic_write_with(tmp / WEIGHTS_FILE, lambda fh: torch.save(state, fh))
-        card.weights_sha256 = _sha256(tmp / WEIGHTS_FILE)
+        card.weights_sha256 = file_sha256(tmp / WEIGHTS_FILE)
         card.created = card.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
         atomic_write_json(tmp / CARD_FILE, card.to_dict())
         for name, data in (extra_files(card) if extra_files else {}).items():
@@ -184,8 +192,19 @@ def check_dataset_fits(card: ModelCard, dataset_name: str, classes: Sequence[str
                               + " and ".join(problems) + ". Pick a model trained on this dataset, or train one")
 
 
+def _imagenet(path: Path) -> str | None:
+    """The architecture when ``path`` names one of torchvision's ImageNet models (``imagenet-resnet50``, no folder)."""
+    from .pretrained import imagenet_arch
+
+    return imagenet_arch(path.name) if not path.exists() else None
+
+
 def read_card(path: str | os.PathLike) -> ModelCard:
     path = resolve_model_path(path)
+    if (arch := _imagenet(path)) is not None:
+        from .pretrained import imagenet_card
+
+        return imagenet_card(arch)
     card_path = path / CARD_FILE
     if not card_path.is_file() and path.name and recover(path.parent):  # a kill mid-replacement: put it back
         card_path = path / CARD_FILE
@@ -208,11 +227,15 @@ def load_model(path: str | os.PathLike, device: torch.device | str | None = None
             architecture named in the card.
     """
     path = resolve_model_path(path)
+    if (arch := _imagenet(path)) is not None:
+        from .pretrained import load_imagenet
+
+        return load_imagenet(arch, device)
     card = read_card(path)
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"No weights at {weights}")
-    if card.weights_sha256 and _sha256(weights) != card.weights_sha256:
+    if card.weights_sha256 and file_sha256(weights) != card.weights_sha256:
         raise CheckpointError(f"{weights} does not match the SHA-256 in its card: the file is corrupt or was replaced")
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -306,7 +329,7 @@ def broken_models(models_dir: str | os.PathLike | None = None) -> list[tuple[Pat
                 card = read_card(p)
                 if not (p / WEIGHTS_FILE).is_file():
                     raise CheckpointError(f"{WEIGHTS_FILE} is missing")
-                if card.weights_sha256 and _sha256(p / WEIGHTS_FILE) != card.weights_sha256:
+                if card.weights_sha256 and file_sha256(p / WEIGHTS_FILE) != card.weights_sha256:
                     raise CheckpointError(f"{WEIGHTS_FILE} does not match the SHA-256 in its card")
             except CheckpointError as exc:
                 out.append((p, str(exc)))
@@ -315,8 +338,14 @@ def broken_models(models_dir: str | os.PathLike | None = None) -> list[tuple[Pat
 
 def list_models(models_dir: str | os.PathLike | None = None, dataset: str | None = None) -> list[tuple[Path, ModelCard]]:
     """Readable models under the models folder (newest first), optionally only those for ``dataset``; a
-    replacement interrupted by a kill is recovered first (:func:`recover`)."""
+    replacement interrupted by a kill is recovered first (:func:`recover`). ``dataset="imagenet"`` lists
+    torchvision's ImageNet classifiers (whether or not their weights are here yet: loading one says how to
+    get them)."""
     root = Path(models_dir) if models_dir else config.models_dir()
+    from .pretrained import IMAGENET, imagenet_archs, imagenet_card, imagenet_id
+
+    if dataset == IMAGENET:
+        return [(root / imagenet_id(a), imagenet_card(a)) for a in imagenet_archs()]
     recover(root)
     out = []
     if root.is_dir():

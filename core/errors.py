@@ -37,6 +37,10 @@ class ParameterError(XaiError, ValueError):
     """A method parameter is unknown or outside its declared range."""
 
 
+class NotApplicableError(ParameterError):
+    """An attribution method does not apply to this model's architecture (the method declares why)."""
+
+
 class AttributionError(XaiError):
     """An attribution method failed or produced a non-finite map."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,12 +52,15 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8), "L")
 
 
-def to_array(img: Image.Image, size: int, channels: int) -> np.ndarray:
+def to_array(img: Image.Image, size: int, channels: int, resize: int | None = None,
+             interpolation: str = "bilinear") -> np.ndarray:
     """Any PIL image -> uint8 (size, size, channels).
 
     EXIF orientation is applied; L, LA, RGB, RGBA, P, CMYK, I;16, I and F modes are converted (alpha
     dropped, 16-bit scaled to 8-bit); the shorter side is resized to ``size`` (antialiased bilinear)
-    and the centre cropped square.
+    and the centre cropped square. With ``resize`` (pretrained weights' own transform, e.g. 256 then a 224
+    crop), torchvision's ``Resize(resize, interpolation)`` and ``CenterCrop(size)`` do it, exactly as the weights'
+    ``transforms()``.
     """
     img = ImageOps.exif_transpose(img)
     img = _to_8bit(img)
@@ -64,7 +68,11 @@ def to_array(img: Image.Image, size: int, channels: int) -> np.ndarray:
         img = img.convert("RGBA")
     img = img.convert("L" if channels == 1 else "RGB")
     w, h = img.size
-    if (w, h) != (size, size):
+    if resize is not None:
+        from torchvision.transforms import CenterCrop, InterpolationMode, Resize
+
+        img = CenterCrop(size)(Resize(resize, InterpolationMode(interpolation), antialias=True)(img))
+    elif (w, h) != (size, size):
         scale = size / min(w, h)
         nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
         img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=3.0)
@@ -129,15 +137,26 @@ def read_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int 
 DISPLAY_MAX = 512
 
 
-def preprocess(img: Image.Image, size: int, channels: int) -> tuple[torch.Tensor, np.ndarray]:
+def preprocess(img: Image.Image, size: int, channels: int, resize: int | None = None,
+               interpolation: str = "bilinear") -> tuple[torch.Tensor, np.ndarray]:
     """An image -> (model input (C, H, W) in [0, 1], display array uint8 (H, W, C)).
 
     The display array is the same centre crop as the model's input, at the image's own resolution (up to
     :data:`DISPLAY_MAX` px a side; never below the model's size), so a map is shown over what was uploaded.
+    ``resize``/``interpolation``: see :func:`to_array` (a model card's ``resize_size`` and ``interpolation``).
     """
-    a = to_array(img, size, channels)
+    a = to_array(img, size, channels, resize, interpolation)
     if a.min() == a.max():  # e.g. a JPEG whose corrupt body decodes to flat grey without an error
         raise ImageError(f"the image is one flat value ({int(a.min())}) after conversion: nothing to explain "
                          "(a corrupt file decodes like this)")
-    side = max(size, min(min(ImageOps.exif_transpose(img).size), DISPLAY_MAX))
-    return to_tensor(a), (a if side == size else to_array(img, side, channels))
+    crop = min(ImageOps.exif_transpose(img).size) * size / (resize or size)  # the crop's side in the image's pixels
+    side = max(size, min(int(crop), DISPLAY_MAX))
+    if side == size:
+        return to_tensor(a), a
+    return to_tensor(a), to_array(img, side, channels, None if resize is None else round(resize * side / size),
+                                  interpolation)
+
+
+def preprocess_for(img: Image.Image, card: Any) -> tuple[torch.Tensor, np.ndarray]:
+    """:func:`preprocess` as a model card says (its size, channels, and the weights' resize and interpolation)."""
+    return preprocess(img, card.input_size, card.channels, card.resize_size or None, card.interpolation)

@@ -1,7 +1,8 @@
 """Settings remembered across sessions and restarts: a small JSON file beside the data, written atomically.
 
-Today it holds the folder the user chose for each dataset (``dataset_roots``), so a folder typed once in
-the UI is known to every browser session and after a restart.
+It holds the folder the user chose for each dataset (``dataset_roots``), so a folder typed once in the UI is
+known to every browser session and after a restart, and the ImageNet weights files users gave
+(``imagenet_weights``).
 """
 from __future__ import annotations
 
@@ -35,10 +36,15 @@ def dataset_roots() -> dict[str, str]:
     return {str(k): str(v) for k, v in roots.items()} if isinstance(roots, dict) else {}
 
 
-def remember_dataset_root(name: str, folder: str | Path) -> None:
-    """Record ``folder`` as where ``name``'s files are (read-modify-write under a lock, published atomically)."""
+def remember(section: str, key: str, value: str) -> None:
+    """Set ``settings[section][key] = value`` (read-modify-write under a lock, published atomically)."""
     with _lock:
         data = load()
-        roots = data.get("dataset_roots") if isinstance(data.get("dataset_roots"), dict) else {}
-        data["dataset_roots"] = {**roots, name: str(Path(folder).resolve())}
+        got = data.get(section) if isinstance(data.get(section), dict) else {}
+        data[section] = {**got, key: value}
         atomic_write_json(settings_path(), data)
+
+
+def remember_dataset_root(name: str, folder: str | Path) -> None:
+    """Record ``folder`` as where ``name``'s files are."""
+    remember("dataset_roots", name, str(Path(folder).resolve()))

@@ -12,7 +12,7 @@ from core.compare import agreement_matrix, maps_npz
 from core.maps import robust_scale
 from core.explainers import get_method
 from ui import cache, state
-from ui.pickers import Selection, explain_cached, pick_model, request_key
+from ui.pickers import Selection, explain_cached, pick_methods, pick_model, request_key
 from ui.progress import EngineProgress
 from ui.data_panel import setup_panel
 from ui.router import page
@@ -77,8 +77,7 @@ def main() -> None:
         return
     with st.sidebar:  # the controls beside the grid, so the maps are in view once computed
         indices = pick_images(sel)
-        methods = st.multiselect("Methods", core.list_methods(), default=DEFAULT_METHODS, key=state.CMP_METHODS,
-                                 format_func=lambda m: get_method(m).title)
+        methods = pick_methods(sel.model, state.CMP_METHODS, DEFAULT_METHODS)
         target_mode = st.radio("Class to explain", ["Predicted", "True"], horizontal=True, key=state.CMP_TARGET)
         st.subheader("Method parameters")
         params = {m: method_params(m, sel.model) for m in methods}

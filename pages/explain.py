@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import streamlit as st
 
 import core
@@ -12,10 +13,10 @@ from core.datasets import dataset_info
 from core.explainers import get_method
 from core.training import TrainConfig, TrainProgress, recipe, train
 from core.architectures import list_architectures
-from core.images import MAX_PIXELS, MAX_UPLOAD_MIB, UPLOAD_EXTENSIONS, preprocess, read_upload
+from core.images import MAX_PIXELS, MAX_UPLOAD_MIB, UPLOAD_EXTENSIONS, preprocess_for, read_upload
 from ui import cache, data_panel, state
 from ui.data_panel import setup_panel
-from ui.pickers import explain_cached, pick_model, request_key, slow_methods_note
+from ui.pickers import explain_cached, pick_methods, pick_model, request_key, slow_methods_note
 from ui.progress import EngineProgress
 from ui.router import page
 from ui.widgets import extras_caption, method_params
@@ -83,6 +84,29 @@ def pick_image(ds) -> int:
 
 MAX_PER_ROW = 6
 TILE = 192  # px: small dataset images are upscaled to about this for display
+
+
+TOP_K = 5
+
+
+def pick_target(card, proba) -> int | None:
+    """The class to explain: the predicted one by default; the top 5 first (with their probabilities), then every
+    other class by index (the box searches all of them by name as you type)."""
+    if len(card.classes) <= 2 * TOP_K:  # few classes: a fixed order, so the choice stays from image to image
+        return st.selectbox("Class to explain", [None, *range(len(card.classes))], key=state.TARGET,
+                            format_func=lambda t: "Predicted class" if t is None else f"{t}: {card.classes[t]}")
+    top = [int(c) for c in np.argsort(-proba)[:TOP_K]]
+    rest = [c for c in range(len(card.classes)) if c not in top]
+    rank = {c: k for k, c in enumerate(top)}
+
+    def name(t):
+        if t is None:
+            return "Predicted class"
+        extra = f" — top {rank[t] + 1}, {proba[t]:.1%}" if t in rank else ""
+        return f"{t}: {card.classes[t]}{extra}"
+
+    return st.selectbox("Class to explain", [None, *top, *rest], key=state.TARGET, format_func=name,
+                        help=f"The top {TOP_K} first; type to search all {len(card.classes)} classes by name")
 
 
 def display_controls(ds, source: str, methods: list[str]) -> dict:
@@ -168,7 +192,10 @@ def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:
     from core.trust import SATURATION_NOTE, model_warnings, ood_results, saturated
 
     doubts = list(model_warnings(sel.card))
-    if uploaded:
+    if uploaded and sel.card.training.get("source") == "torchvision":
+        st.caption("No out-of-distribution check for ImageNet models: their training images are not on this machine. "
+                   "A photo of something outside the 1,000 classes still gets one of them, often with confidence.")
+    elif uploaded:
         det = cache.ood_detector(sel.model_path)
         if det is None:
             st.caption("No out-of-distribution statistics for this model yet: open it on the Performance page (or run "
@@ -222,10 +249,12 @@ def uploaded_image(card) -> tuple[object, object] | None:
     except core.XaiError as exc:
         st.error(f"{up.name}: {exc}")
         return None
+    how = (f"shorter side to {card.resize_size} px ({card.interpolation}), centre crop: the weights' own transform"
+           if card.resize_size else "resize shorter side, centre crop")
     st.caption(f"{up.name}: {img.size[0]}x{img.size[1]} {img.mode} → {card.input_size}x{card.input_size}, "
-               f"{'grayscale' if card.channels == 1 else 'RGB'} (resize shorter side, centre crop)")
+               f"{'grayscale' if card.channels == 1 else 'RGB'} ({how})")
     try:
-        return preprocess(img, card.input_size, card.channels)
+        return preprocess_for(img, card)
     except core.XaiError as exc:
         st.error(f"{up.name}: {exc}")
         return None
@@ -252,11 +281,9 @@ def main() -> None:
                     setup_panel(sel.dataset_name)
                 return
             (image_t, display), label, mask = got, None, None
-        methods = st.multiselect("Methods", core.list_methods(), default=DEFAULT_METHODS, key=state.METHODS,
-                                 format_func=lambda m: get_method(m).title)
-        target_options = [None, *range(len(card.classes))]
-        target = st.selectbox("Class to explain", target_options, key=state.TARGET,
-                              format_func=lambda t: "Predicted class" if t is None else f"{t}: {card.classes[t]}")
+        methods = pick_methods(model, state.METHODS, DEFAULT_METHODS)
+        proba = core.predict(model, image_t)
+        target = pick_target(card, proba)
         st.subheader("Method parameters")
         params = {m: method_params(m, model) for m in methods}
         note = slow_methods_note(sel, params)
@@ -264,10 +291,13 @@ def main() -> None:
             st.caption(note)
         show = display_controls(ds, source, methods)
 
-    proba = core.predict(model, image_t)
     pred = int(proba.argmax())
     if label is None:
         st.markdown(f"**Uploaded image** · **Predicted:** {card.classes[pred]} ({proba[pred]:.1%})")
+        if len(card.classes) > TOP_K:
+            top = np.argsort(-proba)[:TOP_K]
+            st.markdown("**Top 5:** " + " · ".join(f"{k + 1}. {card.classes[c]} ({proba[c]:.1%})"
+                                                    for k, c in enumerate(top)))
     else:
         verdict = ":green[correct]" if pred == label else ":red[wrong]"
         st.markdown(f"**True class:** {card.classes[label]} · **Predicted:** {card.classes[pred]} "

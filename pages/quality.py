@@ -19,7 +19,7 @@ from core.explainers import get_method
 from core.quality import evaluate, get_metric, list_metrics
 from ui import cache, data_panel
 from ui.data_panel import setup_panel
-from ui.pickers import dataset_models, model_label, trust_banner
+from ui.pickers import dataset_models, model_label, pick_methods, trust_banner
 from ui.router import page
 
 DATASET, MODEL, METHODS, METRICS, N, SEED = "q.dataset", "q.model", "q.methods", "q.metrics", "q.n", "q.seed"
@@ -104,8 +104,12 @@ def main() -> None:
     path = c1.selectbox("Model", list(cards), key=MODEL, format_func=lambda p: model_label(cards[p]))
     n = int(c2.number_input("Images", 2, 1000, 50, key=N, help="Test images in the sample"))
     seed = int(c3.number_input("Seed", 0, 2**31 - 1, 0, key=SEED))
-    methods = st.multiselect("Methods", core.list_methods(), default=DEFAULT_METHODS, key=METHODS,
-                             format_func=lambda m: get_method(m).title)
+    try:
+        model, card = cache.model(path, cards[path].weights_sha256)
+    except core.XaiError as exc:
+        st.error(str(exc))
+        return
+    methods = pick_methods(model, METHODS, DEFAULT_METHODS)
     metrics = st.multiselect("Metrics", list_metrics(), default=DEFAULT_METRICS, key=METRICS,
                              format_func=lambda m: f"{get_metric(m).title} ({get_metric(m).category})")
     if not methods or not metrics:
@@ -119,12 +123,10 @@ def main() -> None:
                            format_func={"blur": "a blurred copy", "mean": "the image's mean colour",
                                         "zero": "black"}.get)
         metric_params = {m: {"replacement": how} for m in ("deletion", "insertion") if m in metrics}
-    card = cards[path]
     root, status = data_panel.resolve(name, card)
     if not status.ready:
         setup_panel(name)
         return
-    model, card = cache.model(path, card.weights_sha256)
     trust_banner(card)  # the maps explain this model's predictions: say when those are not to be believed
     ds = cache.dataset(name, "test", card.input_size, root)
     key = request(path, card.weights_sha256, methods, metrics, n, seed, metric_params)

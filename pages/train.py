@@ -191,7 +191,7 @@ def past_runs(name: str) -> None:
 
 def main() -> None:
     st.title("Train a model")
-    name = st.selectbox("Dataset", core.list_datasets(), key=DATASET, format_func=data_panel.label)
+    name = st.selectbox("Dataset", core.list_datasets(labelled=True), key=DATASET, format_func=data_panel.label)
     st.caption(data_panel.state_caption(name))
     root, status = data_panel.resolve(name)
     if not status.ready:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,15 @@ def isolated_dirs(tmp_path_factory):
     data = tmp_path_factory.mktemp("data")
     models = tmp_path_factory.mktemp("models")
     mlruns = tmp_path_factory.mktemp("mlruns")
-    old = {k: os.environ.get(k) for k in ("XAI_DATA_DIR", "XAI_MODELS_DIR", "XAI_DEVICE", "MLFLOW_TRACKING_URI")}
+    torch_home = tmp_path_factory.mktemp("torch_home")
+    old = {k: os.environ.get(k) for k in ("XAI_DATA_DIR", "XAI_MODELS_DIR", "XAI_DEVICE", "MLFLOW_TRACKING_URI",
+                                          "TORCH_HOME")}
+    os.environ["TORCH_HOME"] = str(torch_home)  # no weights from the user's torch cache: tests write their own
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{mlruns / 'mlflow.db'}"  # never the project's own store
     os.environ["XAI_DATA_DIR"] = str(data)
     os.environ["XAI_MODELS_DIR"] = str(models)
     os.environ["XAI_DEVICE"] = "cpu"  # the tests run on the CPU even where CUDA is present
-    yield {"data": data, "models": models, "mlruns": mlruns}
+    yield {"data": data, "models": models, "mlruns": mlruns, "torch_home": torch_home}
     for k, v in old.items():
         if v is None:
             os.environ.pop(k, None)
@@ -73,6 +77,38 @@ def make_classifier(in_channels: int, num_classes: int = 3, seed: int = 0):
     torch.manual_seed(seed)
     model = build_model("small_cnn", num_classes, in_channels, [0.5] * in_channels, [0.25] * in_channels)
     return model.eval()
+
+
+def make_vit(in_channels: int = 3, num_classes: int = 3, seed: int = 0, size: int = 32):
+    """A tiny Vision Transformer built by hand (torchvision's class: 8 px patches, 2 layers, 2 heads, width 16) with a
+    random head (torchvision starts it at zero, which makes every class score constant), wrapped as a Classifier
+    with its traits found from its modules, as for any model built outside our registry."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    from core.architectures import Classifier
+
+    torch.manual_seed(seed)
+    net = VisionTransformer(image_size=size, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32,
+                            num_classes=num_classes)
+    if in_channels != 3:
+        net.conv_proj = nn.Conv2d(in_channels, 16, 8, 8)
+    nn.init.normal_(net.heads.head.weight, std=0.5)
+    return Classifier(net, [0.5] * in_channels, [0.25] * in_channels, "net.encoder.layers.encoder_layer_1.ln_1").eval()
+
+
+def refused(model: nn.Module, method: str, image=None) -> bool:
+    """Whether ``method`` does not apply to ``model``; if so, asserts the library refuses it with the reason the
+    method declares (tests generated over every method call this first, then test the method where it applies)."""
+    from core import NotApplicableError, explain, get_method
+
+    why = get_method(method).unavailable(model)
+    if why is None:
+        return False
+    size = 32
+    x = image if image is not None else torch.rand(int(model.normalize.mean.shape[1]), size, size)
+    with pytest.raises(NotApplicableError, match=re.escape(why[:40])):
+        explain(model, x, method)
+    return True
 
 
 def hooks_on(model: nn.Module) -> int:

@@ -248,14 +248,14 @@ def test_a_weights_digest_is_read_once_and_again_when_the_file_changes(saved, mo
     """The pickers check every model's weights on each page run: the digest is remembered per file version."""
     import builtins
 
-    from core.checkpoints import _sha256
+    from core.checkpoints import file_sha256
 
     weights = saved / "weights.pt"
-    first = _sha256(weights)
+    first = file_sha256(weights)
     opened = []
     real_open = builtins.open
     monkeypatch.setattr(builtins, "open", lambda f, *a, **k: opened.append(str(f)) or real_open(f, *a, **k))
-    assert _sha256(weights) == first and str(weights) not in opened  # not read again
+    assert file_sha256(weights) == first and str(weights) not in opened  # not read again
     monkeypatch.undo()
     weights.write_bytes(weights.read_bytes() + b"x")
-    assert _sha256(weights) != first  # another size (and mtime): read again
+    assert file_sha256(weights) != first  # another size (and mtime): read again

@@ -222,7 +222,10 @@ def test_every_method_runs_on_a_resnet():
     model = build_model("resnet18_small", 3, 1, [0.5], [0.25]).eval()
     x = torch.rand(1, 32, 32)
     fast = {"lime": {"num_samples": 50}, "shap_partition": {"max_evals": 50}, "score_cam": {}, "ablation_cam": {}}
-    for m in list_methods():
+    from core.explainers import hidden_methods
+
+    assert set(hidden_methods(model)) == {"attention_rollout"}  # every other method applies to a ResNet
+    for m in list_methods(model):
         e = explain(model, x, m, target=0, **fast.get(m, {}))
         assert np.isfinite(e.attribution).all() and e.attribution.shape == (32, 32), m
     assert hooks_on(model) == 0

@@ -14,7 +14,7 @@ from core.datasets import Status, dataset_info, dataset_status, get_source
 from . import cache, state
 
 STATE_ICON = {"ready": ":material/check_circle:", "needs download": ":material/download:",
-              "needs files": ":material/folder_open:"}
+              "needs files": ":material/folder_open:", "photos only": ":material/photo_camera:"}
 
 
 def chosen_root(name: str) -> str | None:
@@ -67,6 +67,9 @@ def setup_panel(name: str) -> None:
     """Explain what is missing and offer the fix: a download with a byte progress bar, or a folder path."""
     src = get_source(name)
     s = status(name)
+    if src.photos_only:
+        st.info(f"**{src.info.title}**: {s.detail}")
+        return
     st.warning(f"**{src.info.title}**: {s.detail}")
     if src.downloadable:
         c1, c2 = st.columns([1, 2])

@@ -29,7 +29,12 @@ class Selection:
 
 
 def model_label(card) -> str:
-    """A model's name in every model list: id, architecture, test accuracy, and whether training was cut short."""
+    """A model's name in every model list: id, architecture, test accuracy, and whether training was cut short
+    (ImageNet models: the published top-1 accuracy, and whether the weights are here)."""
+    if card.training.get("source") == "torchvision":
+        top1 = (card.training.get("published_imagenet_1k") or {}).get("acc@1")
+        here = "" if card.weights_sha256 else ", weights not here yet"
+        return f"{card.training.get('title', card.arch)} (ImageNet, top-1 {top1:.1f}% published{here})"
     acc = card.metrics.get("accuracy")
     cut = "" if card.training.get("status", "complete") == "complete" else ", stopped early"
     return f"{card.id} ({card.arch}, acc {acc:.1%}{cut})" if acc is not None else f"{card.id} ({card.arch}, not evaluated)"
@@ -45,10 +50,32 @@ def trust_banner(card) -> None:
         st.caption(f"Training {card.training['status']}.")
 
 
+def weights_panel(arch: str, problem: Exception) -> None:
+    """An ImageNet model whose weights are missing or unusable: exactly how to get them, and a box for a file the
+    user already has (checked, then remembered; nothing is copied)."""
+    from core.pretrained import cache_path, use_weights_file, weights_enum
+
+    st.warning(str(problem), icon=":material/download:")
+    st.markdown(f"With internet access: `python -m core fetch-weights {arch}` (progress bar, checksum), or download "
+                f"[{weights_enum(arch).url}]({weights_enum(arch).url}) and save it as `{cache_path(arch)}`.")
+    with st.form(key=f"weights_form_{arch}"):
+        path = st.text_input("…or the path of the weights file you have", key=f"weights_path_{arch}")
+        if st.form_submit_button("Use this file"):
+            try:
+                notes = use_weights_file(arch, path.strip())
+            except core.XaiError as exc:
+                st.error(str(exc))
+                return
+            for n in notes:
+                st.info(n)
+            cache.clear_all()
+            st.rerun()
+
+
 def dataset_models(key: str) -> tuple[str, dict[str, Any]] | None:
     """A dataset selector and its models ``{path: card}``; with no model yet, says so with a link to Train and
     returns None (the Performance and Quality pages)."""
-    name = st.selectbox("Dataset", core.list_datasets(), key=key, format_func=data_panel.label)
+    name = st.selectbox("Dataset", core.list_datasets(labelled=True), key=key, format_func=data_panel.label)
     models = cache.models_for(name)
     if not models:
         st.info("No trained model for this dataset yet.")
@@ -77,9 +104,17 @@ def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
     try:
         model, card = cache.model(model_path, cards[model_path].weights_sha256)
     except core.XaiError as exc:
-        st.error(str(exc))
+        if cards[model_path].training.get("source") == "torchvision":
+            weights_panel(cards[model_path].arch, exc)
+        else:
+            st.error(str(exc))
         return None
     trust_banner(card)
+    if card.training.get("source") == "torchvision":
+        from core.pretrained import published_accuracy
+
+        c2.caption(f"{published_accuracy(card)}; {card.training.get('gflops', 0):.1f} GFLOPs per image, "
+                   f"{(card.training.get('num_params') or 0) / 1e6:.1f} M parameters")
     root, status = data_panel.resolve(dataset_name, card)
     ds = None
     if status.ready:
@@ -88,6 +123,24 @@ def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
         except core.XaiError as exc:
             st.error(str(exc))
     return Selection(dataset_name, model_path, card, model, ds, split, root)
+
+
+def pick_methods(model, key: str, default: Sequence[str]) -> list[str]:
+    """The methods multiselect, offering only the methods that apply to this model; the others are named with the
+    reason each method declares (e.g. DeepLIFT on a Vision Transformer)."""
+    from core.explainers import hidden_methods
+
+    offered = core.list_methods(model)
+    if key in st.session_state:  # a choice made for another model keeps what still applies
+        st.session_state[key] = [m for m in st.session_state[key] if m in offered]
+    methods = st.multiselect("Methods", offered, default=[m for m in default if m in offered], key=key,
+                             format_func=lambda m: get_method(m).title)
+    hidden = hidden_methods(model)
+    if hidden:
+        with st.expander(f"{len(hidden)} method{'s' * (len(hidden) != 1)} not offered for this model"):
+            for m, why in hidden.items():
+                st.markdown(f"- **{get_method(m).title}**: {why}")
+    return methods
 
 
 def explain_cached(sel: Selection, images: Sequence[np.ndarray], method: str, params: dict, targets: Sequence[int],

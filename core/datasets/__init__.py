@@ -32,6 +32,27 @@ class SpuriousShapesSource(ShapesSource):
         return shapes.load_spurious(split, root, size or shapes.SPURIOUS_INFO.image_size)
 
 
+class ImageNetPhotos(Source):
+    """Torchvision's ImageNet classifiers: any photo a user uploads, 1,000 classes. No ImageNet images are needed
+    (or loaded): the class names ship with torchvision."""
+
+    info = DatasetInfo("imagenet", "ImageNet models (any photo, 1,000 classes)", (), 3, 224,
+                       "torchvision's ImageNet-1K weights (python -m core fetch-weights <arch>)",
+                       "ImageNet terms of access; torchvision weights BSD-3-Clause",
+                       "Upload any photograph; ResNet-18/50, DenseNet-121, EfficientNet-B0 and ViT-B/16 show their "
+                       "top-5 classes and explain any of the 1,000", splits=())
+    photos_only = True
+
+    def status(self, root: Path, size: int | None = None) -> Status:
+        return Status("photos only", "no dataset images: upload any photo on Explain (its models' 1,000 class names "
+                                     "ship with torchvision; their weights come from torchvision's cache)")
+
+    def load(self, split: str, root: Path, size: int | None) -> ArrayDataset:
+        from ..errors import DatasetError
+
+        raise DatasetError("the ImageNet models take photos you upload; there are no ImageNet images to load here")
+
+
 for _src in (
     ShapesSource(),
     SpuriousShapesSource(),
@@ -56,10 +77,12 @@ for _src in (
                  "yours", "Your own images; classes from folder names"),
 ):
     DATASETS.register(_src.info.name)(_src)
+DATASETS.register("imagenet")(ImageNetPhotos())
 
 
-def list_datasets() -> list[str]:
-    return DATASETS.names()
+def list_datasets(labelled: bool = False) -> list[str]:
+    """Registered dataset names; ``labelled``: only those with labelled images (to train on, evaluate, assess)."""
+    return [n for n in DATASETS.names() if not (labelled and DATASETS.get(n).photos_only)]
 
 
 def get_source(name: str) -> Source:

@@ -7,7 +7,7 @@ from typing import Callable, Literal
 
 from .base import ArrayDataset, DatasetInfo
 
-State = Literal["ready", "needs download", "needs files"]
+State = Literal["ready", "needs download", "needs files", "photos only"]
 #: progress(bytes_done, bytes_total or None)
 DownloadProgress = Callable[[int, "int | None"], None]
 
@@ -29,6 +29,8 @@ class Source:
     #: image sides this source can provide (the first is the default for a download)
     sizes: tuple[int, ...] = ()
     downloadable: bool = False
+    #: no labelled images: its models take photos a user uploads (the ImageNet models)
+    photos_only: bool = False
 
     def status(self, root: Path, size: int | None = None) -> Status:
         raise NotImplementedError

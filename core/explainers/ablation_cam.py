@@ -18,5 +18,9 @@ class AblationCAM(CamExplainer):
     params = (LAYER, Param("batch_size", "int", 64, "Ablated copies per forward pass", 1, 1024, label="Batch size"))
 
     def cam_kwargs(self, batch_size):
+        if self.tokens:  # ablates token channels (skipping the class token) instead of (C, H, W) maps
+            from pytorch_grad_cam.ablation_layer import AblationLayerVit
+
+            return {"batch_size": batch_size, "ablation_layer": AblationLayerVit()}
         return {"batch_size": batch_size}
 

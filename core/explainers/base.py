@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..architectures import traits_of
 from ..errors import ParameterError
 
 ParamKind = Literal["int", "float", "choice", "bool", "layer"]
@@ -145,6 +146,11 @@ class Explainer:
     #: (scaled per image, CAMs), "gradient" (derivative of the class logit), "logit" (contribution to the class
     #: logit), "probability" (LIME's coefficients of the class probability), "squared"
     units: ClassVar[str] = "logit"
+    #: architecture traits (``core.architectures.TRAITS``) the method needs, each with the reason shown where a
+    #: model lacks it: the method is then not offered for that model (and the engine refuses it)
+    requires: ClassVar[dict[str, str]] = {}
+    #: the map is the same for every class (attention rollout): the target only labels it
+    class_specific: ClassVar[bool] = True
     #: the method finds the predicted class itself in its own forward pass (``attribute`` gets ``targets=None``
     #: and sets :attr:`predicted`), which saves the engine a forward pass
     predicts_target: ClassVar[bool] = False
@@ -173,6 +179,12 @@ class Explainer:
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         return {p.name: p.default for p in cls.params}
+
+    @classmethod
+    def unavailable(cls, model: nn.Module) -> str | None:
+        """Why this method does not apply to ``model`` (``None``: it does), from :attr:`requires`."""
+        traits = traits_of(model)
+        return next((why for trait, why in cls.requires.items() if trait not in traits), None)
 
     @classmethod
     def effects(cls, params: dict[str, Any]) -> frozenset[str]:

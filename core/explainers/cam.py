@@ -12,7 +12,7 @@ import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from ..architectures import get_layer
+from ..architectures import get_layer, tokens_to_grid, traits_of
 from ..errors import AttributionError
 from .base import Explainer, Param
 
@@ -37,6 +37,8 @@ def layer_channels(model: nn.Module, layer: str) -> int:
     """Feature maps of a layer (its last convolution's or normalisation's channel count; 1 if unknown)."""
     for m in reversed(list(get_layer(model, layer).modules())):
         n = getattr(m, "out_channels", None) or getattr(m, "num_features", None)
+        if not n and isinstance(m, nn.LayerNorm):
+            n = m.normalized_shape[0]
         if n:
             return int(n)
     return 1
@@ -90,8 +92,19 @@ class CamExplainer(Explainer):
     def cost(cls, params, model, image_shape):
         return layer_channels(model, params["layer"]) + 1 if cls.scores_each_channel else 1
 
+    @classmethod
+    def unavailable(cls, model: nn.Module) -> str | None:
+        if not traits_of(model) & {"spatial", "tokens"}:
+            return "CAM methods weight a layer's feature maps (or a transformer's patch tokens); this model has neither"
+        return None
+
+    @property
+    def tokens(self) -> bool:
+        """The model is a transformer: layer outputs are patch tokens, reshaped to a grid for the CAM."""
+        return "tokens" in traits_of(self.model)
+
     def cam_kwargs(self, **params: Any) -> dict[str, Any]:
-        """Constructor arguments beyond model and layer (e.g. a batch size)."""
+        """Constructor arguments beyond model, layer and reshape (e.g. a batch size)."""
         return {}
 
     def configure(self, cam: Any, **params: Any) -> None:
@@ -104,7 +117,8 @@ class CamExplainer(Explainer):
 
     def _cam(self, x: torch.Tensor, targets: torch.Tensor | None, target_layer: nn.Module, **params: Any):
         maps = None
-        with self.cam_class(model=self.model, target_layers=[target_layer], **self.cam_kwargs(**params)) as cam:
+        reshape = {"reshape_transform": tokens_to_grid} if self.tokens else {}
+        with self.cam_class(model=self.model, target_layers=[target_layer], **reshape, **self.cam_kwargs(**params)) as cam:
             self.configure(cam, **params)
             maps = cam(input_tensor=x, targets=None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets])
             if targets is None:

@@ -11,12 +11,15 @@ class DeepLift(Explainer):
     name = "deeplift"
     title = "DeepLIFT"
     description = ("Contributions of each pixel to the difference between the output and the output on a baseline "
-                   "(Rescale rule); sums to f(x) - f(baseline). Needs separate, non-inplace ReLU modules: all our "
-                   "architectures have them.")
+                   "(Rescale rule); sums to f(x) - f(baseline). Needs separate, non-inplace ReLU modules: our CNNs "
+                   "have them.")
     paper = "Shrikumar, Greenside, Kundaje. Learning Important Features Through Propagating Activation Differences. ICML 2017. arXiv:1704.02685"
     takes_baseline = True
     stochastic = True  # only with the noise baseline
     params = (baseline_param(), seed_param())
+    requires = {"relu": "DeepLIFT's Rescale rule is applied by captum to separate, non-inplace ReLU modules; this "
+                        "architecture's GELU / SiLU, attention softmax or multiplicative gates would get plain gradients "
+                        "instead, and the map would no longer sum to f(x) - f(baseline)"}
     shared_effects = frozenset({"hooks"})  # captum hooks every non-linearity to apply the Rescale rule
 
     @classmethod

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..cancel import CancelToken  # noqa: F401  (re-exported: engine callers import it from here)
-from ..errors import AttributionError, Cancelled, ParameterError, XaiError
+from ..errors import AttributionError, Cancelled, NotApplicableError, ParameterError, XaiError
 from ..maps import robust_scale
 from ..prediction import as_images, expected_channels, logits, model_device
 from . import seeding, sharing
@@ -74,9 +74,16 @@ class _Run:
         self._report()
 
 
-def list_methods() -> list[str]:
-    """Registered method names, in registration order."""
-    return EXPLAINERS.names()
+def list_methods(model: nn.Module | None = None) -> list[str]:
+    """Registered method names, in registration order; with ``model``, only those that apply to it (see
+    :func:`hidden_methods` for the others and why)."""
+    names = EXPLAINERS.names()
+    return names if model is None else [m for m in names if EXPLAINERS.get(m).unavailable(model) is None]
+
+
+def hidden_methods(model: nn.Module) -> dict[str, str]:
+    """Methods that do not apply to ``model``'s architecture, each with the reason the method declares."""
+    return {m: why for m in EXPLAINERS.names() if (why := EXPLAINERS.get(m).unavailable(model)) is not None}
 
 
 def get_method(name: str) -> type[Explainer]:
@@ -183,6 +190,9 @@ def explain_batch(model: nn.Module, images: torch.Tensor | np.ndarray, method: s
     """
     cls = EXPLAINERS.get(method)
     full = resolve_params(method, model, **params)
+    why = cls.unavailable(model)
+    if why is not None:
+        raise NotApplicableError(f"{cls.title} does not apply to this model: {why}")
     x = as_images(images, model_device(model), channels=expected_channels(model))
     n = len(x)
     shape = tuple(x.shape[-2:])

@@ -13,4 +13,7 @@ class GuidedBackprop(CaptumGradientExplainer):
     paper = "Springenberg et al. Striving for Simplicity: The All Convolutional Net. ICLR Workshop 2015. arXiv:1412.6806"
     captum_class = _GBP
     units = "gradient"
+    requires = {"relu": "Guided backpropagation is defined by the ReLU's backward pass; this architecture has other non-linearities "
+                        "(GELU, SiLU, attention softmax, multiplicative gates) where captum would silently pass plain "
+                        "gradients"}
     shared_effects = frozenset({"hooks"})  # captum hooks every ReLU to pass back only positive gradients

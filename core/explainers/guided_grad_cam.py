@@ -16,6 +16,9 @@ class GuidedGradCAM(Explainer):
     needs_layer = True
     params = (LAYER,)
     units = "gradient"  # guided gradients times a [0, 1] CAM
+    requires = {"relu": "Its guided-backpropagation factor is defined by the ReLU's backward pass; this architecture has other non-linearities "
+                        "(GELU, SiLU, attention softmax, multiplicative gates) where captum would silently pass plain "
+                        "gradients"}
     shared_effects = frozenset({"hooks"})  # ReLU backward hooks (guided backprop) and a layer hook (Grad-CAM)
 
     def attribute(self, x, targets, layer):
