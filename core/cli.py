@@ -205,10 +205,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .render import overlay, png_bytes
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if methods == ["all"]:
-        methods = list_methods()
-    params = _parse_params(args.param or [], methods)
     model, card = load_model(args.model)
+    if methods == ["all"]:
+        methods = list_methods(model)  # every method that applies to this model
+    params = _parse_params(args.param or [], methods)
+    if args.image:
+        return _explain_photo(args, model, card, methods, params)
     ds = load_dataset(args.dataset or card.dataset, split=args.split, size=card.input_size, root=args.data_dir)
     from .checkpoints import check_dataset_fits
 
@@ -265,6 +267,65 @@ def cmd_explain(args: argparse.Namespace) -> int:
     summary = {**head, "images": entries} if per_folder else {**head, **entries[0]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"wrote {out}/")
+    return 0
+
+
+def _explain_photo(args: argparse.Namespace, model, card, methods: list[str], params: dict) -> int:
+    """``explain --image FILE``: any photo (read with the upload limits, preprocessed as the model card says: for
+    ImageNet models the weights' own resize and crop), its top-k classes, and the maps."""
+    from .explainers import explain_batch
+    from .images import preprocess_for, read_upload
+    from .prediction import predict_proba
+    from .render import overlay, png_bytes
+
+    path = Path(args.image)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise XaiError(f"cannot read {path}: {exc.strerror or exc}") from None
+    image, display = preprocess_for(read_upload(data), card)
+    images = image.unsqueeze(0)
+    proba = predict_proba(model, images)[0]
+    top = [int(c) for c in np.argsort(-proba)[: max(1, args.top_k)]]
+    print("top-%d: " % len(top) + " · ".join(f"{k + 1}. {card.classes[c]} ({proba[c]:.1%})" for k, c in enumerate(top)))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    entry: dict[str, Any] = {"model": str(args.model), "image": str(path), "prediction": top[0],
+                             "prediction_name": card.classes[top[0]],
+                             "top_k": [{"class": c, "name": card.classes[c], "probability": float(proba[c])} for c in top],
+                             "methods": {}}
+    for name in methods:
+        e = explain_batch(model, images, name, targets=args.target, progress=_engine_progress(name), **params[name])[0]
+        np.save(out / f"{name}.npy", e.attribution)
+        heat = e.heatmap
+        if display.shape[0] != heat.shape[0]:  # maps at the model's input, shown over the photo's own crop
+            import torch
+
+            heat = torch.nn.functional.interpolate(torch.from_numpy(heat)[None, None], size=display.shape[:2],
+                                                   mode="bilinear", align_corners=False)[0, 0].numpy()
+        (out / f"{name}.png").write_bytes(png_bytes(overlay(display, heat, alpha=0.5, scale=1)))
+        entry["methods"][name] = {"target": e.target, "target_name": card.classes[e.target], "params": e.params,
+                                  "seconds": round(e.seconds, 4), "flat": e.flat, "extras": e.extras}
+        print(f"{name:24s} {e.seconds:.3f} s  target={card.classes[e.target]}")
+    (out / "summary.json").write_text(json.dumps(entry, indent=2, default=str))
+    print(f"wrote {out}/")
+    return 0
+
+
+def cmd_fetch_weights(args: argparse.Namespace) -> int:
+    """Download torchvision's ImageNet weights for an architecture (checksum checked), or use a file you have."""
+    from .pretrained import cache_path, fetch_weights, imagenet_id, use_weights_file, weights_present
+
+    if args.file:
+        for note in use_weights_file(args.arch, args.file):
+            print(f"note: {note}")
+        print(f"{args.arch}: using {Path(args.file).expanduser().resolve()} (checked: it loads and fits); model "
+              f"{imagenet_id(args.arch)} is ready")
+        return 0
+    if weights_present(args.arch) and not cache_path(args.arch).is_file():
+        print(f"{args.arch}: weights already given; downloading a copy into torchvision's cache anyway")
+    path = fetch_weights(args.arch, url=args.url, progress=not args.quiet)
+    print(f"{args.arch}: {path} (checksum checked); model {imagenet_id(args.arch)} is ready")
     return 0
 
 
@@ -358,6 +419,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("models:")
     for path, card in list_models(args.models_dir):
         print(f"  {path}  ({card.dataset}, {card.arch}, acc {card.metrics.get('accuracy', float('nan')):.3f})")
+    from .pretrained import IMAGENET, cache_path, published_accuracy
+
+    print("ImageNet models (any photo: explain --model ID --image FILE):")
+    for _, card in list_models(args.models_dir, dataset=IMAGENET):
+        where = card.training.get("file") or f"weights missing: python -m core fetch-weights {card.arch} (to {cache_path(card.arch)})"
+        print(f"  {card.id:26s} {published_accuracy(card)}; {where}")
     for path, reason in broken_models(args.models_dir):
         print(f"  {path}  BROKEN: {reason}")
     return 0
@@ -409,7 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--index", type=int, default=0, help="one image: files straight in --out")
     e.add_argument("--indices", default=None, metavar="SPEC",
                    help="many images in batched calls, e.g. 0-63 or 0-9,20: files in --out/<index>/")
-    e.add_argument("--methods", default="grad_cam,integrated_gradients,saliency", help="comma-separated, or 'all'")
+    e.add_argument("--image", default=None, metavar="FILE",
+                   help="explain this photo instead of a dataset image (e.g. with --model imagenet-resnet50)")
+    e.add_argument("--top-k", type=int, default=5, help="with --image: how many top classes to print")
+    e.add_argument("--methods", default="grad_cam,integrated_gradients,saliency",
+                   help="comma-separated, or 'all' (every method that applies to the model)")
     e.add_argument("--target", type=int, default=None, help="class index (default: the predicted class)")
     e.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE", help="a method parameter; repeatable")
     e.add_argument("--out", required=True)
@@ -457,6 +528,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE", help="a method parameter; repeatable")
     q.add_argument("--out", required=True)
     q.set_defaults(func=cmd_quality)
+
+    fw = sub.add_parser("fetch-weights", help="download torchvision's ImageNet weights (progress bar, checksum), or "
+                                              "use a weights file you have (--from)")
+    from .pretrained import imagenet_archs
+
+    fw.add_argument("arch", choices=sorted({*imagenet_archs(), "resnet18_small"}))
+    fw.add_argument("--from", dest="file", default=None, metavar="FILE",
+                    help="a weights file you already have: checked (it must load and fit), then remembered; not copied")
+    fw.add_argument("--url", default=None, help="a mirror of torchvision's file (the checksum is still checked)")
+    fw.add_argument("--quiet", action="store_true", help="no progress bar")
+    fw.set_defaults(func=cmd_fetch_weights)
 
     ls = sub.add_parser("list", help="list datasets, architectures, methods and trained models")
     ls.set_defaults(func=cmd_list)

@@ -216,6 +216,9 @@ def load_imagenet(arch: str, device=None, weights_file: str | Path | None = None
     state = load_state(path)
     model = build_model(arch, len(card.classes), 3, card.mean, card.std)
     own = model.net.state_dict()
+    for k in own:  # files from before BatchNorm counted its batches (torchvision's DenseNet) lack the counter
+        if k.endswith("num_batches_tracked") and k not in state:
+            state[k] = own[k]
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     bad_shape = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or bad_shape:

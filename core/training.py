@@ -149,12 +149,22 @@ class TrainConfig:
         return self
 
 
+def _default_size(dataset: str) -> int:
+    from .datasets import dataset_info
+
+    return dataset_info(dataset).image_size
+
+
 def preflight(cfg: TrainConfig) -> TrainConfig:
     """Every check that needs no data: the settings, the model id, the ImageNet weights file. The UI runs it before
     starting a background run, so a bad setting is a message at once, not a failed run later."""
     r = cfg.resolved()
     if r.model_id is not None:
         validate_model_id(r.model_id)
+    lo, hi = ARCHITECTURES.get(r.arch).sizes
+    if lo == hi and (r.size or _default_size(r.dataset)) != lo:
+        raise TrainingError(f"{r.arch} takes {lo} px images only (its position embeddings are for that size); set the "
+                            f"image size to {lo}")
     if r.pretrained:
         from .pretrained import find_weights
 

@@ -12,7 +12,7 @@ import streamlit as st
 import core
 from core import charts, pretrained, tracking
 from core.architectures import ARCHITECTURES, build_model, freezable_layers, list_architectures
-from core.datasets import get_source
+from core.datasets import dataset_info, get_source
 from core.training import (CLASS_WEIGHTING, FLIPS, IMBALANCE_RATIO, OPTIMIZERS, SCHEDULES, TrainConfig, recipe,
                            unique_model_id)
 from ui import cache, data_panel
@@ -64,9 +64,9 @@ def settings_form(name: str, root: str | None) -> TrainConfig | None:
 
     pretrained_on, weights_file = False, None
     if pretrained.has_imagenet(arch):
-        cached = pretrained.cache_path(arch)
-        if cached.is_file():
-            pretrained_on = st.checkbox(f"Start from ImageNet weights ({cached.name}, found in the torch cache)",
+        if pretrained.weights_present(arch):
+            found = pretrained.find_weights(arch)
+            pretrained_on = st.checkbox(f"Start from ImageNet weights ({found.name}, found at {found.parent})",
                                         value=False, key=key(name, f"pretrained.{arch}"))
         else:
             weights_file = st.text_input("ImageNet weights file (optional)", key=key(name, f"weights.{arch}"),
@@ -75,6 +75,12 @@ def settings_form(name: str, root: str | None) -> TrainConfig | None:
             pretrained_on = weights_file is not None
     else:
         st.caption(f"{arch} has no ImageNet weights: it starts from random weights.")
+    if pretrained_on:
+        grey = dataset_info(name).channels == 1
+        st.caption("ImageNet normalisation from the weights' transform. " + (
+            "Grey images: the first convolution's ImageNet filters are **summed over the three colour channels**, "
+            "which gives exactly what the RGB filters give on the grey image repeated three times, with a one-channel "
+            "model (no extra memory or time)." if grey else ""))
 
     st.subheader("Optimisation")
     c1, c2, c3, c4, c5 = st.columns(5)

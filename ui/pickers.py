@@ -61,6 +61,9 @@ def weights_panel(arch: str, problem: Exception) -> None:
     with st.form(key=f"weights_form_{arch}"):
         path = st.text_input("…or the path of the weights file you have", key=f"weights_path_{arch}")
         if st.form_submit_button("Use this file"):
+            if not path.strip():
+                st.error("Type the path of the weights file first")
+                return
             try:
                 notes = use_weights_file(arch, path.strip())
             except core.XaiError as exc:

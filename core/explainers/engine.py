@@ -120,10 +120,12 @@ def _reduce(attr: np.ndarray, how: str) -> np.ndarray:
 
 
 def to_heatmap(attribution: np.ndarray, outlier_perc: float = 1.0) -> tuple[np.ndarray, bool]:
-    """Scale ``|attribution|`` to [0, 1] by its (100 - outlier_perc) percentile; ``(zeros, True)`` if flat."""
+    """Scale ``|attribution|`` to [0, 1] by its (100 - outlier_perc) percentile; ``(zeros, True)`` if flat: no value
+    stands out by more than float32 rounding (a spread within a millionth of the scale, e.g. a uniform attention
+    rollout whose sums differ in the last bits)."""
     mag = np.abs(attribution)
     scale = robust_scale(attribution, outlier_perc)
-    if scale <= 1e-12 or float(attribution.max() - attribution.min()) <= 1e-12 * max(1.0, scale):
+    if scale <= 1e-12 or float(attribution.max() - attribution.min()) <= 1e-6 * scale:
         return np.zeros_like(mag, dtype=np.float32), True
     return np.clip(mag / scale, 0.0, 1.0).astype(np.float32), False
 
