@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: setup demo run test bench clean-cache
+.PHONY: setup demo run api test bench clean-cache
 
 # The virtual environment is rebuilt whenever requirements.txt changes.
 $(VENV)/.installed: requirements.txt
@@ -22,6 +22,11 @@ demo: setup
 run: demo
 	$(PY) -m streamlit run streamlit_app.py --server.headless true --server.port $(PORT) \
 		--server.fileWatcherType none --browser.gatherUsageStats false
+
+# The REST API beside the dashboard, on the same models (http://localhost:$(API_PORT)/docs).
+API_PORT ?= 8000
+api: demo
+	$(PY) -m core serve --host 127.0.0.1 --port $(API_PORT)
 
 test: setup
 	$(PY) -m pytest -q

@@ -11,14 +11,14 @@ Public API::
 """
 from .checkpoints import ModelCard, list_models, load_model, save_model
 from .datasets import dataset_info, list_datasets, load_dataset
-from .errors import (AttributionError, Cancelled, CheckpointError, DatasetError, ImageError, NotApplicableError,
+from .errors import (AttributionError, Cancelled, CheckpointError, DatasetError, ImageError, ImageTooLarge, NotApplicableError,
                      ParameterError, TrainingError, UnknownNameError, XaiError)
 from .explainers import CancelToken, Explanation, explain, explain_batch, get_method, list_methods
 from .prediction import predict, predict_proba
 
 __all__ = [
     "AttributionError", "CancelToken", "Cancelled", "CheckpointError", "DatasetError", "Explanation", "ImageError",
-    "ModelCard", "NotApplicableError", "ParameterError", "TrainingError", "UnknownNameError", "XaiError", "dataset_info", "explain",
+    "ImageTooLarge", "ModelCard", "NotApplicableError", "ParameterError", "TrainingError", "UnknownNameError", "XaiError", "dataset_info", "explain",
     "explain_batch", "get_method", "list_datasets", "list_methods", "list_models", "load_dataset", "load_model",
     "predict", "predict_proba", "save_model",
 ]

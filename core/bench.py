@@ -543,10 +543,173 @@ def quantus_comparison(model: nn.Module, ds, n: int = 64) -> str:
             + "\n".join(rows))
 
 
+#: the photo workflow's benchmark: per architecture, the methods timed and their settings
+IMAGENET_BENCH: dict[str, dict[str, dict[str, Any]]] = {
+    "resnet50": {"grad_cam": {}, "integrated_gradients": {"n_steps": 64}, "lime": {"num_samples": 1000}},
+    "vit_b_16": {"grad_cam": {}, "attention_rollout": {}, "integrated_gradients": {"n_steps": 64}},
+}
+
+
+def imagenet_table(photo: torch.Tensor | None = None) -> str:
+    """The ImageNet photo workflow's speed: ResNet-50 and ViT-B/16 at 224 px (random weights of the right shapes:
+    speed only; timing does not depend on the values), one photo, each method beside the library's own call with
+    the same settings (LIME: beside its 1,000 model images in plain batches, the floor any LIME has)."""
+    from .explainers import hidden_methods
+
+    if photo is None:
+        photo = to_tensor(shapes.generate(1, 11, 224)[0][0])
+    lines = ["| model | method | ours (s) | library's own call (s) | ours / library |", "|---|---|---:|---:|---:|"]
+    notes = []
+    for arch, methods in IMAGENET_BENCH.items():
+        torch.manual_seed(0)
+        model = build_model(arch, 1000, 3, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]).to(config.pick_device()).eval()
+        for m in model.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.01)
+        x = photo[None].to(config.pick_device())
+        target = int(logits(model, x).argmax())
+        for name, kw in methods.items():
+            print(f"bench: {arch} {name} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+            ours = _once(lambda: explain(model, x[0], name, target, **kw))
+            ref = _library_call(model, x, name, target, kw)
+            lib = _once(ref) if ref is not None else float("nan")
+            shown = ", ".join(f"{k}={v}" for k, v in kw.items())
+            ratio = f"{ours / lib:.2f}x" if lib == lib else "—"
+            lines.append(f"| {arch} | {get_method(name).title}{f' ({shown})' if shown else ''} | {ours:.2f} | "
+                         f"{lib:.2f} | {ratio} |")
+        hidden = hidden_methods(model)
+        notes.append(f"{arch} hides: " + ("; ".join(f"{get_method(m).title} ({why})" for m, why in hidden.items())
+                                           or "nothing"))
+    return (f"**ImageNet models at 224 px**, one photo, one timed run after a warm-up; {_env()}\n\n"
+            + "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes))
+
+
+def _library_call(model: nn.Module, x: torch.Tensor, method: str, target: int, kw: dict[str, Any]):
+    """The library's own call with the same settings, as its user writes it (None where it has none)."""
+    params = resolve_params(method, model, **kw)
+    if method in ("grad_cam", "integrated_gradients"):
+        return library_batched_call(model, x, method, params)
+    if method == "lime":
+        batch = params["batch_size"]
+        xb = x.expand(batch, *x.shape[1:]).contiguous()
+
+        def plain() -> None:
+            with torch.inference_mode():
+                for i in range(0, params["num_samples"], batch):
+                    model(xb[: min(batch, params["num_samples"] - i)])
+
+        return plain
+    return None
+
+
+API_ROUNDS: list[tuple[str, int, int]] = [  # (mix, concurrent clients, requests), in this order
+    ("predict", 8, 400), ("predict", 32, 400), ("mix", 8, 120), ("mix", 32, 120), ("predict", 8, 400)]
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def api_load(model_id: str, rounds: Sequence[tuple[str, int, int]] = API_ROUNDS, max_seconds: float = 120.0) -> str:
+    """The REST API under load: a real uvicorn server (``python -m core serve``) on a free localhost port and an
+    async HTTP client (httpx2) with N concurrent clients, each round bounded in requests and seconds. ``predict``:
+    POST /predict with a PNG upload; ``mix``: predict, explain Grad-CAM and explain IG (default 64 steps) in turn.
+    Reports throughput, latency percentiles, errors and the server's resident memory before and after."""
+    import asyncio
+    import io
+    import socket
+
+    import httpx2
+    from PIL import Image
+
+    _, card = load_model(model_id)
+    ds = load_dataset(card.dataset, split="test", size=card.input_size)
+    uploads = []
+    for i in range(16):
+        buf = io.BytesIO()
+        Image.fromarray(ds.image(i)).save(buf, format="PNG")
+        uploads.append(buf.getvalue())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in __import__("os").environ.items() if k != "XAI_API_TOKEN"}
+    proc = subprocess.Popen([sys.executable, "-m", "core", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    lines = ["| round | clients | requests | seconds | requests / s | p50 (ms) | p95 (ms) | p99 (ms) | errors | "
+             "server RSS before → after (MiB) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if httpx2.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx2.HTTPError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the API server did not start")
+                time.sleep(0.3)
+
+        def request(kind: str, k: int):
+            png = uploads[k % len(uploads)]
+            files = {"image": ("x.png", png, "image/png")}
+            if kind == "predict" or k % 3 == 0:
+                return "/predict", {"model": model_id}, files
+            method = "grad_cam" if k % 3 == 1 else "integrated_gradients"
+            return "/explain", {"model": model_id, "methods": method}, files
+
+        async def one_round(kind: str, clients: int, total: int) -> tuple[list[float], int, float]:
+            latencies: list[float] = []
+            errors = 0
+            issued = 0
+            stop_at = time.perf_counter() + max_seconds
+            async with httpx2.AsyncClient(base_url=base, timeout=120, limits=httpx2.Limits(max_connections=clients)) as c:
+                async def worker() -> None:
+                    nonlocal issued, errors
+                    while issued < total and time.perf_counter() < stop_at:
+                        k = issued
+                        issued += 1
+                        url, data, files = request(kind, k)
+                        t0 = time.perf_counter()
+                        try:
+                            r = await c.post(url, data=data, files=files)
+                            ok = r.status_code == 200
+                        except httpx2.HTTPError:
+                            ok = False
+                        latencies.append(time.perf_counter() - t0)
+                        errors += not ok
+
+                t0 = time.perf_counter()
+                await asyncio.gather(*(worker() for _ in range(clients)))
+                return latencies, errors, time.perf_counter() - t0
+
+        asyncio.run(one_round("predict", 4, 40))  # warm-up: models loaded, first calls done
+        for kind, clients, total in rounds:
+            print(f"bench: API {kind} x{clients} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
+            before = _rss_mib(proc.pid)
+            lat, errors, secs = asyncio.run(one_round(kind, clients, total))
+            after = _rss_mib(proc.pid)
+            ms = np.percentile(np.array(lat) * 1000, [50, 95, 99])
+            label = "POST /predict" if kind == "predict" else "mix: /predict, /explain Grad-CAM, /explain IG"
+            lines.append(f"| {label} | {clients} | {len(lat)} | {secs:.1f} | {len(lat) / secs:.1f} | {ms[0]:.0f} | "
+                         f"{ms[1]:.0f} | {ms[2]:.0f} | {errors} | {before:.0f} → {after:.0f} |")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return (f"**REST API under load**: {card.id} ({card.arch}, {card.input_size} px), PNG uploads, one uvicorn "
+            f"process on localhost, async client in the same machine; {_env()}\n\n" + "\n".join(lines))
+
+
 def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None, resnet224: bool = False,
         n_images_224: int = 1, batch: bool = False, lime: bool = False, shap_jit: bool = False,
         memory: bool = False, n_batch: int = 64, n_batch_224: int = 16, ui: bool = False,
-        ood_folders: Sequence[str] = (), quality: int = 0, lime_runs: bool = False) -> str:
+        ood_folders: Sequence[str] = (), quality: int = 0, lime_runs: bool = False, imagenet: bool = False,
+        api: bool = False) -> str:
     methods = list_methods() if methods is None else list(methods)
     model, card = load_model(model_path)
     ds = load_dataset(card.dataset, split="test", size=card.input_size)
@@ -594,6 +757,16 @@ def run(model_path: str, n_images: int = 5, methods: Sequence[str] | None = None
         out.append(quality_table(model_path, quality))
     if lime_runs:
         out.append(lime_agreement(model_path))
+    if api:
+        out.append(api_load(card.id))
+    if imagenet:
+        photos = sorted((config.ROOT.parent / "shared" / "data" / "samples" / "dogs_vs_wolves").rglob("*.jpg"))
+        photo = None
+        if photos:
+            from .images import open_image, preprocess
+
+            photo = preprocess(open_image(photos[0]), 224, 3, 256)[0]
+        out.append(imagenet_table(photo))
     if memory:
         out.append("| Integrated Gradients, 200 steps, ResNet-50, 224 px | resident before (GiB) | peak (GiB) | "
                    "added by the call (GiB) | seconds |\n|---|---:|---:|---:|---:|\n" + ig_memory())
@@ -605,5 +778,6 @@ def main(args) -> int:
                else [m.strip() for m in args.methods.split(",")])
     print(run(args.model or str(config.models_dir() / config.DEMO_MODEL_ID), args.images, methods, args.resnet224,
               batch=args.batch, lime=args.lime, shap_jit=args.shap_jit, memory=args.memory, ui=args.ui,
-              ood_folders=args.ood or (), quality=args.quality, lime_runs=args.lime_agreement))
+              ood_folders=args.ood or (), quality=args.quality, lime_runs=args.lime_agreement, imagenet=args.imagenet,
+              api=args.api))
     return 0

@@ -329,6 +329,16 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .api import serve
+
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not __import__("os").environ.get("XAI_API_TOKEN"):
+        print(f"warning: listening on {args.host} without XAI_API_TOKEN: anyone who can reach this port can use the "
+              "API (see the README on running it behind a reverse proxy)", file=sys.stderr)
+    serve(args.host, args.port)
+    return 0
+
+
 def cmd_quality(args: argparse.Namespace) -> int:
     import csv
 
@@ -503,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch", action="store_true", help="batched engine vs single calls vs the libraries; whole split")
     b.add_argument("--lime", action="store_true", help="where LIME's time goes")
     b.add_argument("--shap-jit", action="store_true", help="SHAP Partition's first call, with and without warm-up")
+    b.add_argument("--api", action="store_true",
+                   help="the REST API under load: /predict and a predict/explain mix at 8 and 32 concurrent clients")
+    b.add_argument("--imagenet", action="store_true",
+                   help="the photo workflow: ResNet-50 (Grad-CAM, IG 64, LIME 1,000) and ViT-B/16 at 224 px")
     b.add_argument("--memory", action="store_true", help="peak memory of IG (200 steps) on ResNet-50 at 224 px")
     b.add_argument("--quality", type=int, default=0, metavar="N",
                    help="explanation-quality table over N test images, seconds per metric, Quantus beside it")
@@ -539,6 +553,11 @@ def build_parser() -> argparse.ArgumentParser:
     fw.add_argument("--url", default=None, help="a mirror of torchvision's file (the checksum is still checked)")
     fw.add_argument("--quiet", action="store_true", help="no progress bar")
     fw.set_defaults(func=cmd_fetch_weights)
+
+    sv = sub.add_parser("serve", help="the REST API (FastAPI + uvicorn); docs at http://HOST:PORT/docs")
+    sv.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.set_defaults(func=cmd_serve)
 
     ls = sub.add_parser("list", help="list datasets, architectures, methods and trained models")
     ls.set_defaults(func=cmd_list)

@@ -33,6 +33,10 @@ class ImageError(XaiError, ValueError):
     """An image (an upload, or a tensor given to the library) cannot be read or is unacceptable."""
 
 
+class ImageTooLarge(ImageError):
+    """An image over the byte or pixel limits (a decompression bomb included)."""
+
+
 class ParameterError(XaiError, ValueError):
     """A method parameter is unknown or outside its declared range."""
 

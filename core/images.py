@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, ImageTooLarge
 
 #: Upload limits (stated in the UI): bytes on the wire and decoded pixels (decompression bombs).
 MAX_UPLOAD_MIB = 20
@@ -104,12 +104,12 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
             img = Image.open(fp)
             w, h = img.size
             if w * h > max_pixels:
-                raise ImageError(f"{name}: {w}x{h} = {w * h:,} pixels is over the {max_pixels:,}-pixel limit")
+                raise ImageTooLarge(f"{name}: {w}x{h} = {w * h:,} pixels is over the {max_pixels:,}-pixel limit")
             img.load()
-    except ImageError:
+    except ImageError:  # ImageTooLarge included
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from exc
+        raise ImageTooLarge(f"{name}: refused as a decompression bomb ({exc})") from exc
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -126,7 +126,7 @@ def read_upload(data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int 
     if len(data) == 0:
         raise ImageError("the file is empty")
     if len(data) > max_bytes:
-        raise ImageError(f"the file is {_size(len(data))}; the limit is {_size(max_bytes)}")
+        raise ImageTooLarge(f"the file is {_size(len(data))}; the limit is {_size(max_bytes)}")
     img = open_image(data, max_pixels)
     if img.format not in UPLOAD_FORMATS:
         raise ImageError(f"{img.format or 'unknown'} images are not accepted; use {', '.join(UPLOAD_FORMATS)}")
