@@ -227,15 +227,9 @@ class Models:
         self.size = size
 
     def get(self, model_id: str):
-        from .checkpoints import load_model, read_card, resolve_model_path
+        from .checkpoints import load_model, resolve_model_path
 
-        path = model_path(model_id)
-        try:
-            card = read_card(path)
-        except errors.CheckpointError as exc:
-            if not path.exists():
-                raise errors.UnknownNameError(f"Unknown model {model_id!r}; GET /models lists them") from exc
-            raise
+        path, card = model_card(model_id)
         key = (str(resolve_model_path(path)), card.weights_sha256)
         with self._lock:
             if key in self._loaded:
@@ -258,6 +252,19 @@ def model_path(model_id: str) -> Path:
     except errors.CheckpointError as exc:
         raise errors.ParameterError(str(exc)) from None
     return config.models_dir() / model_id
+
+
+def model_card(model_id: str):
+    """``(folder, card)`` of a model id; an id with no model is an :class:`UnknownNameError` (404)."""
+    from .checkpoints import read_card
+
+    path = model_path(model_id)
+    try:
+        return path, read_card(path)
+    except errors.CheckpointError as exc:
+        if not path.exists():
+            raise errors.UnknownNameError(f"Unknown model {model_id!r}; GET /models lists them") from exc
+        raise
 
 
 def _all_cards():
@@ -284,6 +291,8 @@ class Limits:
         self.max_upload = MAX_UPLOAD_BYTES
         self.max_pixels = MAX_PIXELS
         self.max_body = int(float(os.environ.get("XAI_API_MAX_BODY_MIB", MAX_UPLOAD_BYTES / 2**20 + 1)) * 2**20)
+        #: model computations at once (the others wait, within the time limit): more than the cores only adds memory
+        self.compute_slots = int(os.environ.get("XAI_API_CONCURRENCY", max(2, os.cpu_count() or 2)))
 
 
 class BodyLimit:
@@ -394,6 +403,21 @@ def create_app() -> FastAPI:
     limits = Limits()
     models = Models()
     jobs = Jobs()
+    # Model work runs on a few fixed threads, not on the request threads: as many at once as there are cores (more
+    # only adds memory), and the C allocator's per-thread arenas stay as few as these threads, so the server's
+    # memory levels off under load instead of growing with every new request thread (measured: bench --api).
+    compute = ThreadPoolExecutor(max_workers=limits.compute_slots, thread_name_prefix="xai-compute")
+
+    def computed(fn, deadline: float):
+        """``fn()`` on a compute thread, waited for until ``deadline`` (a synchronous call's time limit)."""
+        future = compute.submit(fn)
+        try:
+            return future.result(timeout=None if deadline == float("inf") else max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            if future.cancel():  # still queued behind others: never started
+                raise SyncTimeout(f"the server was busy for the {limits.sync_seconds:g} s limit of a synchronous "
+                                  "call; retry later, or send async=true to run it as a job") from None
+            return future.result()  # running: its cancel token stops it at the next check
     bearer = HTTPBearer(auto_error=False)
 
     def authorised(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
@@ -407,6 +431,7 @@ def create_app() -> FastAPI:
     async def lifespan(app: FastAPI):
         yield
         jobs.shutdown()  # running jobs are cancelled at their next check
+        compute.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="XAI dashboard API", version=_project_version(), lifespan=lifespan,
                   description="Predictions and explanations of the dashboard's models, for programs. Every error is "
@@ -487,16 +512,9 @@ def create_app() -> FastAPI:
     @app.get("/models/{model_id}", response_model=ModelDetail, dependencies=guarded, tags=["models"],
              responses={404: {"model": Error}})
     def model_detail(model_id: str) -> ModelDetail:
-        from .checkpoints import read_card
         from .trust import model_warnings
 
-        path = model_path(model_id)
-        try:
-            card = read_card(path)
-        except errors.CheckpointError as exc:
-            if not path.exists():
-                raise errors.UnknownNameError(f"Unknown model {model_id!r}; GET /models lists them") from exc
-            raise
+        path, card = model_card(model_id)
         metrics = dict(card.metrics)
         saved = path / "metrics.json"
         if saved.is_file():
@@ -575,7 +593,8 @@ def create_app() -> FastAPI:
         return _cached_dataset(name, split, size, load_dataset)
 
     @app.post("/predict", response_model=Prediction, dependencies=guarded, tags=["predict"],
-              responses={404: {"model": Error}, 409: {"model": Error}, 413: {"model": Error}, 422: {"model": Error}})
+              responses={404: {"model": Error}, 409: {"model": Error}, 413: {"model": Error}, 422: {"model": Error},
+                         504: {"model": Error}})
     def predict(model: str = Form(..., description="model id (GET /models)"),
                 image: UploadFile | None = File(None, description="an image file (PNG, JPEG, TIFF, BMP, WebP)"),
                 dataset: str | None = Form(None), split: Literal["train", "val", "test"] = Form("test"),
@@ -583,11 +602,12 @@ def create_app() -> FastAPI:
         from .prediction import predict_proba
         from .trust import model_warnings, ood_check, saturated
 
+        deadline = time.monotonic() + limits.sync_seconds
         m, card = models.get(model)
         x, _, ref, _ = read_image(image, card, dataset, split, index)
-        proba = predict_proba(m, x[None])[0]
-        return _prediction(model, card, ref, proba, top_k, ood_check(m, config.models_dir() / model, x[None])
-                           if image is not None else None, model_warnings(card), saturated(float(proba.max())))
+        proba, ood = computed(lambda: (predict_proba(m, x[None])[0], ood_check(m, config.models_dir() / model, x[None])
+                                       if image is not None else None), deadline)
+        return _prediction(model, card, ref, proba, top_k, ood, model_warnings(card), saturated(float(proba.max())))
 
     @app.post("/explain", response_model=Explanation | Job, dependencies=guarded, tags=["explain"],
               responses={202: {"model": Job}, 404: {"model": Error}, 409: {"model": Error}, 413: {"model": Error},
@@ -626,8 +646,9 @@ def create_app() -> FastAPI:
         if target is not None and not 0 <= target < len(card.classes):
             raise errors.ParameterError(f"target must be a class index in [0, {len(card.classes) - 1}], got {target}")
 
-        def work(progress, token):
-            return _explain(model, m, card, x, display, ref, names, given, target, npy, progress, token)
+        def work(progress, token, deadline=float("inf")):
+            return computed(lambda: _explain(model, m, card, x, display, ref, names, given, target, npy, progress,
+                                             token), deadline)
 
         if run_as_job:
             job_id = jobs.submit(work)
@@ -636,7 +657,7 @@ def create_app() -> FastAPI:
         timer = threading.Timer(limits.sync_seconds, token.cancel)
         timer.start()
         try:
-            return work(None, token)
+            return work(None, token, time.monotonic() + limits.sync_seconds)
         except errors.Cancelled:
             raise SyncTimeout(f"the explanation took longer than the {limits.sync_seconds:g} s limit for synchronous "
                               "calls and was stopped; send async=true to run it as a job") from None

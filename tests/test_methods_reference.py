@@ -219,15 +219,18 @@ def test_concurrent_sessions_on_one_shared_model_get_their_own_results():
     assert hooks_on(model) == 0
 
 
-def test_every_method_runs_on_a_resnet():
+@pytest.mark.parametrize("arch,channels,size", [("resnet18_small", 1, 32), ("resnet50", 3, 64), ("densenet121", 3, 64),
+                                                ("efficientnet_b0", 3, 64)])
+def test_every_applicable_method_runs_on_each_cnn_architecture(arch, channels, size):
+    """Every method that applies (the others are refused with their reason: tests/test_imagenet.py) gives a finite
+    map of the input's size on every CNN of the registry (the ViT: the engine and contract tests' tiny ViT, and
+    tests/test_imagenet.py at 224 px)."""
     torch.manual_seed(0)
-    model = build_model("resnet18_small", 3, 1, [0.5], [0.25]).eval()
-    x = torch.rand(1, 32, 32)
-    fast = {"lime": {"num_samples": 50}, "shap_partition": {"max_evals": 50}, "score_cam": {}, "ablation_cam": {}}
-    from core.explainers import hidden_methods
-
-    assert set(hidden_methods(model)) == {"attention_rollout"}  # every other method applies to a ResNet
+    model = build_model(arch, 3, channels, [0.5] * channels, [0.25] * channels).eval()
+    x = torch.rand(channels, size, size)
+    fast = {"lime": {"num_samples": 50}, "shap_partition": {"max_evals": 50}, "score_cam": {}, "ablation_cam": {},
+            "integrated_gradients": {"n_steps": 8}, "occlusion": {"window": 16, "stride": 16}}
     for m in list_methods(model):
         e = explain(model, x, m, target=0, **fast.get(m, {}))
-        assert np.isfinite(e.attribution).all() and e.attribution.shape == (32, 32), m
+        assert np.isfinite(e.attribution).all() and e.attribution.shape == (size, size), m
     assert hooks_on(model) == 0
