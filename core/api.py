@@ -118,6 +118,7 @@ class MethodInfo(BaseModel):
     params: list[ParamInfo]
     stochastic: bool
     signed: bool
+    class_specific: bool = Field(description="false: the same map for every class (attention rollout)")
     units: str
     requires: dict[str, str] = Field(description="architecture traits the method needs, with the reason")
 
@@ -537,7 +538,8 @@ def create_app() -> FastAPI:
                 params=[ParamInfo(name=p.name, kind=p.kind, default=p.default, min=p.min, max=p.max,
                                   choices=list(p.choices), help=p.help, when=list(p.when) if p.when else None)
                         for p in cls.params],
-                stochastic=cls.stochastic, signed=cls.signed, units=cls.units, requires=dict(cls.requires)))
+                stochastic=cls.stochastic, signed=cls.signed, class_specific=cls.class_specific, units=cls.units,
+                requires=dict(cls.requires)))
         return out
 
     @app.get("/datasets", response_model=list[DatasetInfo], dependencies=guarded, tags=["datasets"])

@@ -156,7 +156,8 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
         cls = get_method(e.method)
         tile = render.attribution_overlay(base, e.attribution, signed=show["signed"] and e.signed,
                                           alpha=show["alpha"], outlier_perc=cls.outlier_perc)
-        caption = f"{e.title} → {card.classes[e.target]} · {e.seconds:.3f} s" + (" · flat" if e.flat else "")
+        caption = (f"{e.title} → {card.classes[e.target]}" + ("" if cls.class_specific else " (the same map for every class)")
+                   + f" · {e.seconds:.3f} s" + (" · flat" if e.flat else ""))
         tiles.append((outlined(tile), caption, e))
         if e.segments is not None and show["lime_n"]:
             weights = {int(k): float(v) for k, v in e.extras.get("superpixel_weights", [])}

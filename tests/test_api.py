@@ -93,6 +93,7 @@ def test_methods_declare_their_parameters(client):
     ig = {p["name"]: p for p in got["integrated_gradients"]["params"]}
     assert ig["n_steps"]["kind"] == "int" and ig["n_steps"]["min"] == 4 and ig["n_steps"]["default"] == 64
     assert got["attention_rollout"]["requires"]["attention"] and "arXiv" in got["lime"]["paper"]
+    assert got["attention_rollout"]["class_specific"] is False and got["grad_cam"]["class_specific"] is True
 
 
 def test_datasets_and_a_dataset_image(client):

@@ -336,6 +336,25 @@ def test_app_photo_top5_then_any_class_explained(torch_home, tiny_model_dir):
     assert any("No out-of-distribution check for ImageNet models" in c.value for c in at.caption)
 
 
+def test_app_vit_hides_three_methods_with_their_reasons_and_explains(torch_home, tiny_model_dir):
+    fake_weights("vit_b_16")
+    at = _explain_page()
+    vit = str(next(p for p, c in list_models(dataset="imagenet") if c.arch == "vit_b_16"))
+    at.selectbox(key="model").set_value(vit).run()
+    photo = real_images("dogs_vs_wolves")[0]
+    at.file_uploader(key="upload").set_value((photo.name, photo.read_bytes(), "image/jpeg")).run()
+    offered = at.multiselect(key="methods").options
+    assert "Attention rollout" in offered and not {"DeepLIFT", "Guided Backprop", "Guided Grad-CAM"} & set(offered)
+    hidden = next(e for e in at.expander if "3 methods not offered" in e.label)
+    assert all(t in hidden.markdown[0].value + hidden.markdown[1].value + hidden.markdown[2].value
+               for t in ("DeepLIFT", "Guided Backprop", "GELU"))
+    at.multiselect(key="methods").set_value(["grad_cam", "attention_rollout"]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert any(c.startswith("Grad-CAM → ") for c in caps)
+    assert any(c.startswith("Attention rollout → ") and "the same map for every class" in c for c in caps)
+
+
 def test_app_missing_weights_say_how_and_take_a_file(torch_home, tmp_path, tiny_model_dir):
     at = _explain_page()
     r50 = str(next(p for p, c in list_models(dataset="imagenet") if c.arch == "resnet50"))

@@ -176,7 +176,7 @@ def slow_methods_note(sel: Selection, params: dict[str, dict]) -> str:
     per_image = cache.forward_seconds(sel.model_path, sel.card.weights_sha256)
     shape = (sel.card.channels, sel.card.input_size, sel.card.input_size)
     slow = []
-    for m in core.list_methods():
+    for m in core.list_methods(sel.model):  # only the methods offered for this model
         try:
             s = estimate_seconds(m, sel.model, shape, per_image, **params.get(m, {}))
         except core.XaiError:
