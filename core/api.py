@@ -276,7 +276,7 @@ def _all_cards():
 
 
 def _summary(path: Path, card) -> dict[str, Any]:
-    imagenet = card.training.get("source") == "torchvision"
+    imagenet = card.from_torchvision
     return dict(id=card.id, dataset=card.dataset, arch=card.arch, classes=len(card.classes), input_size=card.input_size,
                 channels=card.channels, source="torchvision" if imagenet else "trained",
                 test_accuracy=card.metrics.get("accuracy"),

@@ -105,6 +105,12 @@ class ModelCard:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def from_torchvision(self) -> bool:
+        """One of torchvision's ImageNet classifiers (:mod:`core.pretrained`): no test metrics of ours, its
+        published accuracy instead, and no training data here."""
+        return self.training.get("source") == "torchvision"
+
 
 #: digests already computed, by (file, inode, size, mtime): the pickers check every model on each page run
 #: (broken_models), which must not re-read every weights file each time

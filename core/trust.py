@@ -29,7 +29,7 @@ def model_warnings(card: ModelCard, metrics: dict | None = None) -> list[str]:
     """Plain-language reasons not to trust this model's predictions, each with its numbers (empty: none)."""
     m = metrics if metrics is not None else card.metrics
     out: list[str] = []
-    if not m and card.training.get("source") == "torchvision":  # ImageNet weights: accuracy published, shown with it
+    if not m and card.from_torchvision:  # ImageNet weights: accuracy published, shown with it
         return out
     if not m or "per_class" not in m:
         return ["this model has no test metrics: how good it is is unknown (run `python -m core evaluate`)"]

@@ -193,7 +193,7 @@ def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:
     from core.trust import SATURATION_NOTE, model_warnings, ood_results, saturated
 
     doubts = list(model_warnings(sel.card))
-    if uploaded and sel.card.training.get("source") == "torchvision":
+    if uploaded and sel.card.from_torchvision:
         st.caption("No out-of-distribution check for ImageNet models: their training images are not on this machine. "
                    "A photo of something outside the 1,000 classes still gets one of them, often with confidence.")
     elif uploaded:
@@ -297,7 +297,7 @@ def main() -> None:
         st.markdown(f"**Uploaded image** · **Predicted:** {card.classes[pred]} ({proba[pred]:.1%})")
         if len(card.classes) > TOP_K:
             top = np.argsort(-proba)[:TOP_K]
-            st.markdown("**Top 5:** " + " · ".join(f"{k + 1}. {card.classes[c]} ({proba[c]:.1%})"
+            st.markdown(f"**Top {TOP_K}:** " + " · ".join(f"{k + 1}. {card.classes[c]} ({proba[c]:.1%})"
                                                     for k, c in enumerate(top)))
     else:
         verdict = ":green[correct]" if pred == label else ":red[wrong]"

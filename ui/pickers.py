@@ -31,7 +31,7 @@ class Selection:
 def model_label(card) -> str:
     """A model's name in every model list: id, architecture, test accuracy, and whether training was cut short
     (ImageNet models: the published top-1 accuracy, and whether the weights are here)."""
-    if card.training.get("source") == "torchvision":
+    if card.from_torchvision:
         top1 = (card.training.get("published_imagenet_1k") or {}).get("acc@1")
         here = "" if card.weights_sha256 else ", weights not here yet"
         return f"{card.training.get('title', card.arch)} (ImageNet, top-1 {top1:.1f}% published{here})"
@@ -107,13 +107,13 @@ def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
     try:
         model, card = cache.model(model_path, cards[model_path].weights_sha256)
     except core.XaiError as exc:
-        if cards[model_path].training.get("source") == "torchvision":
+        if cards[model_path].from_torchvision:
             weights_panel(cards[model_path].arch, exc)
         else:
             st.error(str(exc))
         return None
     trust_banner(card)
-    if card.training.get("source") == "torchvision":
+    if card.from_torchvision:
         from core.pretrained import published_accuracy
 
         c2.caption(f"{published_accuracy(card)}; {card.training.get('gflops', 0):.1f} GFLOPs per image, "

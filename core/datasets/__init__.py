@@ -75,9 +75,9 @@ for _src in (
     FolderSource("folder", "Any image folder", None, None, 128,
                  "Any folder of class folders (or train/val/test folders of class folders): give its path",
                  "yours", "Your own images; classes from folder names"),
+    ImageNetPhotos(),
 ):
     DATASETS.register(_src.info.name)(_src)
-DATASETS.register("imagenet")(ImageNetPhotos())
 
 
 def list_datasets(labelled: bool = False) -> list[str]:
