@@ -406,3 +406,23 @@ def test_vit_training_needs_224_px(tmp_path):
 
     with pytest.raises(TrainingError, match="vit_b_16 takes 224 px images only"):
         preflight(TrainConfig(arch="vit_b_16", size=64))
+
+
+def test_fine_tuning_from_imagenet_weights_from_the_cli_on_a_local_image_folder(torch_home, tmp_path):
+    """`train --pretrained` on a folder of real X-rays (grey): ResNet-18 from the cached file, conv1 summed over
+    colour, the frozen stem unchanged after training, ImageNet normalisation in the card."""
+    from core.cli import main
+
+    state = fake_weights("resnet18")
+    files = real_images("pneumonia_224")
+    root = files[0].parents[2]  # .../pneumonia_224/{train,val,test}/{normal,pneumonia}/
+    models = tmp_path / "models"
+    rc = main(["--models-dir", str(models), "train", "--dataset", "folder", "--data-dir", str(root), "--arch",
+               "resnet18", "--pretrained", "--freeze", "conv1,bn1", "--size", "64", "--epochs", "1",
+               "--batch-size", "8", "--model-id", "xray-ft"])
+    assert rc == 0
+    model, card = load_model(models / "xray-ft")
+    assert card.channels == 1 and card.mean == [float(np.mean(pretrained.IMAGENET_MEAN))]
+    notes = " ".join(card.training["notes"])
+    assert "resnet18-f37072fd.pth" in notes and "summed over colour" in notes
+    torch.testing.assert_close(model.net.conv1.weight.cpu(), state["conv1.weight"].sum(1, keepdim=True))
