@@ -334,6 +334,7 @@ def test_app_photo_top5_then_any_class_explained(torch_home, tiny_model_dir):
     hidden = next(e for e in at.expander if "not offered" in e.label)
     assert "Attention rollout" in hidden.markdown[0].value
     assert any("No out-of-distribution check for ImageNet models" in c.value for c in at.caption)
+    assert at.selectbox(key="split").disabled  # no dataset images to pick a split of
 
 
 def test_app_vit_hides_three_methods_with_their_reasons_and_explains(torch_home, tiny_model_dir):

@@ -103,7 +103,9 @@ def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
         return None
     cards = dict(models)
     model_path = c2.selectbox("Model", list(cards), key=state.MODEL, format_func=lambda p: model_label(cards[p]))
-    split = c3.selectbox("Split", ["test", "val", "train"], key=state.SPLIT)
+    photos_only = data_panel.get_source(dataset_name).photos_only
+    split = c3.selectbox("Split", ["test", "val", "train"], key=state.SPLIT, disabled=photos_only,
+                         help="These models take photos you upload: there are no dataset images" if photos_only else None)
     try:
         model, card = cache.model(model_path, cards[model_path].weights_sha256)
     except core.XaiError as exc:
