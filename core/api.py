@@ -763,7 +763,7 @@ def _project_version() -> str:
     return "0.13.0"
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, workers_note: bool = True) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the API with uvicorn (one process; requests run in its thread pool)."""
     import uvicorn
 

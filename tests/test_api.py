@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -20,7 +19,7 @@ import core
 from core.api import create_app, decode_array
 from core.explainers import list_methods
 from core.images import preprocess_for, read_upload
-from tests.conftest import ROOT, real_images
+from tests.conftest import ROOT
 
 
 @pytest.fixture

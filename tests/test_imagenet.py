@@ -136,8 +136,6 @@ def test_densenet_files_with_torchvisions_old_key_names_load(torch_home):
 
 
 def test_a_given_file_is_checked_then_remembered(torch_home, tmp_path):
-    from core.datasets import shapes  # noqa: F401  (the settings file lives in the data folder)
-
     good = tmp_path / "my_resnet18.pth"
     state = fake_weights("resnet18")
     pretrained.cache_path("resnet18").rename(good)
