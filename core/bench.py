@@ -263,6 +263,19 @@ class TimedModel(nn.Module):
         return out
 
 
+def plain_calls(model: nn.Module, image: torch.Tensor, n: int, batch: int) -> Callable[[], None]:
+    """``n`` copies of ``image`` (C, H, W) through the model in plain batches of ``batch``: the floor under any
+    method that evaluates ``n`` perturbed images (LIME)."""
+    xb = image[None].expand(batch, *image.shape).contiguous()
+
+    def call() -> None:
+        with torch.inference_mode():
+            for i in range(0, n, batch):
+                model(xb[: min(batch, n - i)])
+
+    return call
+
+
 def lime_breakdown(model: nn.Module, image: torch.Tensor, label: str, num_samples: int = 1000, repeats: int = 3) -> str:
     """Where LIME's time goes: inside the model, and in the lime package around it (sampling, masks, fit)."""
     print(f"bench: LIME breakdown, {label} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
@@ -276,14 +289,7 @@ def lime_breakdown(model: nn.Module, image: torch.Tensor, label: str, num_sample
         totals.append(e.seconds)
         inside.append(timed.seconds)
     total, in_model = statistics.median(totals), statistics.median(inside)
-    xb = image[None].expand(batch, *image.shape).contiguous()
-
-    def plain() -> None:
-        with torch.inference_mode():
-            for i in range(0, num_samples, batch):
-                model(xb[: min(batch, num_samples - i)])
-
-    alone = _median_seconds(plain, repeats)
+    alone = _median_seconds(plain_calls(model, image, num_samples, batch), repeats)
     return (f"| {label} | {total:.3f} | {in_model:.3f} ({in_model / total:.0%}) | {total - in_model:.3f} "
             f"({(total - in_model) / total:.0%}) | {alone:.3f} | {total / alone:.2f}x |")
 
@@ -605,15 +611,7 @@ def _library_call(model: nn.Module, x: torch.Tensor, method: str, target: int, k
     if method in ("grad_cam", "integrated_gradients"):
         return library_batched_call(model, x, method, params)
     if method == "lime":
-        batch = params["batch_size"]
-        xb = x.expand(batch, *x.shape[1:]).contiguous()
-
-        def plain() -> None:
-            with torch.inference_mode():
-                for i in range(0, params["num_samples"], batch):
-                    model(xb[: min(batch, params["num_samples"] - i)])
-
-        return plain
+        return plain_calls(model, x[0], params["num_samples"], params["batch_size"])
     return None
 
 

@@ -259,24 +259,30 @@ def load_model(path: str | os.PathLike, device: torch.device | str | None = None
         model = build_model(card.arch, len(card.classes), card.channels, card.mean, card.std)
     except UnknownNameError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
-        if mismatched:
-            k = mismatched[0]
-            parts.append(f"{len(mismatched)} shape mismatches (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
-        raise CheckpointError(f"{weights} does not fit architecture {card.arch!r} with {len(card.classes)} classes: " + "; ".join(parts))
+    problem = state_mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{weights} does not fit architecture {card.arch!r} with {len(card.classes)} classes: {problem}")
     model.load_state_dict(state)
     model.target_layer = card.target_layer
     model.to(device or config.pick_device()).eval()
     return model, card
+
+
+def state_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str:
+    """What keeps ``state`` from loading strictly into a module whose state dict is ``own`` ("" when it fits):
+    missing and unexpected tensors and shape mismatches, each counted with a first example."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+    if mismatched:
+        k = mismatched[0]
+        parts.append(f"{len(mismatched)} shape mismatches (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+    return "; ".join(parts)
 
 
 def recover(models_dir: str | os.PathLike | None = None) -> list[str]:

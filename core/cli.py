@@ -276,7 +276,7 @@ def _explain_photo(args: argparse.Namespace, model, card, methods: list[str], pa
     from .explainers import explain_batch
     from .images import preprocess_for, read_upload
     from .prediction import predict_proba
-    from .render import overlay, png_bytes
+    from .render import overlay, png_bytes, resize_map
 
     path = Path(args.image)
     try:
@@ -297,12 +297,7 @@ def _explain_photo(args: argparse.Namespace, model, card, methods: list[str], pa
     for name in methods:
         e = explain_batch(model, images, name, targets=args.target, progress=_engine_progress(name), **params[name])[0]
         np.save(out / f"{name}.npy", e.attribution)
-        heat = e.heatmap
-        if display.shape[0] != heat.shape[0]:  # maps at the model's input, shown over the photo's own crop
-            import torch
-
-            heat = torch.nn.functional.interpolate(torch.from_numpy(heat)[None, None], size=display.shape[:2],
-                                                   mode="bilinear", align_corners=False)[0, 0].numpy()
+        heat = resize_map(e.heatmap, display.shape[:2])  # the model's input size, shown over the photo's own crop
         (out / f"{name}.png").write_bytes(png_bytes(overlay(display, heat, alpha=0.5, scale=1)))
         entry["methods"][name] = {"target": e.target, "target_name": card.classes[e.target], "params": e.params,
                                   "seconds": round(e.seconds, 4), "flat": e.flat, "extras": e.extras}

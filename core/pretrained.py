@@ -219,13 +219,12 @@ def load_imagenet(arch: str, device=None, weights_file: str | Path | None = None
     for k in own:  # files from before BatchNorm counted its batches (torchvision's DenseNet) lack the counter
         if k.endswith("num_batches_tracked") and k not in state:
             state[k] = own[k]
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    bad_shape = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or bad_shape:
-        first = (missing or unexpected or bad_shape)[0]
-        raise CheckpointError(f"{path} does not fit torchvision's {arch}: {len(missing)} tensors missing, "
-                              f"{len(unexpected)} unexpected, {len(bad_shape)} of the wrong shape (e.g. {first}). "
-                              f"Use torchvision's published file {Path(weights_enum(arch).url).name}")
+    from .checkpoints import state_mismatch
+
+    problem = state_mismatch(own, state)
+    if problem:
+        raise CheckpointError(f"{path} does not fit torchvision's {arch}: {problem}. Use torchvision's published file "
+                              f"{Path(weights_enum(arch).url).name}")
     model.net.load_state_dict(state)
     model.to(device or config.pick_device()).eval()
     return model, card
