@@ -9,12 +9,13 @@ Public API::
     e = explain(model, image, method="integrated_gradients", target=None, n_steps=64)
     maps = explain_batch(model, ds.batch(range(64)), "grad_cam")   # one Explanation per image
 """
-from .checkpoints import ModelCard, list_models, load_model, save_model
-from .datasets import dataset_info, list_datasets, load_dataset
-from .errors import (AttributionError, Cancelled, CheckpointError, DatasetError, ImageError, ImageTooLarge, NotApplicableError,
+from core.modelling.checkpoints import list_models, load_model, save_model
+from core.modelling.cards import ModelCard
+from core.datasets import dataset_info, list_datasets, load_dataset
+from core.errors import (AttributionError, Cancelled, CheckpointError, DatasetError, ImageError, ImageTooLarge, NotApplicableError,
                      ParameterError, TrainingError, UnknownNameError, XaiError)
-from .explainers import CancelToken, Explanation, explain, explain_batch, get_method, list_methods
-from .prediction import predict, predict_proba
+from core.explainers import CancelToken, Explanation, explain, explain_batch, get_method, list_methods
+from core.modelling.prediction import predict, predict_proba
 
 __all__ = [
     "AttributionError", "CancelToken", "Cancelled", "CheckpointError", "DatasetError", "Explanation", "ImageError",

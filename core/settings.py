@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import config
-from .io import atomic_write_json
+from core import config
+from core.io import atomic_write_json
 
 FILE_NAME = "settings.json"
 _lock = threading.Lock()

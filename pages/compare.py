@@ -1,20 +1,18 @@
 """Compare page: several images x several methods in one grid, display controls, method agreement, downloads."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import streamlit as st
 
 import core
-from core import charts, render, report
-from core.compare import agreement_matrix, maps_npz
-from core.maps import robust_scale
 from core.explainers import get_method
-from ui import cache, state
-from ui.pickers import Selection, explain_cached, pick_methods, pick_model, request_key
-from ui.progress import EngineProgress
+from core.explainers.agreement import agreement_matrix
+from core.explainers.heatmap import robust_scale
+from core.present import captions, charts, render
+from core.present.exports import compare_exports
+from ui import compute, state
 from ui.data_panel import setup_panel
+from ui.pickers import Selection, pick_methods, pick_model
 from ui.router import page
 from ui.widgets import method_params
 
@@ -66,6 +64,52 @@ def display_controls() -> dict:
     }
 
 
+def grid(sel: Selection, indices: list[int], methods: list[str], params: dict, results: dict, predicted, truth,
+         show: dict, cancelled: bool) -> tuple[list[tuple[np.ndarray, str]], np.ndarray]:
+    """Originals and maps, one row per image, on per-map or shared (per-unit) colour scales; the tiles and the colour
+    bar for the exports."""
+    units = {m: get_method(m).units_for(params[m]) for m in methods}
+    shared: dict[str, float] = {}  # one colour scale per unit: only maps in the same units are comparable
+    if show["shared"]:
+        for e in results.values():
+            u = units[e.method]
+            shared[u] = max(shared.get(u, 0.0), robust_scale(e.attribution, get_method(e.method).outlier_perc))
+    classes = sel.card.classes
+    tiles: list[tuple[np.ndarray, str]] = []
+    for col, title in zip(st.columns(len(methods) + 1), ["Original", *(get_method(m).title for m in methods)]):
+        col.markdown(f"**{title}**")
+    for k, i in enumerate(indices):
+        original = render.upscale(render.to_rgb_uint8(sel.ds.image(i)), max(1, TILE // sel.ds.image(i).shape[0]))
+        label = (f"#{i} · true {classes[truth[k]]} · predicted {classes[predicted[k]]} · "
+                 f"{'right' if predicted[k] == truth[k] else 'wrong'}")
+        cols = st.columns(len(methods) + 1)
+        cols[0].image(original, caption=label, width="stretch")
+        tiles.append((original, label))
+        for col, m in zip(cols[1:], methods):
+            e = results.get((i, m))
+            if e is None:
+                col.warning("not computed" if cancelled else "failed")
+                tiles.append((np.full_like(original, 255), f"{get_method(m).title}: not computed"))
+                continue
+            tile = render.attribution_overlay(
+                original, e.attribution, signed=show["signed"] and e.signed, scale=shared.get(units[m]),
+                alpha=show["alpha"], top_percent=show["top"], outlier_perc=get_method(m).outlier_perc)
+            col.image(tile, caption=captions.map_caption(e, classes), width="stretch")
+            tiles.append((tile, captions.target_label(e, classes)))
+    cmap = render.SIGNED_CMAP if show["signed"] else render.MAGNITUDE_CMAP
+    bar = render.colorbar(cmap, labels=("negative", "positive") if show["signed"] else ("low", "high"))
+    st.image(bar, caption=captions.scale_caption(methods, units, show["signed"], show["shared"]))
+    return tiles, bar
+
+
+def agreement(indices: list[int], methods: list[str], results: dict) -> None:
+    """Mean rank agreement between every two methods, over the images every method has a map of."""
+    common = [i for i in indices if all((i, m) in results for m in methods)]
+    if len(methods) >= 2 and common:
+        names, matrix = agreement_matrix({m: [results[(i, m)].attribution for i in common] for m in methods})
+        st.plotly_chart(charts.agreement_heatmap(names, matrix, [get_method(m).title for m in names]), width="stretch")
+
+
 def main() -> None:
     st.title("Compare methods")
     st.caption("Several images × several methods on one screen. Display controls never recompute a map.")
@@ -86,104 +130,22 @@ def main() -> None:
     if not indices or not methods:
         st.info("Pick at least one image and one method.")
         return
-
-    results: dict[tuple[int, str], core.Explanation] = {}
-    errors: list[str] = []
     images = sel.ds.batch(np.asarray(indices))
     predicted = core.predict_proba(sel.model, images).argmax(axis=1)
     truth = sel.ds.labels[np.asarray(indices)]
     # Targets are class indices either way, so a cell whose true and predicted classes agree is computed once.
     targets = predicted if target_mode == "Predicted" else truth
-    arrays = list(images.numpy())
-    request = request_key(sel.card.weights_sha256, ",".join(cache.image_digest(a) for a in arrays), methods, params,
-                          targets.tolist())
-    cancelled = st.session_state.get(state.CMP_CANCELLED) == request
-    controls = st.empty()
-    if not cancelled:
-        controls.button("Cancel", key=state.CMP_CANCEL, icon=":material/cancel:", on_click=state.set_value,
-                        args=(state.CMP_CANCELLED, request), help="Stop computing; the cells already computed stay")
-    bar = EngineProgress(len(methods))
-    for k, m in enumerate(methods):  # one batched engine call per method, for its missing cells only
-        bar.start(k, f"{get_method(m).title} on {len(indices)} image{'s' * (len(indices) != 1)}")
-        try:
-            found = explain_cached(sel, arrays, m, params[m], targets.tolist(), bar, compute=not cancelled)
-            results.update({(i, m): e for i, e in zip(indices, found) if e is not None})
-        except core.XaiError as exc:
-            errors.append(f"{get_method(m).title}: {exc}")
-    bar.empty()
-    controls.empty()
-    if cancelled and len(results) < len(indices) * len(methods):
-        with controls.container():
-            st.info(f"Cancelled: {len(indices) * len(methods) - len(results)} cells not computed; the others are shown.")
-            st.button("Compute the rest", key=state.CMP_RESUME, on_click=state.set_value, args=(state.CMP_CANCELLED, None))
-    for e in errors:
-        st.error(e)
-
-    units = {m: get_method(m).units_for(params[m]) for m in methods}
-    shared: dict[str, float] = {}  # one colour scale per unit: only maps in the same units are comparable
-    if show["shared"]:
-        for e in results.values():
-            u = units[e.method]
-            shared[u] = max(shared.get(u, 0.0), robust_scale(e.attribution, get_method(e.method).outlier_perc))
-    classes = sel.card.classes
-    tiles: list[tuple[np.ndarray, str]] = []
-    header = st.columns(len(methods) + 1)
-    header[0].markdown("**Original**")
-    for col, m in zip(header[1:], methods):
-        col.markdown(f"**{get_method(m).title}**")
-    for k, i in enumerate(indices):
-        scale = max(1, TILE // sel.ds.image(i).shape[0])
-        original = render.upscale(render.to_rgb_uint8(sel.ds.image(i)), scale)
-        right = predicted[k] == truth[k]
-        label = (f"#{i} · true {classes[truth[k]]} · predicted {classes[predicted[k]]} · "
-                 f"{'right' if right else 'wrong'}")
-        cols = st.columns(len(methods) + 1)
-        cols[0].image(original, caption=label, width="stretch")
-        tiles.append((original, label))
-        for col, m in zip(cols[1:], methods):
-            e = results.get((i, m))
-            if e is None:
-                col.warning("not computed" if cancelled else "failed")
-                tiles.append((np.full_like(original, 255), f"{get_method(m).title}: not computed"))
-                continue
-            tile = render.attribution_overlay(
-                original, e.attribution, signed=show["signed"] and e.signed, scale=shared.get(units[m]),
-                alpha=show["alpha"], top_percent=show["top"], outlier_perc=get_method(m).outlier_perc)
-            caption = f"{get_method(m).title} → {classes[e.target]} · {e.seconds:.3f} s" + (" · flat" if e.flat else "")
-            col.image(tile, caption=caption, width="stretch")
-            tiles.append((tile, f"{get_method(m).title} → {classes[e.target]}"))
-    cmap = render.SIGNED_CMAP if show["signed"] else render.MAGNITUDE_CMAP
-    bar = render.colorbar(cmap, labels=("negative", "positive") if show["signed"] else ("low", "high"))
-    groups = sorted(set(units.values()))
-    st.image(bar, caption=(f"Shared scale within each unit ({', '.join(f'{u}: ' + ', '.join(get_method(m).title for m in methods if units[m] == u) for u in groups)}); "
-                           "maps in different units are never put on one scale" if show["shared"] else "Per-map scale")
-             + ("; unsigned methods (CAMs, saliency) stay on the magnitude map" if show["signed"] else ""))
-
-    if len(methods) >= 2:
-        common = [i for i in indices if all((i, m) in results for m in methods)]  # the same images for every method
-        per_method = {m: [results[(i, m)].attribution for i in common] for m in methods}
-        if common:
-            names, matrix = agreement_matrix(per_method)
-            st.plotly_chart(charts.agreement_heatmap(names, matrix, [get_method(m).title for m in names]),
-                            width="stretch")
-
+    known, cancelled = compute.maps(sel, list(images.numpy()), methods, params, targets.tolist(), compute.COMPARE_KEYS)
+    results = {(i, m): e for m in methods for i, e in zip(indices, known[m]) if e is not None}
+    tiles, bar = grid(sel, indices, methods, params, results, predicted, truth, show, cancelled)
+    agreement(indices, methods, results)
+    png, npz = compare_exports(sel.card, sel.dataset_name, sel.split, indices, methods, params, target_mode,
+                               show["signed"], show["shared"], results, tiles, bar,
+                               {i: sel.ds.image(i) for i in indices}, sel.root)
     c1, c2 = st.columns(2)
-    ordered = [results[(i, m)] for i in indices for m in methods if (i, m) in results]
-    prov = report.provenance(sel.card, ordered, {"dataset": sel.dataset_name, "split": sel.split,
-                                                 "indices": [int(i) for i in indices], "folder": sel.root})
-    head = [f"Model {sel.card.id} ({sel.card.arch}, {sel.card.input_size} px) · {sel.dataset_name} {sel.split} · "
-            f"class explained: {target_mode.lower()}",
-            f"{'Signed' if show['signed'] else 'Magnitude'} colours, {'shared' if show['shared'] else 'per-map'} scale · "
-            f"{prov['created']}"]
-    foot = [f"{get_method(m).title}: {json.dumps(params[m], default=str)}" for m in methods]
-    png = report.png_with_provenance(report.figure(tiles, head, foot, bar, per_row=len(methods) + 1), prov)
-    c1.download_button("Download grid (PNG)", png, file_name="xai_compare.png", mime="image/png", key=state.CMP_DL_PNG)
-    meta = {"model": sel.card.id, "dataset": sel.dataset_name, "split": sel.split, "classes": list(classes),
-            "methods": {m: params[m] for m in methods}, "provenance": prov,
-            "targets": {f"{i}_{m}": e.target for (i, m), e in results.items()}}
-    c2.download_button("Download raw maps (.npz)", maps_npz({k: e.attribution for k, e in results.items()},
-                                                             {i: sel.ds.image(i) for i in indices}, meta),
-                       file_name="xai_maps.npz", mime="application/octet-stream", key=state.CMP_DL_NPZ)
+    c1.download_button("Download grid (PNG)", png.data, file_name=png.file_name, mime=png.mime, key=state.CMP_DL_PNG)
+    c2.download_button("Download raw maps (.npz)", npz.data, file_name=npz.file_name, mime=npz.mime,
+                       key=state.CMP_DL_NPZ)
 
 
 page(main)

@@ -1,32 +1,36 @@
 """Explain page: dataset -> model -> image -> methods -> maps side by side, with the prediction."""
 from __future__ import annotations
 
-import json
 import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import streamlit as st
 
 import core
-from core import charts, render, report
 from core.datasets import dataset_info
+from core.datasets.images import MAX_PIXELS, MAX_UPLOAD_MIB, UPLOAD_EXTENSIONS, preprocess_for, read_upload
 from core.explainers import get_method
-from core.training import TrainConfig, TrainProgress, recipe, train
-from core.architectures import list_architectures
-from core.images import MAX_PIXELS, MAX_UPLOAD_MIB, UPLOAD_EXTENSIONS, preprocess_for, read_upload
-from ui import cache, data_panel, state
+from core.modelling.architectures import list_architectures
+from core.modelling.training import TrainConfig, recipe
+from core.present import captions, charts, render
+from core.present.exports import explain_exports
+from core.quality import QUALITY_DIR, known_numbers
+from ui import cache, compute, data_panel, jobs, state, training
 from ui.data_panel import setup_panel
-from ui.pickers import explain_cached, pick_methods, pick_model, request_key, slow_methods_note
-from ui.progress import EngineProgress
+from ui.pickers import pick_methods, pick_model, slow_methods_note
 from ui.router import page
-from ui.widgets import extras_caption, method_params
+from ui.widgets import method_params
 
 DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "saliency"]
 GALLERY_SIZE = 8
 
 
 def train_panel(dataset_name: str) -> None:
-    """Offered when no model exists for the dataset: trains one with a live progress bar."""
+    """Offered when no model exists for the dataset: trains one in the background (the server's job runner), with
+    progress, the time left and Cancel; the page shows the new model's maps when it is done."""
     root, status = data_panel.resolve(dataset_name)
     if not status.ready:
         setup_panel(dataset_name)
@@ -35,26 +39,17 @@ def train_panel(dataset_name: str) -> None:
             f"recipe (or with `python -m core train --dataset {dataset_name}`).")
     st.page_link("pages/train.py", label="Every training setting, live curves and past runs: the Train page",
                  icon=":material/model_training:")
+    job = jobs.get(st.session_state.get(state.TRAIN_JOB))
     c1, c2 = st.columns(2)
     arch = c1.selectbox("Architecture", list_architectures(), key=state.TRAIN_ARCH)
     epochs = c2.number_input("Epochs", 1, 100, int(recipe(dataset_name)["epochs"]), key=state.TRAIN_EPOCHS)
-    if st.button("Train a model", key=state.TRAIN_BUTTON, type="primary"):
-        bar = st.progress(0.0, text="Preparing data…")
-
-        def on_progress(p: TrainProgress) -> None:
-            loss = f" · loss {p.loss:.3f}" if p.loss == p.loss else ""
-            bar.progress(p.fraction, text=f"{p.message}{loss}")
-
+    if st.button("Train a model", key=state.TRAIN_BUTTON, type="primary", disabled=job is not None and job.running):
         try:
-            _, card, _ = train(TrainConfig(dataset=dataset_name, arch=arch, epochs=int(epochs), data_root=root), on_progress)
+            cfg = TrainConfig(dataset=dataset_name, arch=arch, epochs=int(epochs), data_root=root)
+            st.session_state[state.TRAIN_JOB] = jobs.start_training(cfg).id
         except core.XaiError as exc:
             st.error(f"Training failed: {exc}")
-            return
-        except Exception as exc:  # a bug, but the page must stay usable and say what happened
-            st.error(f"Training failed unexpectedly: {type(exc).__name__}: {exc}")
-            return
-        st.success(f"Trained {card.id}: test accuracy {card.metrics['accuracy']:.1%}")
-        st.rerun()
+    training.follow(state.TRAIN_JOB, "explain.train")
 
 
 def pick_image(ds) -> int:
@@ -130,17 +125,6 @@ def display_controls(ds, source: str, methods: list[str]) -> dict:
     return show
 
 
-def quality_note(model_path: str, method: str) -> str:
-    """The quality numbers already computed for this model and method (on the Quality page or by the CLI)."""
-    from pathlib import Path
-
-    from core.quality import get_metric, known_numbers
-
-    known = known_numbers(Path(model_path) / "quality", method)
-    return ("Quality: " + ", ".join(f"{get_metric(m).title} {v:.2f} (n={k})" for m, (v, k) in sorted(known.items()))
-            if known else "")
-
-
 def show_results(display, mask, card, results: list[core.Explanation], show: dict,
                  notes: dict[str, str] | None = None) -> tuple[list, object]:
     """The original and one tile per map (LIME also gets its superpixel picture), in rows of at most six.
@@ -156,9 +140,7 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
         cls = get_method(e.method)
         tile = render.attribution_overlay(base, e.attribution, signed=show["signed"] and e.signed,
                                           alpha=show["alpha"], outlier_perc=cls.outlier_perc)
-        caption = (f"{e.title} → {card.classes[e.target]}" + ("" if cls.class_specific else " (the same map for every class)")
-                   + f" · {e.seconds:.3f} s" + (" · flat" if e.flat else ""))
-        tiles.append((outlined(tile), caption, e))
+        tiles.append((outlined(tile), captions.map_caption(e, card.classes), e))
         if e.segments is not None and show["lime_n"]:
             weights = {int(k): float(v) for k, v in e.extras.get("superpixel_weights", [])}
             view = render.superpixel_view(base, e.segments, weights, show["lime_n"])
@@ -169,7 +151,7 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
             col.image(img, caption=caption, width="stretch")
             if e is not None and e.flat:
                 col.warning("Flat map: no pixel stands out for this target.")
-            note = extras_caption(e.extras) if e is not None else ""
+            note = captions.extras_caption(e.extras) if e is not None else ""
             if note:
                 col.caption(note)
             if e is not None and (notes or {}).get(e.method):
@@ -190,7 +172,7 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
 def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:
     """Shows, and returns for the exports, why this prediction may not deserve belief: an input unlike the
     training data (uploads), and a saturated probability. Model-level flags are shown by the model picker."""
-    from core.trust import SATURATION_NOTE, model_warnings, ood_results, saturated
+    from core.modelling.trust import SATURATION_NOTE, model_warnings, ood_results, saturated
 
     doubts = list(model_warnings(sel.card))
     if uploaded and sel.card.from_torchvision:
@@ -217,24 +199,14 @@ def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:
 def exports(card, results, tiles, bar, proba, label, image_ref: dict, doubts: list[str],
             quality: dict[str, str] | None = None) -> None:
     """The figure (PNG) and the one-page report (HTML), each carrying what reproduces it."""
-    pred = int(proba.argmax())
-    prov = report.provenance(card, results, image_ref)
-    truth = "uploaded image" if label is None else f"true class {card.classes[label]}"
-    header = [f"Model {card.id} ({card.arch}, {card.input_size} px, {card.dataset}) · weights "
-              f"{card.weights_sha256[:16]}…",
-              f"Prediction: {card.classes[pred]} ({proba[pred]:.1%}) · {truth} · {prov['created']}"]
-    footer = [f"{e.title} → {card.classes[e.target]}: {json.dumps(e.params, default=str)}" for e in results]
-    name = f"xai_{card.id}_{image_ref.get('index', 'upload')}"
+    png, html = explain_exports(card, results, tiles, bar, proba, label, image_ref, doubts, quality)
     c1, c2 = st.columns(2)
-    c1.download_button("Download figure (PNG)", report.png_with_provenance(report.figure(tiles, header, footer, bar), prov),
-                       file_name=f"{name}.png", mime="image/png", key=state.DL_FIGURE,
+    c1.download_button("Download figure (PNG)", png.data, file_name=png.file_name, mime=png.mime, key=state.DL_FIGURE,
                        help="Original, maps, colour scale, prediction, target, model and parameters; the PNG "
                             "also carries the full provenance (model digest, seeds, library versions)")
-    c2.download_button("Download report (HTML)", report.report_html(card, tiles, proba, label, results, bar, prov, doubts,
-                                                                          quality),
-                       file_name=f"{name}.html", mime="text/html", key=state.DL_REPORT,
-                       help="A one-page report to keep: image, prediction, maps, parameters, model card summary, "
-                            "library versions and date")
+    c2.download_button("Download report (HTML)", html.data, file_name=html.file_name, mime=html.mime,
+                       key=state.DL_REPORT, help="A one-page report to keep: image, prediction, maps, parameters, "
+                                                 "model card summary, library versions and date")
 
 
 def uploaded_image(card) -> tuple[object, object] | None:
@@ -261,109 +233,91 @@ def uploaded_image(card) -> tuple[object, object] | None:
         return None
 
 
+@dataclass
+class Picked:
+    """The image to explain: the model input, what is shown, its label (None for uploads) and how to find it again."""
+
+    x: Any  # (C, H, W) float tensor in [0, 1]
+    display: np.ndarray
+    mask: np.ndarray | None
+    label: int | None
+    ref: dict
+
+
+def pick_input(sel) -> Picked | None:
+    """A dataset image (index, Random, gallery) or an upload; ``None`` while there is none to explain."""
+    sources = ["Dataset", "Upload"] if sel.ds is not None else ["Upload"]
+    if st.radio("Image", sources, horizontal=True, key=state.IMAGE_SOURCE) == "Dataset":
+        index = pick_image(sel.ds)
+        x, label = sel.ds[index]
+        return Picked(x, sel.ds.image(index), sel.ds.mask(index), int(label),
+                      {"dataset": sel.dataset_name, "split": sel.split, "index": index, "folder": sel.root})
+    got = uploaded_image(sel.card)
+    if got is None:
+        if sel.ds is None:
+            setup_panel(sel.dataset_name)
+        return None
+    x, display = got
+    return Picked(x, display, None, None, {"upload_sha256": cache.image_digest(x.numpy())})
+
+
+def method_settings(sel, methods: list[str]) -> dict[str, dict]:
+    st.subheader("Method parameters")
+    params = {m: method_params(m, sel.model) for m in methods}
+    note = slow_methods_note(sel, params)
+    if note:
+        st.caption(note)
+    return params
+
+
+def explained(sel, picked: Picked, methods, params, target: int, show: dict, doubts: list[str], proba) -> None:
+    """The maps (what is known at once, the rest as it is computed, with Cancel), then the exports."""
+    card = sel.card
+    quality = {m: captions.quality_note(known_numbers(Path(sel.model_path) / QUALITY_DIR, m)) for m in methods}
+    grid = st.empty()
+
+    def draw(known: compute.Maps):
+        done = [known[m][0] for m in methods if known[m][0] is not None]
+        if done:
+            with grid.container():
+                return show_results(picked.display, picked.mask, card, done, show, quality)
+        return None
+
+    known, _ = compute.maps(sel, [picked.x.numpy()], methods, params, [target], compute.EXPLAIN_KEYS, draw)
+    shown = draw(known)
+    if shown is not None:
+        results = [known[m][0] for m in methods if known[m][0] is not None]
+        exports(card, results, *shown, proba, picked.label, picked.ref, doubts,
+                {e.title: quality[e.method] for e in results if quality.get(e.method)})
+
+
 def main() -> None:
     st.title("Explain a prediction")
     sel = pick_model(train_panel)
     if sel is None:
         return
-    model, card, ds = sel.model, sel.card, sel.ds
-
     with st.sidebar:
-        sources = ["Dataset", "Upload"] if ds is not None else ["Upload"]
-        source = st.radio("Image", sources, horizontal=True, key=state.IMAGE_SOURCE)
-        if source == "Dataset":
-            index = pick_image(ds)
-            image_t, label = ds[index]
-            display, mask = ds.image(index), ds.mask(index)
-        else:
-            got = uploaded_image(card)
-            if got is None:
-                if ds is None:
-                    setup_panel(sel.dataset_name)
-                return
-            (image_t, display), label, mask = got, None, None
-        methods = pick_methods(model, state.METHODS, DEFAULT_METHODS)
-        proba = core.predict(model, image_t)
-        target = pick_target(card, proba)
-        st.subheader("Method parameters")
-        params = {m: method_params(m, model) for m in methods}
-        note = slow_methods_note(sel, params)
-        if note:
-            st.caption(note)
-        show = display_controls(ds, source, methods)
-
-    pred = int(proba.argmax())
-    if label is None:
-        st.markdown(f"**Uploaded image** · **Predicted:** {card.classes[pred]} ({proba[pred]:.1%})")
-        if len(card.classes) > TOP_K:
-            top = np.argsort(-proba)[:TOP_K]
-            st.markdown(f"**Top {TOP_K}:** " + " · ".join(f"{k + 1}. {card.classes[c]} ({proba[c]:.1%})"
-                                                    for k, c in enumerate(top)))
-    else:
-        verdict = ":green[correct]" if pred == label else ":red[wrong]"
-        st.markdown(f"**True class:** {card.classes[label]} · **Predicted:** {card.classes[pred]} "
-                    f"({proba[pred]:.1%}) {verdict}")
-    doubts = prediction_doubts(sel, image_t, proba, uploaded=label is None and source != "Dataset")
-
+        picked = pick_input(sel)
+        if picked is None:
+            return
+        methods = pick_methods(sel.model, state.METHODS, DEFAULT_METHODS)
+        proba = core.predict(sel.model, picked.x)
+        target = pick_target(sel.card, proba)
+        params = method_settings(sel, methods)
+        show = display_controls(sel.ds, "Dataset" if picked.label is not None else "Upload", methods)
+    for line in captions.prediction_markdown(sel.card, proba, picked.label, TOP_K):
+        st.markdown(line)
+    doubts = prediction_doubts(sel, picked.x, proba, uploaded=picked.label is None)
     if not methods:
         st.info("Pick at least one method in the sidebar.")
         return
-    image_np = image_t.numpy()
-    wanted = [pred if target is None else target]
-    request = request_key(sel.card.weights_sha256, cache.image_digest(image_np), methods, params, wanted)
-    # what is already known is shown at once; only the missing maps are computed, one method at a time,
-    # each shown as soon as it is ready; Cancel stops the computation and keeps what is done
-    known = {m: explain_cached(sel, [image_np], m, params[m], wanted, compute=False)[0] for m in methods}
-    missing = [m for m in methods if known[m] is None]
-    quality = {m: quality_note(sel.model_path, m) for m in methods}
-    controls, grid = st.empty(), st.empty()
-    errors: list[str] = []
-
-    def draw() -> tuple[list, object] | None:
-        done = [known[m] for m in methods if known[m] is not None]
-        if not done:
-            return None
-        with grid.container():
-            return show_results(display, mask, card, done, show, quality)
-
-    cancelled = st.session_state.get(state.CANCELLED) == request
-    if missing and not cancelled:
-        controls.button("Cancel", key=state.CANCEL, icon=":material/cancel:", on_click=state.set_value,
-                        args=(state.CANCELLED, request), help="Stop computing; the maps already computed stay")
-        draw()
-        progress = EngineProgress(len(missing))
-        for k, m in enumerate(missing):
-            progress.start(k, f"Computing {get_method(m).title}")
-            try:
-                known[m] = explain_cached(sel, [image_np], m, params[m], wanted, progress)[0]
-            except core.XaiError as exc:
-                errors.append(f"{get_method(m).title}: {exc}")
-            if k < len(missing) - 1:
-                draw()
-        progress.empty()
-        controls.empty()
-    elif missing:
-        with controls.container():
-            titles = ", ".join(get_method(m).title for m in missing)
-            st.info(f"Cancelled: not computed: {titles}. The maps already computed are shown.")
-            st.button("Compute the rest", key=state.RESUME, on_click=state.set_value, args=(state.CANCELLED, None))
-    for e in errors:
-        st.error(e)
-    shown = draw()
-    results = [known[m] for m in methods if known[m] is not None]
-    if shown is not None:
-        tiles, bar = shown
-        image_ref = ({"dataset": sel.dataset_name, "split": sel.split, "index": index, "folder": sel.root}
-                     if source == "Dataset" else {"upload_sha256": cache.image_digest(image_np)})
-        exports(card, results, tiles, bar, proba, label, image_ref, doubts,
-                {e.title: quality[e.method] for e in results if quality.get(e.method)})
-
+    explained(sel, picked, methods, params, int(proba.argmax()) if target is None else target, show, doubts, proba)
     c1, c2 = st.columns(2)
-    c1.plotly_chart(charts.topk_probabilities(proba, card.classes, k=5, highlight=label), width="stretch")
-    if card.metrics.get("per_class"):
-        c2.plotly_chart(charts.per_class_metrics(card.metrics), width="stretch")
+    c1.plotly_chart(charts.topk_probabilities(proba, sel.card.classes, k=5, highlight=picked.label), width="stretch")
+    if sel.card.metrics.get("per_class"):
+        c2.plotly_chart(charts.per_class_metrics(sel.card.metrics), width="stretch")
     with st.expander("Model card"):
-        st.json(card.to_dict(), expanded=False)
+        st.json(sel.card.to_dict(), expanded=False)
 
 
 page(main)

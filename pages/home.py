@@ -34,33 +34,40 @@ def main() -> None:
 
     left, right = st.columns(2)
     with left:
-        st.subheader(f"{len(core.list_methods())} attribution methods")
-        families: dict[str, list[str]] = {}
-        for m in core.list_methods():
-            families.setdefault(get_method(m).family, []).append(m)
-        for family, names in families.items():
-            with st.expander(f"{family} ({len(names)})", expanded=family == "CAM"):
-                for m in names:
-                    cls = get_method(m)
-                    st.markdown(f"- **{cls.title}** — {cls.description}  \n  <small>{cls.paper}</small>",
-                                unsafe_allow_html=True)
+        methods_by_family()
     with right:
-        st.subheader("Datasets")
-        for name in core.list_datasets():
-            s = data_panel.status(name)
-            st.markdown(f"- {data_panel.STATE_ICON[s.state]} **{core.dataset_info(name).title}** — {s.state}")
-        st.subheader("Trained models")
-        models = core.list_models()
-        if models:
-            for path, card in models:
-                st.markdown(f"- `{card.id}` — {card.arch} on {card.dataset}, test accuracy "
-                            f"{card.metrics.get('accuracy', float('nan')):.1%}"
-                            + ("" if card.training.get("status", "complete") == "complete" else " (stopped early)"))
-        else:
-            st.info("No model yet: the Train page (or Explain) trains one, or run `make run`.")
+        datasets_and_models()
+    st.caption("Command line: `python -m core train|evaluate|explain|quality|download|list --help`; benchmarks: "
+               "`python -m benchmarks --help`. Library: `from core import load_model, load_dataset, explain, "
+               "list_methods`.")
 
-    st.caption("Command line: `python -m core train|evaluate|explain|download|list|bench --help`. Library: "
-               "`from core import load_model, load_dataset, explain, list_methods`.")
+
+def methods_by_family() -> None:
+    st.subheader(f"{len(core.list_methods())} attribution methods")
+    families: dict[str, list[str]] = {}
+    for m in core.list_methods():
+        families.setdefault(get_method(m).family, []).append(m)
+    for family, names in families.items():
+        with st.expander(f"{family} ({len(names)})", expanded=family == "CAM"):
+            for m in names:
+                cls = get_method(m)
+                st.markdown(f"- **{cls.title}** — {cls.description}  \n  <small>{cls.paper}</small>",
+                            unsafe_allow_html=True)
+
+
+def datasets_and_models() -> None:
+    st.subheader("Datasets")
+    for name in core.list_datasets():
+        s = data_panel.status(name)
+        st.markdown(f"- {data_panel.STATE_ICON[s.state]} **{core.dataset_info(name).title}** — {s.state}")
+    st.subheader("Trained models")
+    models = core.list_models()
+    if not models:
+        st.info("No model yet: the Train page (or Explain) trains one, or run `make run`.")
+    for _, card in models:
+        st.markdown(f"- `{card.id}` — {card.arch} on {card.dataset}, test accuracy "
+                    f"{card.metrics.get('accuracy', float('nan')):.1%}"
+                    + ("" if card.training.get("status", "complete") == "complete" else " (stopped early)"))
 
 
 page(main)

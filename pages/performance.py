@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 import core
-from core import charts, render
-from core.metrics import HEADLINE, confident_mistakes
-from core.trust import model_warnings
+from core.present import charts, render
+from core.modelling.classification import HEADLINE, confident_mistakes
+from core.modelling.trust import model_warnings
 from ui import cache, data_panel, state
 from ui.data_panel import setup_panel
 from ui.pickers import dataset_models, model_label

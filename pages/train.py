@@ -10,22 +10,20 @@ import pandas as pd
 import streamlit as st
 
 import core
-from core import charts, pretrained, tracking
-from core.architectures import ARCHITECTURES, build_model, freezable_layers, list_architectures
+from core.modelling import pretrained, tracking
+from core.modelling.architectures import ARCHITECTURES, build_model, freezable_layers, list_architectures
 from core.datasets import dataset_info, get_source
-from core.training import (CLASS_WEIGHTING, FLIPS, IMBALANCE_RATIO, OPTIMIZERS, SCHEDULES, TrainConfig, recipe,
+from core.modelling.training import (CLASS_WEIGHTING, FLIPS, IMBALANCE_RATIO, OPTIMIZERS, SCHEDULES, TrainConfig, recipe,
                            unique_model_id)
 from ui import cache, data_panel
 from ui.data_panel import setup_panel
-from ui.jobs import jobs
+from ui import jobs, training
 from ui.pickers import model_label
 from ui.router import page
 
 DATASET = "train.dataset"
 JOB = "train.job"  # id of the run this session started
 START = "train.start"
-CANCEL = "train.cancel"
-KEEP = "train.keep_best"
 
 
 def key(dataset: str, name: str) -> str:
@@ -127,52 +125,6 @@ def settings_form(name: str, root: str | None) -> TrainConfig | None:
                        data_root=root, model_id=model_id.strip() or None)
 
 
-def show_job(job) -> None:
-    """Progress with time left, the curves so far, and Cancel / Stop-and-keep-best while it runs."""
-    p = job.latest
-    if job.running:
-        if p is not None:
-            left = f" · about {p.seconds_left:.0f} s left" if p.seconds_left else ""
-            st.progress(p.fraction, text=f"{job.cfg.model_id or 'model'}: {p.message}{left}")
-        else:
-            st.progress(0.0, text="Starting…")
-        c1, c2 = st.columns(2)
-        c1.button("Cancel (keep nothing)", key=CANCEL, icon=":material/cancel:", on_click=job.stop, args=(False,))
-        c2.button("Stop and keep the best epoch so far", key=KEEP, icon=":material/save:", on_click=job.stop,
-                  args=(True,), help="Saves the epoch that did best on val, labelled as stopped early")
-    elif job.state == "done":
-        card = job.result
-        m = card.metrics
-        st.success(f"Trained **{card.id}** ({card.training['status']}): test accuracy {m['accuracy']:.1%}, balanced "
-                   f"accuracy {m['balanced_accuracy']:.1%}, ROC AUC "
-                   f"{'n/a' if m['roc_auc'] is None else format(m['roc_auc'], '.3f')}; best epoch on val "
-                   f"{card.training['best_epoch']} of {card.training['epochs_run']}, {card.training['seconds']} s. "
-                   "It is in every model list now.")
-        st.page_link("pages/performance.py", label="See its Performance page", icon=":material/monitoring:")
-    elif job.state == "cancelled":
-        st.info(f"Cancelled: {job.error}")
-    else:
-        st.error(f"Training failed: {job.error}")
-    for w in dict.fromkeys(job.warnings):
-        st.caption(f":orange[warning: {w}]")
-    if job.history:
-        loss, acc = charts.training_curves(job.history)
-        c1, c2 = st.columns(2)
-        c1.plotly_chart(loss, width="stretch", key=f"loss.{job.id}.{len(job.history)}")
-        c2.plotly_chart(acc, width="stretch", key=f"acc.{job.id}.{len(job.history)}")
-
-
-@st.fragment(run_every=1.0)
-def live_job() -> None:
-    """Redrawn every second while the run goes on; when it ends, the whole page reruns (new model in the lists)."""
-    job = jobs().get(st.session_state.get(JOB))
-    if job is None:
-        return
-    show_job(job)
-    if not job.running:
-        st.rerun()
-
-
 def past_runs(name: str) -> None:
     st.subheader("Past training runs (MLflow)")
     try:
@@ -206,7 +158,7 @@ def main() -> None:
     existing = cache.models_for(name)
     if existing:
         st.caption("Models of this dataset: " + "; ".join(model_label(c) for _, c in existing))
-    job = jobs().get(st.session_state.get(JOB))
+    job = jobs.get(st.session_state.get(JOB))
     busy = job is not None and job.running
     with st.container(border=True):
         try:
@@ -219,14 +171,12 @@ def main() -> None:
                        else "A run of yours is in progress")
     if go:
         try:
-            job = jobs().start(cfg)
-            st.session_state[JOB] = job.id
+            st.session_state[JOB] = jobs.start_training(cfg).id
         except core.XaiError as exc:
             st.error(str(exc))
-    if job is not None and job.running:
-        live_job()
-    elif job is not None:
-        show_job(job)
+    job = training.follow(JOB, "train")
+    if job is not None and job.state == "done":
+        st.page_link("pages/performance.py", label="See its Performance page", icon=":material/monitoring:")
     past_runs(name)
 
 

@@ -2,15 +2,9 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pytest
-import torch
-from torch import nn
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -39,7 +33,7 @@ def isolated_dirs(tmp_path_factory):
 def tiny_model_dir(isolated_dirs) -> Path:
     """A small_cnn trained for one short epoch on shapes, saved under the demo id in the test models folder."""
     from core import config
-    from core.training import TrainConfig, train
+    from core.modelling.training import TrainConfig, train
 
     _, _, path = train(TrainConfig(epochs=1, max_train=512, model_id=config.DEMO_MODEL_ID), None, isolated_dirs["models"])
     return path
@@ -49,18 +43,10 @@ def tiny_model_dir(isolated_dirs) -> Path:
 def shapes_model_dir(isolated_dirs, tmp_path_factory) -> Path:
     """A shapes model that learned something (3 epochs at 32 px, about 80% test accuracy when written), in its own
     models folder, with its saved evaluation and out-of-distribution statistics."""
-    from core.training import TrainConfig, train
+    from core.modelling.training import TrainConfig, train
 
     _, _, path = train(TrainConfig(epochs=3, size=32, model_id="shapes-good"), None, tmp_path_factory.mktemp("good_models"))
     return path
-
-
-def real_images(*folders: str) -> list[Path]:
-    """The shared real photographs / X-rays under ``../shared/data/samples`` (skips the test when absent)."""
-    files = sorted(p for f in folders for p in (SHARED_DATA / "samples" / f).rglob("*") if p.suffix in (".jpg", ".png"))
-    if not files:
-        pytest.skip(f"real sample images not found under {SHARED_DATA / 'samples'}")
-    return files
 
 
 @pytest.fixture(scope="session")
@@ -70,49 +56,18 @@ def tiny_model(tiny_model_dir):
     return load_model(tiny_model_dir)
 
 
-def make_classifier(in_channels: int, num_classes: int = 3, seed: int = 0):
-    """A random-init small_cnn wrapped as a Classifier (what every method must handle)."""
-    from core.architectures import build_model
+@pytest.fixture
+def fresh_caches():
+    """Every test starts with empty caches and no remembered dataset folders."""
+    import streamlit as st
 
-    torch.manual_seed(seed)
-    model = build_model("small_cnn", num_classes, in_channels, [0.5] * in_channels, [0.25] * in_channels)
-    return model.eval()
+    from core import settings
 
+    def clear():
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        settings.settings_path().unlink(missing_ok=True)
 
-def make_vit(in_channels: int = 3, num_classes: int = 3, seed: int = 0, size: int = 32):
-    """A tiny Vision Transformer built by hand (torchvision's class: 8 px patches, 2 layers, 2 heads, width 16) with a
-    random head (torchvision starts it at zero, which makes every class score constant), wrapped as a Classifier
-    with its traits found from its modules, as for any model built outside our registry."""
-    from torchvision.models.vision_transformer import VisionTransformer
-
-    from core.architectures import Classifier
-
-    torch.manual_seed(seed)
-    net = VisionTransformer(image_size=size, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32,
-                            num_classes=num_classes)
-    if in_channels != 3:
-        net.conv_proj = nn.Conv2d(in_channels, 16, 8, 8)
-    nn.init.normal_(net.heads.head.weight, std=0.5)
-    return Classifier(net, [0.5] * in_channels, [0.25] * in_channels, "net.encoder.layers.encoder_layer_1.ln_1").eval()
-
-
-def refused(model: nn.Module, method: str, image=None) -> bool:
-    """Whether ``method`` does not apply to ``model``; if so, asserts the library refuses it with the reason the
-    method declares (tests generated over every method call this first, then test the method where it applies)."""
-    from core import NotApplicableError, explain, get_method
-
-    why = get_method(method).unavailable(model)
-    if why is None:
-        return False
-    size = 32
-    x = image if image is not None else torch.rand(int(model.normalize.mean.shape[1]), size, size)
-    with pytest.raises(NotApplicableError, match=re.escape(why[:40])):
-        explain(model, x, method)
-    return True
-
-
-def hooks_on(model: nn.Module) -> int:
-    """Number of forward/backward hooks registered on any module of ``model``."""
-    from core.explainers.sharing import hook_count
-
-    return hook_count(model)
+    clear()
+    yield
+    clear()

@@ -20,9 +20,9 @@ from PIL import Image
 
 from core import (CheckpointError, DatasetError, ImageError, ParameterError, XaiError, explain, get_method,
                   list_methods, load_dataset, load_model)
-from core.cli import main
-from core.images import preprocess, read_upload
-from tests.conftest import make_classifier
+from core.faces.cli import main
+from core.datasets.images import preprocess, read_upload
+from tests.helpers import make_classifier
 
 # ------------------------------------------------------------------------------------------------ images
 def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -178,7 +178,7 @@ def test_card_through_cli_list(broken_model, request, capsys):
 
 # ------------------------------------------------------------------------------------------------ npz files
 def _npz(tmp_path: Path, **override) -> Path:
-    from tests.test_datasets_sources import write_npz
+    from tests.helpers import write_npz
 
     return write_npz(tmp_path / "pneumoniamnist.npz", 28, rgb=False, n=(12, 4, 6), **override)
 
@@ -312,7 +312,7 @@ def test_image_through_the_explain_page(name, tiny_model_dir):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from tests.test_app import APP
+    from tests.helpers import APP
 
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -338,7 +338,7 @@ def _app():
     from streamlit.testing.v1 import AppTest
 
     from core import settings
-    from tests.test_app import APP
+    from tests.helpers import APP
 
     st.cache_data.clear()
     st.cache_resource.clear()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from core import ImageError, explain, explain_batch, predict, predict_proba
-from tests.conftest import make_classifier
+from tests.helpers import make_classifier
 
 RGB = make_classifier(3, num_classes=3, seed=0)
 GOOD = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))

@@ -2,7 +2,7 @@
 
 * ``st.cache_resource`` for models and datasets: one shared object for every browser session. A shared
   model is only read (predictions and most methods run on it concurrently; methods that change a model
-  run on a private replica, see :mod:`core.explainers.sharing`), so sharing is safe.
+  run on a private replica, see :mod:`core.modelling.sharing`), so sharing is safe.
 * A shared :class:`ResultStore` for explanations: one cell per (model folder and weights digest, image
   digest, method, parameters, target class, background); display controls are not part of the key.
 """
@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 
 import core
-from core.checkpoints import list_models
+from core.modelling.checkpoints import list_models
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=8)
@@ -69,7 +69,7 @@ def split_predictions(model_path: str, weights_sha256: str, dataset_name: str, s
 @st.cache_resource(show_spinner="Evaluating the model on its test split (once: kept beside the model)…", max_entries=16)
 def evaluation(model_path: str, weights_sha256: str, root: str | None = None):
     """``(Evaluation, card)``: saved test predictions, metrics and OOD statistics, computed on first use."""
-    from core.evaluation import load_or_compute
+    from core.modelling.evaluation import load_or_compute
 
     m, _ = model(model_path, weights_sha256)
     return load_or_compute(model_path, m, data_root=root)
@@ -77,7 +77,7 @@ def evaluation(model_path: str, weights_sha256: str, root: str | None = None):
 
 def ood_detector(model_path: str):
     """The model's OOD statistics, or None (read each time: a small file, and it appears after an evaluation)."""
-    from core.ood import OodDetector
+    from core.modelling.ood import OodDetector
 
     return OodDetector.load(model_path)
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 import core
 from core import settings
-from core.checkpoints import list_models
+from core.modelling.data_roots import locate
 from core.datasets import Status, dataset_info, dataset_status, get_source
 
 from . import cache, state
@@ -22,30 +22,10 @@ def chosen_root(name: str) -> str | None:
     return st.session_state.get(state.DATA_ROOTS, {}).get(name) or settings.dataset_roots().get(name)
 
 
-def _recorded_roots(name: str, card: Any = None) -> list[str]:
-    """Folders that trained models of this dataset were read from (their cards record it)."""
-    cards = [card] if card is not None else [c for _, c in list_models(dataset=name)]
-    out = []
-    for c in cards:
-        recorded = (c.dataset_options or {}).get("path")
-        if recorded:
-            p = Path(recorded)
-            out.append(str(p.parent if p.suffix == ".npz" else p))
-    return out
-
-
 def resolve(name: str, card: Any = None) -> tuple[str | None, Status]:
-    """Where to read ``name`` from, and its status there: the chosen folder (this session's or a remembered
-    one), else the default data folder, else a folder a model of it was trained from (``card``'s, or any)."""
-    chosen = chosen_root(name)
-    found = dataset_status(name, root=chosen)
-    if chosen or found.ready:
-        return chosen, found
-    for candidate in _recorded_roots(name, card):
-        s = dataset_status(name, root=candidate)
-        if s.ready:
-            return candidate, s
-    return None, found
+    """Where to read ``name`` from, and its status there: the folder chosen in this session, else the rule every face
+    follows (:func:`core.modelling.data_roots.locate`: remembered, default, then a model's recorded folder)."""
+    return locate(name, given=st.session_state.get(state.DATA_ROOTS, {}).get(name), card=card)
 
 
 def status(name: str) -> Status:

@@ -1,7 +1,6 @@
 """Selections shared by the Explain and Compare pages."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -10,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 import core
-from core.checkpoints import broken_models
+from core.modelling.checkpoints import broken_models
 from core.datasets import ArrayDataset
 from core.explainers import get_method
 
@@ -41,8 +40,8 @@ def model_label(card) -> str:
 
 
 def trust_banner(card) -> None:
-    """Reasons not to believe this model's predictions, with the numbers (core.trust decides)."""
-    from core.trust import model_warnings
+    """Reasons not to believe this model's predictions, with the numbers (core.modelling.trust decides)."""
+    from core.modelling.trust import model_warnings
 
     for w in model_warnings(card):
         st.warning(f"**Do not trust this model's predictions blindly:** {w}.", icon=":material/warning:")
@@ -53,7 +52,7 @@ def trust_banner(card) -> None:
 def weights_panel(arch: str, problem: Exception) -> None:
     """An ImageNet model whose weights are missing or unusable: exactly how to get them, and a box for a file the
     user already has (checked, then remembered; nothing is copied)."""
-    from core.pretrained import cache_path, use_weights_file, weights_enum
+    from core.modelling.pretrained import cache_path, use_weights_file, weights_enum
 
     st.warning(str(problem), icon=":material/download:")
     st.markdown(f"With internet access: `python -m core fetch-weights {arch}` (progress bar, checksum), or download "
@@ -116,7 +115,7 @@ def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
         return None
     trust_banner(card)
     if card.from_torchvision:
-        from core.pretrained import published_accuracy
+        from core.modelling.pretrained import published_accuracy
 
         c2.caption(f"{published_accuracy(card)}; {card.training.get('gflops', 0):.1f} GFLOPs per image, "
                    f"{(card.training.get('num_params') or 0) / 1e6:.1f} M parameters")
@@ -158,12 +157,6 @@ def explain_cached(sel: Selection, images: Sequence[np.ndarray], method: str, pa
         bg_key = cache.background_key(sel.dataset_name, sel.card.input_size, sel.root)
     return cache.explanations(sel.model_path, sel.card.weights_sha256, images, method, params, targets, bg_key, bg,
                               progress, compute)
-
-
-def request_key(weights_sha256: str, image_digest: str, methods: Sequence[str], params: dict, targets: Sequence[int]) -> str:
-    """What identifies one Explain request (for Cancel: a cancelled request is not computed again)."""
-    return json.dumps([weights_sha256, image_digest, list(methods), params, [int(t) for t in targets]],
-                      sort_keys=True, default=str)
 
 
 #: methods estimated slower than this (seconds per image) are named before the user picks them

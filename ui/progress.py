@@ -33,3 +33,21 @@ class EngineProgress:
 
     def empty(self) -> None:
         self.bar.empty()
+
+
+class StageProgress:
+    """``st.progress`` driven by a staged run's ``progress(stage, stages, label, done, total)`` (a quality
+    evaluation), with the time left from the fraction done so far."""
+
+    def __init__(self, text: str = "Starting…") -> None:
+        self.bar = st.progress(0.0, text=text)
+        self.t0 = time.monotonic()
+
+    def __call__(self, stage: int, stages: int, label: str, done: int, total: int) -> None:
+        frac = min(1.0, (stage + done / max(total, 1)) / max(stages, 1))
+        elapsed = time.monotonic() - self.t0
+        eta = f" · about {elapsed / frac * (1 - frac):.0f} s left" if frac > 0.02 and elapsed > 2 else ""
+        self.bar.progress(frac, text=f"{label}: {done}/{total}{eta}")
+
+    def empty(self) -> None:
+        self.bar.empty()

@@ -38,7 +38,7 @@ def _icon():
     import numpy as np
     from PIL import Image
 
-    from core.render import colorize
+    from core.present.render import colorize
 
     yy, xx = np.mgrid[-1:1:32j, -1:1:32j]
     heat = np.clip(1.2 - np.hypot(xx + 0.15, yy - 0.1) * 1.3, 0, 1)

@@ -18,6 +18,7 @@ DL_REPORT = "download_report"
 TRAIN_ARCH = "train_arch"
 TRAIN_EPOCHS = "train_epochs"
 TRAIN_BUTTON = "train"
+TRAIN_JOB = "explain.train_job"  # the training this session started from Explain
 RANDOM_BUTTON = "random_image"
 
 

@@ -1,19 +1,19 @@
 """Widgets built from an explainer's declared parameters (no per-method ``if`` chains)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import streamlit as st
 
-from core.architectures import conv_layers
+from core.modelling.architectures import conv_layers
 from core.explainers import Param, get_method
 
-from . import state
+from ui import state
 
 
-def param_widget(method: str, p: Param, model: Any) -> Any:
-    key = state.param_key(method, p.name)
-    label = p.label or p.name
+def param_widget(p: Param, key: str, model: Any = None) -> Any:
+    """One widget for one declared parameter (a method's or a quality metric's), under ``key``."""
+    label = p.widget_label()
     if p.kind == "layer":
         options = conv_layers(model)
         default = getattr(model, "target_layer", None)
@@ -30,6 +30,18 @@ def param_widget(method: str, p: Param, model: Any) -> Any:
                                  step=float(p.step or 0.01), key=key, help=p.help, format="%.4g"))
 
 
+def param_widgets(params: Sequence[Param], key: Callable[[Param], str], model: Any = None) -> dict[str, Any]:
+    """Widgets for declared parameters, in declaration order (so a parameter's condition is already chosen); a
+    parameter whose ``when`` condition does not hold is not shown and keeps its default (out of the cache key)."""
+    values: dict[str, Any] = {}
+    for p in params:
+        if p.when is not None and values.get(p.when[0]) != p.when[1]:
+            values[p.name] = p.default
+        else:
+            values[p.name] = param_widget(p, key(p), model)
+    return values
+
+
 def method_params(method: str, model: Any) -> dict[str, Any]:
     """Render the parameter widgets of ``method`` in an expander and return their values."""
     cls = get_method(method)
@@ -38,34 +50,19 @@ def method_params(method: str, model: Any) -> dict[str, Any]:
         return {}
     with st.expander(f"{cls.title} parameters"):
         st.caption(cls.description)
-        values: dict[str, Any] = {}
-        for p in cls.params:  # in declaration order, so a parameter's condition is already chosen
-            if p.when is not None and values.get(p.when[0]) != p.when[1]:
-                values[p.name] = p.default  # irrelevant for this choice: not shown, and out of the cache key
-            else:
-                values[p.name] = param_widget(method, p, model)
-        return values
+        return param_widgets(cls.params, lambda p: state.param_key(method, p.name), model)
 
 
-#: how each method-specific extra is shown under its map; an extra not listed here is simply not shown
-EXTRAS_TEXT: dict[str, str] = {
-    "convergence_delta": "convergence δ = {:.3g}",
-    "output_difference": "f(x) − f(baseline) = {:.3g}",
-    "n_superpixels": "{} superpixels",
-    "score": "local fit R² = {:.2f}",
-    "base_value": "f(fully masked) = {:.3g}",
-    "background": "background: {}",
-}
+def metric_params(metrics: Sequence[str], key_prefix: str) -> dict[str, dict[str, Any]]:
+    """The options of the chosen quality metrics, one widget per option name (deletion and insertion share
+    ``replacement``), built from the metrics' declared parameters. Returns only the metrics that have options."""
+    from core.quality import get_metric
+
+    shared: dict[str, Param] = {}
+    for m in metrics:
+        for p in get_metric(m).params:
+            shared.setdefault(p.name, p)
+    values = param_widgets(list(shared.values()), lambda p: f"{key_prefix}{p.name}")
+    return {m: {p.name: values[p.name] for p in get_metric(m).params} for m in metrics if get_metric(m).params}
 
 
-def extras_caption(extras: dict[str, Any]) -> str:
-    """One line from whichever extras a method reported (methods report different ones, or none)."""
-    parts = []
-    for key, fmt in EXTRAS_TEXT.items():
-        value = extras.get(key)
-        if value is not None:
-            try:
-                parts.append(fmt.format(value))
-            except (TypeError, ValueError):
-                parts.append(f"{key} = {value}")
-    return " · ".join(parts)

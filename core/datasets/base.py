@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..images import to_tensor
+from core.datasets.images import to_tensor
 
 
 @dataclass(frozen=True)

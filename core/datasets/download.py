@@ -13,8 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..errors import DatasetError
-from .source import DownloadProgress
+from core.errors import DatasetError
+from core.datasets.source import DownloadProgress
 
 CHUNK = 1 << 20
 TIMEOUT_S = 30  # no byte at all for this long: the connection is dead

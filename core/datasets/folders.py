@@ -6,7 +6,7 @@ Two layouts are understood:
 * split folders: ``root/{train,val,test}/<class>/*`` (``valid``/``validation`` also count as val;
   a missing val split is carved from train).
 
-Classes come from the folder names (sorted). Every file goes through :func:`core.images.to_array`
+Classes come from the folder names (sorted). Every file goes through :func:`core.datasets.images.to_array`
 (EXIF orientation, any PIL mode, shorter side resized, centre crop). Unreadable and non-image files
 are skipped and reported in ``dataset.extras["skipped"]``. Decoded arrays are cached under
 ``<data>/cache/`` keyed by the file list, sizes and modification times.
@@ -18,18 +18,18 @@ import json
 import logging
 import os
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .. import config
-from ..errors import DatasetError, ImageError
-from ..images import IMAGE_SUFFIXES, open_image, to_array
-from ..io import atomic_write_with
-from .base import ArrayDataset, DatasetInfo
-from .source import Source, Status
+from core import config
+from core.errors import DatasetError, ImageError
+from core.datasets.images import IMAGE_SUFFIXES, open_image, to_array
+from core.io import atomic_write_with
+from core.datasets.base import ArrayDataset, DatasetInfo
+from core.datasets.source import Source, Status
 
 log = logging.getLogger(__name__)
 
@@ -164,18 +164,37 @@ def guess_channels(files: list[tuple[Path, str]], sample: int = 20) -> int:
     return 1 if seen else 3
 
 
+@dataclass(frozen=True, kw_only=True)
+class FolderSpec:
+    """A dataset read from an image-folder tree, declared by keyword (as timm's ``PretrainedCfg``)."""
+
+    name: str
+    title: str
+    #: the folder under the data folder; ``None``: the folder the user gives (``root=`` / ``--data-dir``)
+    folder: str | None
+    #: 1 (grey) or 3 (RGB); ``None``: RGB unless the user's images say otherwise
+    channels: int | None = None
+    default_size: int = 128
+    source: str
+    license: str
+    description: str
+    #: the expected class folders, in label order (empty: the class folders found)
+    classes: tuple[str, ...] = ()
+
+
 class FolderSource(Source):
     """A dataset read from an image-folder tree."""
 
     sizes = (224, 128, 64)
 
-    def __init__(self, name: str, title: str, folder: str | None, channels: int | None, default_size: int,
-                 source: str, license: str, description: str, classes: tuple[str, ...] = ()) -> None:
-        self.folder = folder  # under the data dir; None = the root given is the folder itself
-        self.channels = channels
-        self.default_size = default_size
-        self.info = DatasetInfo(name=name, title=title, classes=classes, channels=channels or 3,
-                                image_size=default_size, source=source, license=license, description=description)
+    def __init__(self, spec: FolderSpec) -> None:
+        self.spec = spec
+        self.folder = spec.folder
+        self.channels = spec.channels
+        self.default_size = spec.default_size
+        self.info = DatasetInfo(name=spec.name, title=spec.title, classes=spec.classes, channels=spec.channels or 3,
+                                image_size=spec.default_size, source=spec.source, license=spec.license,
+                                description=spec.description)
 
     def path(self, root: Path) -> Path:
         """The dataset's folder: ``<data>/<folder>`` by default; a root given explicitly may be the folder itself

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError
-from .base import ArrayDataset, DatasetInfo
-from .download import download_file, md5sum
-from .source import DownloadProgress, Source, Status
+from core.errors import DatasetError
+from core.datasets.base import ArrayDataset, DatasetInfo
+from core.datasets.download import download_file, md5sum
+from core.datasets.registry import register_source
+from core.datasets.source import DownloadProgress, Source, Status
 
 log = logging.getLogger(__name__)
 
@@ -152,3 +153,7 @@ class MedMNISTSource(Source):
             raise DatasetError(f"{path.name}: {split} labels range {labels.min()}..{labels.max()}, "
                                f"expected 0..{len(self.info.classes) - 1}")
         return images[..., None] if images.ndim == 3 else images
+
+
+register_source(MedMNISTSource("pathmnist", "PathMNIST (colon pathology)"))
+register_source(MedMNISTSource("pneumoniamnist", "PneumoniaMNIST (chest X-ray)"))

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..io import atomic_write_with
-from .base import ArrayDataset, DatasetInfo
+from core.io import atomic_write_with
+from core.datasets.base import ArrayDataset, DatasetInfo
 
 log = logging.getLogger(__name__)
 

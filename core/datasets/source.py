@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
-from .base import ArrayDataset, DatasetInfo
+from core.datasets.base import ArrayDataset, DatasetInfo
 
 State = Literal["ready", "needs download", "needs files", "photos only"]
 #: progress(bytes_done, bytes_total or None)

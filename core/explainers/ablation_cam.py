@@ -1,9 +1,9 @@
 """Ablation-CAM (Desai & Ramaswamy, 2020), via pytorch-grad-cam."""
 from pytorch_grad_cam import AblationCAM as _AblationCAM
 
-from .base import Param
-from .cam import LAYER, CamExplainer
-from .registry import register
+from core.explainers.base import Param
+from core.explainers.cam import LAYER, CamExplainer
+from core.explainers.registry import register
 
 
 @register
@@ -15,7 +15,7 @@ class AblationCAM(CamExplainer):
     needs_gradients = False
     scores_each_channel = True
     cam_class = _AblationCAM
-    params = (LAYER, Param("batch_size", "int", 64, "Ablated copies per forward pass", 1, 1024, label="Batch size"))
+    params = (LAYER, Param("batch_size", "int", 64, help="Ablated copies per forward pass", min=1, max=1024, label="Batch size"))
 
     def cam_kwargs(self, batch_size):
         if self.tokens:  # ablates token channels (skipping the class token) instead of (C, H, W) maps

@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..architectures import tokens_to_grid
-from ..errors import AttributionError
-from .base import Explainer, Param
-from .registry import register
+from core.modelling.architectures import tokens_to_grid
+from core.errors import AttributionError
+from core.explainers.base import Explainer, Param
+from core.explainers.registry import register
 
 
 def rollout(attentions: list[torch.Tensor], head_fusion: str = "mean", discard_ratio: float = 0.0) -> torch.Tensor:
@@ -86,13 +86,13 @@ class AttentionRollout(Explainer):
                              "self-attention layers (a CNN)"}
     shared_effects = frozenset({"hooks"})
     params = (
-        Param("head_fusion", "choice", "mean", "How the heads of a layer are combined", choices=("mean", "max", "min"),
+        Param("head_fusion", "choice", "mean", help="How the heads of a layer are combined", choices=("mean", "max", "min"),
               label="Head fusion"),
-        Param("discard_ratio", "float", 0.0, "Fraction of the lowest attention weights dropped per layer (noise "
-              "reduction; attention to the class token is kept)", 0.0, 0.99, 0.05, label="Discard ratio"),
+        Param("discard_ratio", "float", 0.0, help="Fraction of the lowest attention weights dropped per layer (noise "
+              "reduction; attention to the class token is kept)", min=0.0, max=0.99, step=0.05, label="Discard ratio"),
     )
 
-    def attribute(self, x, targets, head_fusion, discard_ratio):
+    def attribute(self, x, targets, *, seeds, progress, head_fusion, discard_ratio):
         flow = rollout(attention_weights(self.model, x), head_fusion, discard_ratio)  # (B, T, T)
         grid = tokens_to_grid(flow[:, :1, :].transpose(1, 2))  # the class token's row, patches as a (B, 1, h, w) grid
         return F.interpolate(grid, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]

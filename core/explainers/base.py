@@ -15,60 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..architectures import traits_of
-from ..errors import ParameterError
-
-ParamKind = Literal["int", "float", "choice", "bool", "layer"]
-
-
-@dataclass(frozen=True)
-class Param:
-    """One method parameter: type, default and range, with a help line for the UI."""
-
-    name: str
-    kind: ParamKind
-    default: Any
-    help: str = ""
-    min: float | None = None
-    max: float | None = None
-    step: float | None = None
-    choices: tuple[str, ...] = ()
-    label: str = ""
-    #: ``(other_parameter, value)``: this parameter only matters when the other one has that value (a UI
-    #: shows it only then; otherwise its default is used)
-    when: tuple[str, str] | None = None
-
-    def validate(self, value: Any) -> Any:
-        """Coerce ``value`` to this parameter's type or raise :class:`ParameterError`."""
-        try:
-            if self.kind == "int":
-                if isinstance(value, float) and not value.is_integer():
-                    raise ValueError
-                value = int(value)
-            elif self.kind == "float":
-                value = float(value)
-                if not np.isfinite(value):
-                    raise ValueError
-            elif self.kind == "bool":
-                if isinstance(value, str):
-                    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                        raise ValueError
-                    value = value.lower() in ("true", "1", "yes")
-                value = bool(value)
-            elif self.kind in ("choice", "layer"):
-                value = str(value)
-        except (TypeError, ValueError):
-            raise ParameterError(f"parameter {self.name!r} must be {self.kind}, got {value!r}") from None
-        if self.kind == "choice" and value not in self.choices:
-            raise ParameterError(f"parameter {self.name!r} must be one of {', '.join(self.choices)}, got {value!r}")
-        if self.kind in ("int", "float"):
-            if self.min is not None and value < self.min or self.max is not None and value > self.max:
-                raise ParameterError(f"parameter {self.name!r} must be in [{self.min}, {self.max}], got {value}")
-        return value
-
+from core.modelling.architectures import traits_of
+from core.params import Param
 
 def seed_param() -> Param:
-    return Param("seed", "int", 0, "Random seed: the same seed gives the same map", 0, 2**31 - 1, label="Seed")
+    return Param("seed", "int", 0, help="Random seed: the same seed gives the same map", min=0, max=2**31 - 1, label="Seed")
 
 
 @dataclass
@@ -101,6 +52,34 @@ class Explanation:
     flat: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
     segments: np.ndarray | None = None
+
+
+#: ``progress(n)``: ``n`` more model images evaluated (called from inside long methods)
+Tick = Callable[[int], None]
+
+
+@dataclass
+class Attribution:
+    """What one :meth:`Explainer.attribute` call computed for a chunk of B images, when it is more than the maps
+    (as captum's ``attribute`` returns ``(attributions, delta)`` on request).
+
+    Attributes:
+        maps: (B, C, H, W) or (B, H, W) attributions.
+        extras: one dict of method-specific, JSON-able values per image (e.g. IG's convergence delta).
+        predicted: (B,) classes the method chose itself (``predicts_target`` methods called with no targets).
+    """
+
+    maps: np.ndarray | torch.Tensor
+    extras: list[dict[str, Any]] = field(default_factory=list)
+    predicted: torch.Tensor | None = None
+
+    @classmethod
+    def with_extras(cls, maps: np.ndarray | torch.Tensor, **values: Any) -> Attribution:
+        """Per-image extras from per-batch values: a sequence of length B gives one item per image, a scalar the
+        same value for each."""
+        seq = (list, tuple, np.ndarray, torch.Tensor)
+        n = max((len(v) for v in values.values() if isinstance(v, seq)), default=1)
+        return cls(maps, [{k: (_item(v[i]) if isinstance(v, seq) else v) for k, v in values.items()} for i in range(n)])
 
 
 #: What a method can do to state that other sessions share (declared per method, see :meth:`Explainer.effects`):
@@ -146,7 +125,7 @@ class Explainer:
     #: (scaled per image, CAMs), "gradient" (derivative of the class logit), "logit" (contribution to the class
     #: logit), "probability" (LIME's coefficients of the class probability), "squared"
     units: ClassVar[str] = "logit"
-    #: architecture traits (``core.architectures.TRAITS``) the method needs, each with the reason shown where a
+    #: architecture traits (``core.modelling.architectures.TRAITS``) the method needs, each with the reason shown where a
     #: model lacks it: the method is then not offered for that model (and the engine refuses it)
     requires: ClassVar[dict[str, str]] = {}
     #: the map is the same for every class (attention rollout): the target only labels it
@@ -158,18 +137,6 @@ class Explainer:
     def __init__(self, model: nn.Module, background: torch.Tensor | None = None) -> None:
         self.model = model
         self.background = background
-        #: per-image method-specific values an ``attribute`` call may set (see :meth:`set_extras`)
-        self.extras: list[dict[str, Any]] = []
-        #: per-image seeds of the current call (stochastic methods use these, not the ``seed`` parameter)
-        self.seeds: tuple[int, ...] = ()
-        #: classes the method chose itself when called with ``targets=None`` (``predicts_target``)
-        self.predicted: torch.Tensor | None = None
-        #: called with the number of model images just evaluated, from inside long methods (progress and
-        #: cancel between the library's own batches); set by the engine
-        self.tick: Callable[[int], None] = lambda n: None
-        #: per-call overrides: a wrapper method (SmoothGrad) inherits these from the method it wraps
-        self.signed_output: bool = self.signed
-        self.reduction: str = self.channel_reduction
 
     @staticmethod
     def grad_input(x: torch.Tensor) -> torch.Tensor:
@@ -192,6 +159,17 @@ class Explainer:
         return cls.shared_effects
 
     @classmethod
+    def signed_for(cls, params: dict[str, Any]) -> bool:
+        """Whether the maps can be negative with these parameters (a wrapper such as SmoothGrad inherits it from
+        the method it wraps)."""
+        return cls.signed
+
+    @classmethod
+    def reduction_for(cls, params: dict[str, Any]) -> str:
+        """How (C, H, W) attributions become one map with these parameters (see :attr:`channel_reduction`)."""
+        return cls.channel_reduction
+
+    @classmethod
     def units_for(cls, params: dict[str, Any]) -> str:
         """The map's units with these parameters (see :attr:`units`)."""
         return cls.units
@@ -206,23 +184,22 @@ class Explainer:
         """Model images (forward or forward + backward) per explained image, roughly: the unit of progress."""
         return 1
 
-    def set_extras(self, **values: Any) -> None:
-        """Per-image extras from per-batch values: a sequence of length B gives one item per image."""
-        n = max((len(v) for v in values.values() if isinstance(v, (list, tuple, np.ndarray, torch.Tensor))), default=1)
-        self.extras = [{k: (_item(v[i]) if isinstance(v, (list, tuple, np.ndarray, torch.Tensor)) else v)
-                        for k, v in values.items()} for i in range(n)]
-
-    def attribute(self, x: torch.Tensor, targets: torch.Tensor | None, **params: Any) -> np.ndarray | torch.Tensor:
+    def attribute(self, x: torch.Tensor, targets: torch.Tensor | None, *, seeds: tuple[int, ...], progress: Tick,
+                  **params: Any) -> np.ndarray | torch.Tensor | Attribution:
         """Attributions for a chunk of images.
 
         Args:
             x: (B, C, H, W) float tensor in [0, 1] on the model's device (B = 1 unless ``batched``).
                 Must not be modified.
             targets: (B,) long tensor of class indices to explain; ``None`` only for ``predicts_target``
-                methods, which then set :attr:`predicted`.
-            **params: the resolved parameters, without ``seed`` (use :attr:`seeds`, one per image).
+                methods, which then return the classes they chose in :attr:`Attribution.predicted`.
+            seeds: one seed per image (stochastic methods draw from these, not from the ``seed`` parameter).
+            progress: ``progress(n)`` reports ``n`` more model images evaluated, from inside long methods
+                (progress and the cancel check between the library's own batches).
+            **params: the resolved parameters, without ``seed``.
         Returns:
-            (B, C, H, W) or (B, H, W) attributions at input resolution.
+            (B, C, H, W) or (B, H, W) attributions at input resolution, or an :class:`Attribution` that also
+            carries per-image extras or the predicted classes.
         """
         raise NotImplementedError
 

@@ -7,13 +7,13 @@ import torch
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
-from .base import Param
+from core.explainers.base import Param
 
 BASELINES = ("zeros", "blur", "noise", "mean")
 
 
 def baseline_param(default: str = "zeros") -> Param:
-    return Param("baseline", "choice", default, "Reference image: black, strongly blurred input, uniform noise "
+    return Param("baseline", "choice", default, help="Reference image: black, strongly blurred input, uniform noise "
                  "(seeded), or the training mean colour", choices=BASELINES, label="Baseline")
 
 

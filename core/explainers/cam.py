@@ -12,9 +12,9 @@ import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from ..architectures import get_layer, tokens_to_grid, traits_of
-from ..errors import AttributionError
-from .base import Explainer, Param
+from core.modelling.architectures import get_layer, tokens_to_grid, traits_of
+from core.errors import AttributionError
+from core.explainers.base import Attribution, Explainer, Param
 
 class _QuietTqdm:
     """Stands in for the ``tqdm`` module in pytorch-grad-cam's Score-CAM / Ablation-CAM (they draw bars on stderr)."""
@@ -29,7 +29,7 @@ for _module in ("score_cam", "ablation_cam"):
     if hasattr(_mod, "tqdm"):
         _mod.tqdm = _QuietTqdm
 
-LAYER = Param("layer", "layer", None, "Convolutional layer whose feature maps are used (default: the model card's)",
+LAYER = Param("layer", "layer", None, help="Convolutional layer whose feature maps are used (default: the model card's)",
               label="Layer")
 
 
@@ -110,19 +110,19 @@ class CamExplainer(Explainer):
     def configure(self, cam: Any, **params: Any) -> None:
         """Set attributes the library reads but does not take as arguments."""
 
-    def attribute(self, x: torch.Tensor, targets: torch.Tensor | None, layer: str, **params: Any):
+    def attribute(self, x: torch.Tensor, targets: torch.Tensor | None, *, seeds, progress, layer: str, **params: Any):
         target_layer = get_layer(self.model, layer)
         with _gradients_only_for(self.model, target_layer):
             return self._cam(x, targets, target_layer, **params)
 
     def _cam(self, x: torch.Tensor, targets: torch.Tensor | None, target_layer: nn.Module, **params: Any):
-        maps = None
+        maps, predicted = None, None
         reshape = {"reshape_transform": tokens_to_grid} if self.tokens else {}
         with self.cam_class(model=self.model, target_layers=[target_layer], **reshape, **self.cam_kwargs(**params)) as cam:
             self.configure(cam, **params)
             maps = cam(input_tensor=x, targets=None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets])
             if targets is None:
-                self.predicted = cam.outputs.argmax(dim=1)
+                predicted = cam.outputs.argmax(dim=1)
         if maps is None:  # BaseCAM.__exit__ prints and swallows an IndexError
             raise AttributionError(f"{self.title} failed inside pytorch-grad-cam (an IndexError it swallowed; see the log)")
-        return maps
+        return Attribution(maps, predicted=predicted)

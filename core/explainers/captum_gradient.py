@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .base import Explainer
+from core.explainers.base import Explainer
 
 
 class CaptumGradientExplainer(Explainer):
@@ -11,5 +11,5 @@ class CaptumGradientExplainer(Explainer):
     #: extra keyword arguments of the captum ``attribute`` call
     attribute_kwargs: ClassVar[dict[str, Any]] = {}
 
-    def attribute(self, x, targets):
+    def attribute(self, x, targets, *, seeds, progress):
         return self.captum_class(self.model).attribute(self.grad_input(x), target=targets, **self.attribute_kwargs)

@@ -1,9 +1,9 @@
 """DeepLIFT (Shrikumar et al., 2017), via captum (Rescale rule)."""
 from captum.attr import DeepLift as _DeepLift
 
-from .base import Explainer, seed_param
-from .baselines import baseline_param, make_baseline
-from .registry import register
+from core.explainers.base import Attribution, Explainer, seed_param
+from core.explainers.baselines import baseline_param, make_baseline
+from core.explainers.registry import register
 
 
 @register
@@ -26,9 +26,8 @@ class DeepLift(Explainer):
     def cost(cls, params, model, image_shape):
         return 2  # the input and its baseline
 
-    def attribute(self, x, targets, baseline):
-        base = make_baseline(x, baseline, self.seeds, self.model)
+    def attribute(self, x, targets, *, seeds, progress, baseline):
+        base = make_baseline(x, baseline, seeds, self.model)
         attr, delta = _DeepLift(self.model).attribute(self.grad_input(x), baselines=base,
                                                       target=targets, return_convergence_delta=True)
-        self.set_extras(convergence_delta=delta.abs())
-        return attr
+        return Attribution.with_extras(attr, convergence_delta=delta.abs())

@@ -1,8 +1,8 @@
 """Eigen-CAM (Muhammad & Yeasin, 2020), via pytorch-grad-cam."""
 from pytorch_grad_cam import EigenCAM as _EigenCAM
 
-from .cam import CamExplainer
-from .registry import register
+from core.explainers.cam import CamExplainer
+from core.explainers.registry import register
 
 
 @register

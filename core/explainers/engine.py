@@ -25,18 +25,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cancel import CancelToken  # noqa: F401  (re-exported: engine callers import it from here)
-from ..errors import AttributionError, Cancelled, NotApplicableError, ParameterError, XaiError
-from ..maps import robust_scale
-from ..prediction import as_images, expected_channels, logits, model_device
-from . import seeding, sharing
-from .base import MODEL_EFFECTS, Explainer, Explanation
-from .registry import EXPLAINERS
+from core.cancel import CancelToken  # noqa: F401  (re-exported: engine callers import it from here)
+from core.errors import AttributionError, Cancelled, NotApplicableError, ParameterError, XaiError
+from core.explainers.heatmap import to_heatmap
+from core.modelling.prediction import as_images, expected_channels, logits, model_device
+from core.explainers import seeding
+from core.modelling import sharing
+from core.explainers.base import MODEL_EFFECTS, Attribution, Explainer, Explanation
+from core.explainers.registry import EXPLAINERS
 
-# captum announces, on every call, that it adds and removes hooks (we check that none survive ourselves).
+# captum announces, on every call, that it adds and removes hooks (we check that none survive ourselves). Only these
+# messages, and only when captum raises them (from its own modules, or with stacklevel=2 from our method files that
+# call it): every other warning, and the same words from any other library, still reach the user.
 for _message in ("Setting backward hooks on ReLU activations", "Setting forward, backward hooks and attributes on non-linear",
                  "Input Tensor 0 did not already require gradients"):
-    warnings.filterwarnings("ignore", message=_message, category=UserWarning)
+    warnings.filterwarnings("ignore", message=_message, category=UserWarning, module=r"(captum|core\.explainers)(\.|$)")
 
 #: ``progress(done, total)``: model images evaluated so far, and the estimated total of the call
 ProgressFn = Callable[[int, int], None]
@@ -119,17 +122,6 @@ def _reduce(attr: np.ndarray, how: str) -> np.ndarray:
     return attr.sum(axis=0)
 
 
-def to_heatmap(attribution: np.ndarray, outlier_perc: float = 1.0) -> tuple[np.ndarray, bool]:
-    """Scale ``|attribution|`` to [0, 1] by its (100 - outlier_perc) percentile; ``(zeros, True)`` if flat: no value
-    stands out by more than float32 rounding (a spread within a millionth of the scale, e.g. a uniform attention
-    rollout whose sums differ in the last bits)."""
-    mag = np.abs(attribution)
-    scale = robust_scale(attribution, outlier_perc)
-    if scale <= 1e-12 or float(attribution.max() - attribution.min()) <= 1e-6 * scale:
-        return np.zeros_like(mag, dtype=np.float32), True
-    return np.clip(mag / scale, 0.0, 1.0).astype(np.float32), False
-
-
 def _target_list(targets: int | Sequence[int] | np.ndarray | torch.Tensor | None, n: int) -> list[int] | None:
     if targets is None:
         return None
@@ -150,9 +142,9 @@ def _check_targets(targets: list[int], n_classes: int) -> None:
             raise ParameterError(f"target must be a class index in [0, {n_classes - 1}], got {t}")
 
 
-def _finish(cls: type[Explainer], explainer: Explainer, raw: np.ndarray, shape: tuple[int, int], target: int,
-            params: dict[str, Any], seconds: float, extras: dict[str, Any]) -> Explanation:
-    attribution = _reduce(np.asarray(raw, dtype=np.float32), explainer.reduction)
+def _finish(cls: type[Explainer], raw: np.ndarray, shape: tuple[int, int], target: int, params: dict[str, Any],
+            seconds: float, extras: dict[str, Any]) -> Explanation:
+    attribution = _reduce(np.asarray(raw, dtype=np.float32), cls.reduction_for(params))
     if attribution.shape != shape:
         raise AttributionError(f"{cls.title} returned a map of shape {attribution.shape}, expected {shape}")
     if not np.all(np.isfinite(attribution)):
@@ -161,7 +153,7 @@ def _finish(cls: type[Explainer], explainer: Explainer, raw: np.ndarray, shape: 
     heatmap, flat = to_heatmap(attribution, cls.outlier_perc)
     segments = extras.pop("segments", None)  # a region method's label map: an array, not a JSON-able extra
     return Explanation(method=cls.name, title=cls.title, attribution=attribution, heatmap=heatmap, target=target,
-                       params=params, seconds=seconds, signed=explainer.signed_output, flat=flat, extras=extras,
+                       params=params, seconds=seconds, signed=cls.signed_for(params), flat=flat, extras=extras,
                        segments=segments)
 
 
@@ -172,7 +164,7 @@ def explain_batch(model: nn.Module, images: torch.Tensor | np.ndarray, method: s
     """Explain the model's score for each image's target; one :class:`Explanation` per image, in order.
 
     Args:
-        model: a classifier taking (N, C, H, W) images in [0, 1] (see :mod:`core.architectures`). It is
+        model: a classifier taking (N, C, H, W) images in [0, 1] (see :mod:`core.modelling.architectures`). It is
             only read (methods that change a model run on a private replica), so it may be shared.
         images: (N, C, H, W) float in [0, 1], or one image (C, H, W). Never modified.
         method: a name from :func:`list_methods`.
@@ -219,29 +211,29 @@ def explain_batch(model: nn.Module, images: torch.Tensor | np.ndarray, method: s
             elif wanted is not None:
                 _check_targets(wanted, int(logits(m, x[:1]).shape[1]))
             explainer = cls(m, background=bg)
-            explainer.tick = run.tick
             for start in range(0, n, chunk):
                 run.check()
                 stop = min(start + chunk, n)
                 run.limit = stop * per_image
-                explainer.seeds, explainer.extras, explainer.predicted = seeds[start:stop], [], None
                 tc = None if wanted is None else torch.tensor(wanted[start:stop], dtype=torch.long, device=x.device)
                 t0 = time.perf_counter()
                 # a global-RNG method without a seed parameter (SHAP Partition breaks ties at random) runs
                 # under seed 0: deterministic, and the caller's generators are restored all the same
                 with seeding.seeded((seeds[start] if seeds else 0) if global_rng else None):
-                    raw = explainer.attribute(x[start:stop], tc, **kw)
+                    out = explainer.attribute(x[start:stop], tc, seeds=seeds[start:stop], progress=run.tick, **kw)
                 seconds = (time.perf_counter() - t0) / (stop - start)
+                out = out if isinstance(out, Attribution) else Attribution(out)
+                raw = out.maps
                 if isinstance(raw, torch.Tensor):
                     raw = raw.detach().float().cpu().numpy()
-                used = tc if tc is not None else explainer.predicted
+                used = tc if tc is not None else out.predicted
                 if used is None or len(raw) != stop - start:
                     raise AttributionError(f"{cls.title} returned {len(raw)} maps for {stop - start} images"
                                            if used is not None else f"{cls.title} did not report the predicted classes")
                 for j in range(stop - start):
-                    extras = explainer.extras[j] if j < len(explainer.extras) else {}
+                    extras = out.extras[j] if j < len(out.extras) else {}
                     p = {**full, "seed": seeds[start + j]} if seeds else full
-                    results.append(_finish(cls, explainer, raw[j], shape, int(used[j]), p, seconds, dict(extras)))
+                    results.append(_finish(cls, raw[j], shape, int(used[j]), p, seconds, dict(extras)))
                 run.end_chunk()
         except XaiError:
             raise

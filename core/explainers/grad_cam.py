@@ -1,8 +1,8 @@
 """Grad-CAM (Selvaraju et al., 2017), via pytorch-grad-cam."""
 from pytorch_grad_cam import GradCAM as _GradCAM
 
-from .cam import CamExplainer
-from .registry import register
+from core.explainers.cam import CamExplainer
+from core.explainers.registry import register
 
 
 @register

@@ -1,8 +1,8 @@
 """Grad-CAM++ (Chattopadhyay et al., 2018), via pytorch-grad-cam."""
 from pytorch_grad_cam import GradCAMPlusPlus
 
-from .cam import CamExplainer
-from .registry import register
+from core.explainers.cam import CamExplainer
+from core.explainers.registry import register
 
 
 @register

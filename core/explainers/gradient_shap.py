@@ -2,9 +2,9 @@
 import torch
 from captum.attr import GradientShap as _GradientShap
 
-from .base import Explainer, Param, seed_param
-from .baselines import BASELINES, make_baseline
-from .registry import register
+from core.explainers.base import Explainer, Param, seed_param
+from core.explainers.baselines import BASELINES, make_baseline
+from core.explainers.registry import register
 
 
 @register
@@ -17,9 +17,9 @@ class GradientShap(Explainer):
     takes_baseline = True
     stochastic = True
     params = (
-        Param("n_samples", "int", 32, "Random samples (gradient evaluations)", 1, 1024, label="Samples"),
-        Param("stdev", "float", 0.05, "Noise added to the input, in pixel units ([0, 1] images)", 0.0, 1.0, 0.01, label="Noise"),
-        Param("baselines", "choice", "all", "Baseline set: one kind, or all four (black, blurred, noise, mean)",
+        Param("n_samples", "int", 32, help="Random samples (gradient evaluations)", min=1, max=1024, label="Samples"),
+        Param("stdev", "float", 0.05, help="Noise added to the input, in pixel units ([0, 1] images)", min=0.0, max=1.0, step=0.01, label="Noise"),
+        Param("baselines", "choice", "all", help="Baseline set: one kind, or all four (black, blurred, noise, mean)",
               choices=("all", *BASELINES), label="Baselines"),
         seed_param(),
     )
@@ -30,8 +30,8 @@ class GradientShap(Explainer):
     def cost(cls, params, model, image_shape):
         return params["n_samples"]
 
-    def attribute(self, x, targets, n_samples, stdev, baselines):
+    def attribute(self, x, targets, *, seeds, progress, n_samples, stdev, baselines):
         kinds = BASELINES if baselines == "all" else (baselines,)
-        base = torch.cat([make_baseline(x, k, self.seeds, self.model) for k in kinds])
+        base = torch.cat([make_baseline(x, k, seeds, self.model) for k in kinds])
         xg = self.grad_input(x)
         return _GradientShap(self.model).attribute(xg, baselines=base, target=targets, n_samples=n_samples, stdevs=stdev)

@@ -1,8 +1,8 @@
 """Guided Backpropagation (Springenberg et al., 2015), via captum."""
 from captum.attr import GuidedBackprop as _GBP
 
-from .captum_gradient import CaptumGradientExplainer
-from .registry import register
+from core.explainers.captum_gradient import CaptumGradientExplainer
+from core.explainers.registry import register
 
 
 @register

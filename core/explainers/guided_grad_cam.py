@@ -1,10 +1,10 @@
 """Guided Grad-CAM (Selvaraju et al., 2017), via captum."""
 from captum.attr import GuidedGradCam as _GGC
 
-from ..architectures import get_layer
-from .base import Explainer
-from .cam import LAYER
-from .registry import register
+from core.modelling.architectures import get_layer
+from core.explainers.base import Explainer
+from core.explainers.cam import LAYER
+from core.explainers.registry import register
 
 
 @register
@@ -21,6 +21,6 @@ class GuidedGradCAM(Explainer):
                         "gradients"}
     shared_effects = frozenset({"hooks"})  # ReLU backward hooks (guided backprop) and a layer hook (Grad-CAM)
 
-    def attribute(self, x, targets, layer):
+    def attribute(self, x, targets, *, seeds, progress, layer):
         ggc = _GGC(self.model, get_layer(self.model, layer))
         return ggc.attribute(self.grad_input(x), target=targets, interpolate_mode="bilinear")

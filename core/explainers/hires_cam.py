@@ -1,8 +1,8 @@
 """HiRes-CAM (Draelos & Carin, 2020), via pytorch-grad-cam."""
 from pytorch_grad_cam import HiResCAM as _HiResCAM
 
-from .cam import CamExplainer
-from .registry import register
+from core.explainers.cam import CamExplainer
+from core.explainers.registry import register
 
 
 @register

@@ -1,8 +1,8 @@
 """Input x Gradient (Shrikumar et al., 2016), via captum."""
 from captum.attr import InputXGradient as _IxG
 
-from .captum_gradient import CaptumGradientExplainer
-from .registry import register
+from core.explainers.captum_gradient import CaptumGradientExplainer
+from core.explainers.registry import register
 
 
 @register

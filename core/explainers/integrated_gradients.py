@@ -5,9 +5,9 @@ import numpy as np
 import torch
 from captum.attr import IntegratedGradients as _IG
 
-from .base import Explainer, Param, seed_param
-from .baselines import baseline_param, make_baseline
-from .registry import register
+from core.explainers.base import Attribution, Explainer, Param, seed_param
+from core.explainers.baselines import baseline_param, make_baseline
+from core.explainers.registry import register
 
 #: input values per forward pass when ``internal_batch_size`` is 0 (auto): 64 images of 3 x 64 x 64
 AUTO_BATCH_VALUES = 64 * 3 * 64 * 64
@@ -23,11 +23,11 @@ class IntegratedGradients(Explainer):
     takes_baseline = True
     stochastic = True  # only with the noise baseline
     params = (
-        Param("n_steps", "int", 64, "Integration steps (more = closer to exact completeness)", 4, 512, 4, label="Steps"),
+        Param("n_steps", "int", 64, help="Integration steps (more = closer to exact completeness)", min=4, max=512, step=4, label="Steps"),
         baseline_param(),
-        Param("integration", "choice", "gausslegendre", "Quadrature rule", choices=INTEGRATION, label="Integration"),
-        Param("internal_batch_size", "int", 0, "Path points per forward pass (memory vs speed); 0 = auto, about "
-              f"{AUTO_BATCH_VALUES:,} input values per pass (64 images at 64 px RGB, 5 at 224 px)", 0, 1024, label="Batch"),
+        Param("integration", "choice", "gausslegendre", help="Quadrature rule", choices=INTEGRATION, label="Integration"),
+        Param("internal_batch_size", "int", 0, help="Path points per forward pass (memory vs speed); 0 = auto, about "
+              f"{AUTO_BATCH_VALUES:,} input values per pass (64 images at 64 px RGB, 5 at 224 px)", min=0, max=1024, label="Batch"),
         seed_param(),
     )
 
@@ -48,8 +48,8 @@ class IntegratedGradients(Explainer):
     def cost(cls, params, model, image_shape):
         return params["n_steps"] + 2  # the path, and the input and baseline for the output difference
 
-    def attribute(self, x, targets, n_steps, baseline, integration, internal_batch_size):
-        base = make_baseline(x, baseline, self.seeds, self.model)
+    def attribute(self, x, targets, *, seeds, progress, n_steps, baseline, integration, internal_batch_size):
+        base = make_baseline(x, baseline, seeds, self.model)
         attr, delta = _IG(self.model).attribute(
             x, baselines=base, target=targets, n_steps=n_steps, method=integration,
             internal_batch_size=max(len(x), self.points_per_pass(internal_batch_size, tuple(x.shape[1:]))),
@@ -58,5 +58,4 @@ class IntegratedGradients(Explainer):
         with torch.no_grad():
             rows = torch.arange(len(x), device=x.device)
             gap = self.model(x)[rows, targets] - self.model(base)[rows, targets]
-        self.set_extras(convergence_delta=delta.abs(), output_difference=gap)
-        return attr
+        return Attribution.with_extras(attr, convergence_delta=delta.abs(), output_difference=gap)

@@ -1,8 +1,8 @@
 """Layer-CAM (Jiang et al., 2021), via pytorch-grad-cam."""
 from pytorch_grad_cam import LayerCAM as _LayerCAM
 
-from .cam import CamExplainer
-from .registry import register
+from core.explainers.cam import CamExplainer
+from core.explainers.registry import register
 
 
 @register

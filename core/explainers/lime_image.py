@@ -6,8 +6,8 @@ import torch
 from lime import lime_image
 from lime.wrappers.scikit_image import SegmentationAlgorithm
 
-from .base import Explainer, Param, seed_param
-from .registry import register
+from core.explainers.base import Attribution, Explainer, Param, seed_param
+from core.explainers.registry import register
 
 HIDE = {"mean": None, "black": 0.0, "grey": 0.5}
 
@@ -37,24 +37,24 @@ class Lime(Explainer):
     outlier_perc = 0.0
     units = "probability"  # coefficients of a linear model of the class probability
     params = (
-        Param("num_samples", "int", 1000, "Perturbed copies (model calls)", 10, 20000, label="Samples"),
-        Param("segmentation", "choice", "slic", "Superpixel algorithm", choices=("slic", "quickshift", "felzenszwalb"),
+        Param("num_samples", "int", 1000, help="Perturbed copies (model calls)", min=10, max=20000, label="Samples"),
+        Param("segmentation", "choice", "slic", help="Superpixel algorithm", choices=("slic", "quickshift", "felzenszwalb"),
               label="Segmentation"),
-        Param("n_segments", "int", 50, "SLIC: approximate number of superpixels", 2, 1000, label="SLIC segments",
+        Param("n_segments", "int", 50, help="SLIC: approximate number of superpixels", min=2, max=1000, label="SLIC segments",
               when=("segmentation", "slic")),
-        Param("compactness", "float", 10.0, "SLIC: colour vs space trade-off (higher = squarer)", 0.01, 100.0, 1.0,
+        Param("compactness", "float", 10.0, help="SLIC: colour vs space trade-off (higher = squarer)", min=0.01, max=100.0, step=1.0,
               label="SLIC compactness", when=("segmentation", "slic")),
-        Param("kernel_size", "float", 2.0, "Quickshift: Gaussian kernel width (small for small images)", 0.5, 20.0, 0.5,
+        Param("kernel_size", "float", 2.0, help="Quickshift: Gaussian kernel width (small for small images)", min=0.5, max=20.0, step=0.5,
               label="Quickshift kernel", when=("segmentation", "quickshift")),
-        Param("max_dist", "float", 6.0, "Quickshift: cut-off distance (higher = fewer segments)", 1.0, 200.0, 1.0,
+        Param("max_dist", "float", 6.0, help="Quickshift: cut-off distance (higher = fewer segments)", min=1.0, max=200.0, step=1.0,
               label="Quickshift max dist", when=("segmentation", "quickshift")),
-        Param("scale", "float", 50.0, "Felzenszwalb: scale (higher = larger segments)", 1.0, 2000.0, 10.0,
+        Param("scale", "float", 50.0, help="Felzenszwalb: scale (higher = larger segments)", min=1.0, max=2000.0, step=10.0,
               label="Felzenszwalb scale", when=("segmentation", "felzenszwalb")),
-        Param("num_features", "int", 20, "Superpixels kept in the map (largest |weight|)", 1, 1000, label="Features"),
-        Param("positive_only", "bool", False, "Keep only superpixels that support the class", label="Positive only"),
-        Param("hide_color", "choice", "mean", "Fill of hidden superpixels: their mean colour, black or grey",
+        Param("num_features", "int", 20, help="Superpixels kept in the map (largest |weight|)", min=1, max=1000, label="Features"),
+        Param("positive_only", "bool", False, help="Keep only superpixels that support the class", label="Positive only"),
+        Param("hide_color", "choice", "mean", help="Fill of hidden superpixels: their mean colour, black or grey",
               choices=tuple(HIDE), label="Hide colour"),
-        Param("batch_size", "int", 128, "Copies per forward pass (lime's default of 10 is slow)", 1, 2048, label="Batch"),
+        Param("batch_size", "int", 128, help="Copies per forward pass (lime's default of 10 is slow)", min=1, max=2048, label="Batch"),
         seed_param(),
     )
     batched = False  # one segmentation and one linear fit per image
@@ -64,9 +64,9 @@ class Lime(Explainer):
     def cost(cls, params, model, image_shape):
         return params["num_samples"]
 
-    def attribute(self, x, targets, num_samples, segmentation, n_segments, compactness, kernel_size, max_dist, scale,
-                  num_features, positive_only, hide_color, batch_size):
-        target, seed = int(targets[0]), self.seeds[0]
+    def attribute(self, x, targets, *, seeds, progress, num_samples, segmentation, n_segments, compactness, kernel_size,
+                  max_dist, scale, num_features, positive_only, hide_color, batch_size):
+        target, seed = int(targets[0]), seeds[0]
         channels = x.shape[1]
         device = x.device
         image = x[0].permute(1, 2, 0).detach().cpu().double().numpy()
@@ -79,7 +79,7 @@ class Lime(Explainer):
                 t = t.mean(dim=1, keepdim=True)
             with torch.inference_mode():
                 out = torch.softmax(self.model(t), dim=1).cpu().numpy()
-            self.tick(len(batch))
+            progress(len(batch))
             return out
 
         seg = segmenter(segmentation, n_segments, compactness, kernel_size, max_dist, scale)
@@ -95,10 +95,10 @@ class Lime(Explainer):
         for segment, weight in weights[:num_features]:
             lookup[segment] = weight
         every = sorted(exp.local_exp[target], key=lambda kv: -abs(kv[1]))
-        self.extras = [{"n_superpixels": int(len(np.unique(exp.segments))), "score": float(exp.score),
-                        "local_pred": float(np.ravel(exp.local_pred)[0]) if exp.local_pred is not None else None,
-                        # every superpixel's weight, largest |weight| first, and the superpixel map itself
-                        # (the engine moves it to Explanation.segments): the LIME picture is drawn from these
-                        "superpixel_weights": [[int(k), float(v)] for k, v in every],
-                        "segments": exp.segments.astype(np.int32)}]
-        return lookup[exp.segments][None]
+        extras = {"n_superpixels": int(len(np.unique(exp.segments))), "score": float(exp.score),
+                  "local_pred": float(np.ravel(exp.local_pred)[0]) if exp.local_pred is not None else None,
+                  # every superpixel's weight, largest |weight| first, and the superpixel map itself
+                  # (the engine moves it to Explanation.segments): the LIME picture is drawn from these
+                  "superpixel_weights": [[int(k), float(v)] for k, v in every],
+                  "segments": exp.segments.astype(np.int32)}
+        return Attribution(lookup[exp.segments][None], [extras])

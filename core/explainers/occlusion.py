@@ -2,10 +2,10 @@
 import torch
 from captum.attr import Occlusion as _Occlusion
 
-from ..errors import ParameterError
-from .base import Explainer, Param, seed_param
-from .baselines import BASELINES, make_baseline
-from .registry import register
+from core.errors import ParameterError
+from core.explainers.base import Explainer, Param, seed_param
+from core.explainers.baselines import BASELINES, make_baseline
+from core.explainers.registry import register
 
 
 @register
@@ -19,10 +19,10 @@ class Occlusion(Explainer):
     takes_baseline = True
     stochastic = True  # only with the noise baseline
     params = (
-        Param("window", "int", 8, "Side of the occluding square (px)", 1, 128, label="Window"),
-        Param("stride", "int", 4, "Step between windows (px)", 1, 128, label="Stride"),
-        Param("baseline", "choice", "blur", "What replaces the patch", choices=BASELINES, label="Baseline"),
-        Param("batch_size", "int", 64, "Occluded images per forward pass", 1, 1024, label="Batch"),
+        Param("window", "int", 8, help="Side of the occluding square (px)", min=1, max=128, label="Window"),
+        Param("stride", "int", 4, help="Step between windows (px)", min=1, max=128, label="Stride"),
+        Param("baseline", "choice", "blur", help="What replaces the patch", choices=BASELINES, label="Baseline"),
+        Param("batch_size", "int", 64, help="Occluded images per forward pass", min=1, max=1024, label="Batch"),
         seed_param(),
     )
 
@@ -36,13 +36,13 @@ class Occlusion(Explainer):
             return 1
         return ((h - win) // step + 1) * ((w - win) // step + 1) + 1
 
-    def attribute(self, x, targets, window, stride, baseline, batch_size):
+    def attribute(self, x, targets, *, seeds, progress, window, stride, baseline, batch_size):
         c, h, w = x.shape[1:]
         if window > min(h, w):
             raise ParameterError(f"window {window} is larger than the {h}x{w} image")
         if stride > window:  # captum asserts this; pixels between windows would get no attribution
             raise ParameterError(f"stride {stride} is larger than the window {window}: some pixels would never be occluded")
-        base = make_baseline(x, baseline, self.seeds, self.model)
+        base = make_baseline(x, baseline, seeds, self.model)
         # captum evaluates perturbations_per_eval occlusions of every image of the chunk per pass: keep the pass
         # at about batch_size images whatever the chunk. It fails under inference_mode: no_grad instead.
         with torch.no_grad():

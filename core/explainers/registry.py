@@ -1,8 +1,8 @@
 """The explainer registry (kept apart from ``__init__`` so method files can import ``register``)."""
 from __future__ import annotations
 
-from ..registry import Registry
-from .base import Explainer
+from core.registry import Registry
+from core.explainers.base import Explainer
 
 EXPLAINERS: Registry[type[Explainer]] = Registry("method")
 

@@ -1,8 +1,8 @@
 """Saliency: the absolute input gradient (Simonyan et al., 2014), via captum."""
 from captum.attr import Saliency as _Saliency
 
-from .captum_gradient import CaptumGradientExplainer
-from .registry import register
+from core.explainers.captum_gradient import CaptumGradientExplainer
+from core.explainers.registry import register
 
 
 @register

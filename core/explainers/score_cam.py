@@ -1,9 +1,9 @@
 """Score-CAM (Wang et al., 2020), via pytorch-grad-cam."""
 from pytorch_grad_cam import ScoreCAM as _ScoreCAM
 
-from .base import Param
-from .cam import LAYER, CamExplainer
-from .registry import register
+from core.explainers.base import Param
+from core.explainers.cam import LAYER, CamExplainer
+from core.explainers.registry import register
 
 
 @register
@@ -15,7 +15,7 @@ class ScoreCAM(CamExplainer):
     needs_gradients = False
     scores_each_channel = True
     cam_class = _ScoreCAM
-    params = (LAYER, Param("batch_size", "int", 64, "Masked images per forward pass", 1, 1024, label="Batch size"))
+    params = (LAYER, Param("batch_size", "int", 64, help="Masked images per forward pass", min=1, max=1024, label="Batch size"))
 
     def configure(self, cam, batch_size):
         cam.batch_size = batch_size  # pytorch-grad-cam reads this attribute (default 16)

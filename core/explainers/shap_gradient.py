@@ -6,9 +6,9 @@ import shap
 import torch
 from torch import nn
 
-from .base import Explainer, Param, seed_param
-from .baselines import make_baseline
-from .registry import register
+from core.explainers.base import Attribution, Explainer, Param, seed_param
+from core.explainers.baselines import make_baseline
+from core.explainers.registry import register
 
 
 class _TargetOutput(nn.Module):
@@ -32,8 +32,8 @@ class ShapGradient(Explainer):
     stochastic = True
     needs_background = True
     params = (
-        Param("background_size", "int", 16, "Background images drawn", 1, 512, label="Background size"),
-        Param("n_samples", "int", 64, "Samples of the expectation", 1, 2048, label="Samples"),
+        Param("background_size", "int", 16, help="Background images drawn", min=1, max=512, label="Background size"),
+        Param("n_samples", "int", 64, help="Samples of the expectation", min=1, max=2048, label="Samples"),
         seed_param(),
     )
     batched = False  # one background draw per image
@@ -44,19 +44,19 @@ class ShapGradient(Explainer):
     def cost(cls, params, model, image_shape):
         return params["n_samples"]
 
-    def attribute(self, x, targets, background_size, n_samples):
-        target, seed = int(targets[0]), self.seeds[0]
+    def attribute(self, x, targets, *, seeds, progress, background_size, n_samples):
+        target, seed = int(targets[0]), seeds[0]
         if self.background is not None and len(self.background):
             g = torch.Generator().manual_seed(seed)
             idx = torch.randperm(len(self.background), generator=g)[:background_size]
             background = self.background[idx.to(self.background.device)]
-            self.extras = [{"background": f"{len(background)} training images"}]
+            note = f"{len(background)} training images"
         else:
             kinds = ("zeros", "blur", "noise", "mean")
             background = torch.cat([make_baseline(x, kinds[i % 4], seed + i, self.model) for i in range(background_size)])
-            self.extras = [{"background": f"{len(background)} synthetic images (no training sample given)"}]
+            note = f"{len(background)} synthetic images (no training sample given)"
         explainer = shap.GradientExplainer(_TargetOutput(self.model, target), background.to(x.device))
         values = explainer.shap_values(x.detach().clone(), nsamples=n_samples)
         values = np.asarray(values[0] if isinstance(values, list) else values)
         single = values.reshape(x.shape[1:] + values.shape[x.dim():]).squeeze(-1) if values.ndim > x.dim() else values[0]
-        return single[None]
+        return Attribution(single[None], [{"background": note}])

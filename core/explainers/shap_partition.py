@@ -5,8 +5,8 @@ import numpy as np
 import shap
 import torch
 
-from .base import Explainer, Param
-from .registry import register
+from core.explainers.base import Attribution, Explainer, Param
+from core.explainers.registry import register
 
 MASKERS = ("blur(8,8)", "blur(16,16)", "inpaint_telea", "inpaint_ns")
 
@@ -21,9 +21,9 @@ class ShapPartition(Explainer):
     needs_gradients = False
     family = "Perturbation"
     params = (
-        Param("masker", "choice", "blur(8,8)", "How hidden regions are filled", choices=MASKERS, label="Masker"),
-        Param("max_evals", "int", 500, "Model evaluations (more = finer regions)", 20, 20000, label="Max evals"),
-        Param("batch_size", "int", 64, "Masked images per forward pass", 1, 1024, label="Batch"),
+        Param("masker", "choice", "blur(8,8)", help="How hidden regions are filled", choices=MASKERS, label="Masker"),
+        Param("max_evals", "int", 500, help="Model evaluations (more = finer regions)", min=20, max=20000, label="Max evals"),
+        Param("batch_size", "int", 64, help="Masked images per forward pass", min=1, max=1024, label="Batch"),
     )
     batched = False  # shap explains one image at a time
     shared_effects = frozenset({"global_rng"})  # the partition search breaks ties with np.random.randn
@@ -32,7 +32,7 @@ class ShapPartition(Explainer):
     def cost(cls, params, model, image_shape):
         return params["max_evals"]
 
-    def attribute(self, x, targets, masker, max_evals, batch_size):
+    def attribute(self, x, targets, *, seeds, progress, masker, max_evals, batch_size):
         target = int(targets[0])
         device = x.device
         image = x[0].permute(1, 2, 0).detach().cpu().numpy().astype(np.float32)
@@ -41,21 +41,21 @@ class ShapPartition(Explainer):
             t = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).permute(0, 3, 1, 2).to(device)
             with torch.inference_mode():
                 out = self.model(t)[:, target : target + 1].cpu().numpy()
-            self.tick(len(batch))
+            progress(len(batch))
             return out
 
         explainer = shap.Explainer(f, shap.maskers.Image(masker, image.shape))
         sv = explainer(image[None], max_evals=max_evals, batch_size=batch_size, silent=True)
         values = np.asarray(sv.values)[0, ..., 0]  # (H, W, C)
-        self.extras = [{"base_value": float(np.ravel(sv.base_values)[0])}]  # f(fully masked image)
-        return values.transpose(2, 0, 1)[None]
+        # base value: f(fully masked image)
+        return Attribution(values.transpose(2, 0, 1)[None], [{"base_value": float(np.ravel(sv.base_values)[0])}])
 
 
 def warm_up() -> None:
     """Pay shap's one-off just-in-time compilation (seconds, at the first Partition call in a process) now:
     the app calls this in a background thread at start, so the first user does not wait for it."""
-    from ..architectures import build_model
-    from .engine import explain
+    from core.modelling.architectures import build_model
+    from core.explainers.engine import explain
 
     gen = torch.Generator().manual_seed(0)
     model = build_model("small_cnn", 2, 3, [0.5] * 3, [0.25] * 3).eval()

@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 import torch
 from captum.attr import DeepLift, GuidedBackprop, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 
-from .base import Explainer, Param, seed_param
-from .registry import register
+from core.explainers.base import Explainer, Param, seed_param
+from core.explainers.registry import register
 
 #: base method -> (captum class, extra attribute() kwargs, signed, channel reduction)
 BASES: dict[str, tuple[type, dict[str, Any], bool, str]] = {
@@ -26,12 +26,12 @@ class _NoiseTunnelExplainer(Explainer):
     nt_type: ClassVar[str]
     stochastic = True
     params = (
-        Param("base", "choice", "saliency", "Gradient method averaged over noisy copies (IG: 16 steps; IG and DeepLIFT: black baseline)",
+        Param("base", "choice", "saliency", help="Gradient method averaged over noisy copies (IG: 16 steps; IG and DeepLIFT: black baseline)",
               choices=tuple(BASES), label="Base method"),
-        Param("n_samples", "int", 32, "Noisy copies averaged", 1, 512, label="Samples"),
-        Param("noise_level", "float", 0.15, "Noise standard deviation as a fraction of the pixel range [0, 1]",
-              0.0, 1.0, 0.01, label="Noise level"),
-        Param("batch_size", "int", 32, "Noisy copies per forward/backward pass", 1, 512, label="Batch"),
+        Param("n_samples", "int", 32, help="Noisy copies averaged", min=1, max=512, label="Samples"),
+        Param("noise_level", "float", 0.15, help="Noise standard deviation as a fraction of the pixel range [0, 1]",
+              min=0.0, max=1.0, step=0.01, label="Noise level"),
+        Param("batch_size", "int", 32, help="Noisy copies per forward/backward pass", min=1, max=512, label="Batch"),
         seed_param(),
     )
 
@@ -52,11 +52,17 @@ class _NoiseTunnelExplainer(Explainer):
     def cost(cls, params, model, image_shape):
         return params["n_samples"] * (BASES[params["base"]][1].get("n_steps", 1))
 
-    def attribute(self, x, targets, base, n_samples, noise_level, batch_size):
-        cls, kwargs, signed, reduction = BASES[base]
-        # The squared variant is non-negative whatever the base method.
-        self.signed_output = signed and self.nt_type == "smoothgrad"
-        self.reduction = reduction if self.signed_output or reduction == "max_abs" else "sum"
+    @classmethod
+    def signed_for(cls, params):
+        return BASES[params["base"]][2] and cls.nt_type == "smoothgrad"  # the squared variant: never negative
+
+    @classmethod
+    def reduction_for(cls, params):
+        reduction = BASES[params["base"]][3]
+        return reduction if cls.signed_for(params) or reduction == "max_abs" else "sum"
+
+    def attribute(self, x, targets, *, seeds, progress, base, n_samples, noise_level, batch_size):
+        cls, kwargs, _, _ = BASES[base]
         nt = NoiseTunnel(cls(self.model))
         xg = self.grad_input(x)
         if base in WITH_BASELINE:

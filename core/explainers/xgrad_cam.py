@@ -1,8 +1,8 @@
 """XGrad-CAM (Fu et al., 2020), via pytorch-grad-cam."""
 from pytorch_grad_cam import XGradCAM as _XGradCAM
 
-from .cam import CamExplainer
-from .registry import register
+from core.explainers.cam import CamExplainer
+from core.explainers.registry import register
 
 
 @register

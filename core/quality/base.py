@@ -15,11 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cancel import CancelToken
-from ..registry import Registry
-
-CATEGORIES = ("faithfulness", "localisation", "stability", "sanity", "complexity")
-
+from core.cancel import CancelToken
+from core.params import Param, resolve
 
 @dataclass
 class QualityInputs:
@@ -39,12 +36,23 @@ class QualityInputs:
 
     def explain(self, images: torch.Tensor, model: nn.Module | None = None, **overrides: Any) -> np.ndarray:
         """The method's maps for other images (or another model), same targets and parameters."""
-        from ..explainers import explain_batch
+        from core.explainers import explain_batch
 
         params = {**self.params, **overrides}
         out = explain_batch(model or self.model, images, self.method, targets=self.targets.tolist(),
                             background=self.background, cancel=self.cancel, **params)
         return np.stack([e.attribution for e in out])
+
+
+@dataclass(frozen=True, kw_only=True)
+class CurveSpec:
+    """A curve a metric draws: ``cell.curves[x]`` against the mean over images of ``cell.curves[y]`` (N, K)."""
+
+    x: str
+    y: str
+    title: str
+    xtitle: str
+    ytitle: str
 
 
 @dataclass
@@ -65,23 +73,18 @@ class Metric:
     reexplains: ClassVar[bool] = False  # runs the method again (costly)
     description: ClassVar[str] = ""
     paper: ClassVar[str] = ""
-    #: the metric's options and their allowed values, the first the default (e.g. deletion's replacement)
-    options: ClassVar[dict[str, tuple]] = {}
+    #: the metric's options, declared as methods declare their parameters (the Quality page builds its widgets and
+    #: the CLI its flags from them); an instance holds the resolved values in :attr:`settings`
+    params: ClassVar[tuple[Param, ...]] = ()
+    #: the curves the metric's cells carry, for the charts (see :class:`CurveSpec`)
+    curves: ClassVar[tuple[CurveSpec, ...]] = ()
 
-    def __init__(self, **params: Any) -> None:
-        from ..errors import ParameterError
-
-        for k, v in params.items():
-            if k not in self.options:
-                raise ParameterError(f"{self.title} has no option {k!r}"
-                                     + (f"; its options: {', '.join(self.options)}" if self.options else ""))
-            if v not in self.options[k]:
-                raise ParameterError(f"{self.title}: {k} must be one of {', '.join(map(str, self.options[k]))}, got {v!r}")
-        self.params = {k: v[0] for k, v in self.options.items()} | params
+    def __init__(self, **settings: Any) -> None:
+        self.settings = resolve(self.title, self.params, settings)
 
     def applies(self, method: str, inputs_have_masks: bool, inputs_have_marker: bool) -> str | None:
         """None when the metric applies to this method and data, else the reason it does not."""
-        from ..explainers import get_method
+        from core.explainers import get_method
 
         if self.needs_masks and not inputs_have_masks:
             return "needs object masks (a dataset with masks, e.g. shapes)"
@@ -95,21 +98,12 @@ class Metric:
         raise NotImplementedError
 
 
-METRICS: Registry[type[Metric]] = Registry("quality metric")
-
-
-def register(cls: type[Metric]) -> type[Metric]:
-    assert cls.category in CATEGORIES, cls.category
-    METRICS.register(cls.name)(cls)
-    return cls
-
-
 def target_probability(model: nn.Module, images: torch.Tensor, targets: np.ndarray, batch_size: int = 256,
                        progress: Callable[[int], None] | None = None, cancel: CancelToken | None = None) -> np.ndarray:
     """The model's softmax probability of each image's target: chunks of the one prediction path, with progress
     and a cancel check between them."""
-    from ..errors import Cancelled
-    from ..prediction import logits, model_device
+    from core.errors import Cancelled
+    from core.modelling.prediction import logits, model_device
 
     dev = model_device(model)
     out = []

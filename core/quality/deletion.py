@@ -1,8 +1,9 @@
 """Deletion: remove the pixels a map calls important, most important first; the model's target probability falls fast for a faithful map."""
 from __future__ import annotations
 
-from .base import register
-from .perturbation import CurveMetric
+from core.quality.base import CurveSpec
+from core.quality.registry import register
+from core.quality.perturbation import CurveMetric
 
 
 @register
@@ -13,3 +14,5 @@ class Deletion(CurveMetric):
     description = ("Remove pixels most-important-first (replaced by a blurred copy, the mean or black); the area under the target "
                    "probability curve. Low: the map found what the model needs.")
     paper = "Petsiuk, Das & Saenko, RISE, BMVC 2018"
+    curves = (CurveSpec(x="x", y="y", title="Deletion curves (mean over images)", xtitle="fraction of pixels",
+                        ytitle="target probability"),)

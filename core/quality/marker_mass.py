@@ -1,8 +1,9 @@
 """Relevance mass on the spurious marker of ``shapes_spurious``: does the map reveal the shortcut?"""
 from __future__ import annotations
 
-from .base import QualityInputs, register
-from .relevance_mass import RelevanceMass
+from core.quality.base import QualityInputs
+from core.quality.registry import register
+from core.quality.relevance_mass import RelevanceMass
 
 
 @register

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Metric, MetricResult, QualityInputs, register
+from core.quality.base import Metric, MetricResult, QualityInputs
+from core.quality.registry import register
 
 
 @register

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from .base import Metric, MetricResult, QualityInputs, target_probability
+from core.params import Param
+from core.quality.base import Metric, MetricResult, QualityInputs, target_probability
 
 REPLACEMENTS = ("blur", "mean", "zero")
 
@@ -79,10 +80,11 @@ class CurveMetric(Metric):
     category = "faithfulness"
     insert = False
     steps = 20
-    options = {"replacement": REPLACEMENTS}
+    params = (Param("replacement", "choice", REPLACEMENTS[0], choices=REPLACEMENTS, label="Removed pixels become",
+                    help="What replaces removed pixels: a blurred copy, the image's mean colour, or black"),)
 
     def evaluate(self, inp: QualityInputs) -> MetricResult:
-        how = self.params.get("replacement", REPLACEMENTS[0])
+        how = self.settings["replacement"]
         y = curves(inp, self.insert, self.steps, how)
         return MetricResult(auc(y), {"x": np.linspace(0, 1, self.steps + 1).tolist(), "y": y},
                             {"replacement": how, "steps": self.steps})

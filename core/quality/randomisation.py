@@ -12,15 +12,16 @@ import copy
 import numpy as np
 from torch import nn
 
-from .base import Metric, MetricResult, QualityInputs, register
-from .ranks import rank_correlation
+from core.quality.base import CurveSpec, Metric, MetricResult, QualityInputs
+from core.quality.registry import register
+from core.quality.ranks import rank_correlation
 
 #: a method "fails" when its maps still correlate this much with the trained model's after full randomisation
 FAIL_RHO = 0.5
 
 
 def blocks_top_down(model: nn.Module) -> list[str]:
-    from ..architectures import Classifier, freezable_layers
+    from core.modelling.architectures import Classifier, freezable_layers
 
     if isinstance(model, Classifier):
         return ["net." + n for n in reversed(freezable_layers(model))]
@@ -58,9 +59,12 @@ class Randomisation(Metric):
                    f"from the top down (value: all randomised). Low: the map depends on what the model learned; "
                    f"{FAIL_RHO} or more fails the check.")
     paper = "Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS 2018"
+    curves = tuple(CurveSpec(x="layers", y=y, title=f"Cascading randomisation: {label} with the trained model's map",
+                             xtitle="randomised down to", ytitle=label)
+                   for y, label in (("rank_correlation", "Spearman ρ"), ("ssim", "SSIM")))
 
     def evaluate(self, inp: QualityInputs) -> MetricResult:
-        from ..explainers import seeding
+        from core.explainers import seeding
 
         names = blocks_top_down(inp.model)
         seed = int(inp.params.get("seed", 0))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Metric, MetricResult, QualityInputs, register
-from .pointing_game import area
+from core.quality.base import Metric, MetricResult, QualityInputs
+from core.quality.registry import register
+from core.quality.pointing_game import area
 
 
 def relevance_mass(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:

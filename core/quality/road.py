@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Metric, MetricResult, QualityInputs, register
+from core.quality.base import Metric, MetricResult, QualityInputs
+from core.quality.registry import register
 
 
 @register
@@ -25,15 +26,15 @@ class Road(Metric):
         from pytorch_grad_cam.metrics.road import ROADCombined
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
-        from ..explainers import seeding
-        from ..prediction import model_device
+        from core.explainers import seeding
+        from core.modelling.prediction import model_device
 
         road = ROADCombined(percentiles=list(self.percentiles))
         values = []
         dev = model_device(inp.model)
         for i in range(len(inp.images)):  # the imputer solves one sparse system per image anyway
             if inp.cancel is not None and inp.cancel.cancelled:
-                from ..errors import Cancelled
+                from core.errors import Cancelled
 
                 raise Cancelled("quality evaluation was cancelled")
             with seeding.seeded(int(inp.params.get("seed", 0)) + i):

@@ -6,8 +6,9 @@ import itertools
 
 import numpy as np
 
-from .base import Metric, MetricResult, QualityInputs, register
-from .ranks import rank_correlation
+from core.quality.base import Metric, MetricResult, QualityInputs
+from core.quality.registry import register
+from core.quality.ranks import rank_correlation
 
 
 def run_agreement(inp: QualityInputs, runs: int = 3, **overrides) -> np.ndarray:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Metric, MetricResult, QualityInputs, register
+from core.quality.base import Metric, MetricResult, QualityInputs
+from core.quality.registry import register
 
 
 def gini(maps: np.ndarray) -> np.ndarray:

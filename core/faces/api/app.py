@@ -1,0 +1,76 @@
+"""The REST API: predictions and explanations over HTTP for programs (a hospital viewer, a notebook, a teaching
+page), beside the dashboard for people. It calls the same ``core`` functions on the same model folders, quality
+caches and out-of-distribution statistics; it adds transport, limits, authentication and jobs, nothing else.
+
+    python -m core serve [--host 127.0.0.1] [--port 8000]       # or: make api;  docs at /docs
+
+Settings (environment, read by :func:`create_app`): ``XAI_API_TOKEN`` (a bearer token every endpoint but
+``/health`` then requires), ``XAI_API_CORS_ORIGINS`` (comma-separated origins; none by default: closed),
+``XAI_API_SYNC_SECONDS`` (time limit of a synchronous call, 60), ``XAI_API_MAX_BODY_MIB`` (request size limit,
+the upload limit plus 1 MiB), ``XAI_API_CONCURRENCY`` (model computations at once).
+
+The routes live in :mod:`.routers` (one per resource), their schemas in :mod:`.schemas`, the error answers in
+:mod:`.http_errors`, the bounds and the token check in :mod:`.limits`, and what they share in :mod:`.services`.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
+
+from core.faces.api import http_errors
+from core.faces.api.limits import BodyLimit, Limits, authorised
+from core.faces.api.routers import ROUTERS
+from core.faces.api.services import Services
+from core.version import project_version
+
+
+def create_app() -> FastAPI:
+    """The API, configured from the environment (see the module docstring)."""
+    limits = Limits()
+    svc = Services(limits)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        svc.shutdown()
+
+    app = FastAPI(title="XAI dashboard API", version=project_version(), lifespan=lifespan,
+                  description="Predictions and explanations of the dashboard's models, for programs. Every error is "
+                              "JSON {detail, error} with a 4xx status for bad input.",
+                  docs_url=None if limits.token else "/docs",
+                  redoc_url=None, openapi_url=None if limits.token else "/openapi.json")
+    app.state.services, app.state.limits = svc, limits
+    if limits.token:  # the documentation too is for token holders; served behind the same check
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(authorised)])
+        def openapi_json():
+            return JSONResponse(app.openapi())
+
+        @app.get("/docs", include_in_schema=False, dependencies=[Depends(authorised)])
+        def docs():
+            return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+    if limits.cors:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=limits.cors, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(BodyLimit, limit=limits.max_body)
+    for exc_class, handler in http_errors.HANDLERS.items():
+        app.add_exception_handler(exc_class, handler)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the API with uvicorn (one process; requests run in its thread pool)."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True,
+                forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))

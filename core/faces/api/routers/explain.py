@@ -1,0 +1,127 @@
+"""``/explain``: maps of one image by several methods, synchronously (within a time limit) or as a job."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+from typing import Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi.responses import JSONResponse
+
+from core import config, errors
+from core.cancel import CancelToken
+from core.faces.api.http_errors import SyncTimeout
+from core.faces.api.limits import GUARDED
+from core.faces.api.routers.jobs import job_info
+from core.faces.api.schemas import Error, ExplainResponse, JobInfo, MethodResult, encode_array
+from core.faces.api.services import Services, jsonable, services
+
+router = APIRouter(tags=["explain"], dependencies=GUARDED)
+
+
+def checked_request(model, methods: str, params: str) -> tuple[list[str], dict]:
+    """The method names and their parameters, every name, parameter and applicability checked before any work."""
+    from core.explainers import get_method
+    from core.explainers.engine import resolve_params
+
+    names = [s.strip() for s in methods.split(",") if s.strip()]
+    if not names:
+        raise errors.ParameterError("name at least one method (GET /methods lists them)")
+    try:
+        given = json.loads(params)
+    except ValueError as exc:
+        raise errors.ParameterError(f"params is not valid JSON: {exc}") from None
+    if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+        raise errors.ParameterError('params must be a JSON object {"method": {"name": value}}')
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise errors.ParameterError(f"params given for methods not requested: {', '.join(unknown)}")
+    for n in names:
+        cls = get_method(n)
+        resolve_params(n, model, **given.get(n, {}))
+        why = cls.unavailable(model)
+        if why:
+            raise errors.NotApplicableError(f"{cls.title} does not apply to this model: {why}")
+    return names, given
+
+
+@router.post("/explain", response_model=ExplainResponse | JobInfo,
+             responses={202: {"model": JobInfo}, 404: {"model": Error}, 409: {"model": Error}, 413: {"model": Error},
+                        422: {"model": Error}, 504: {"model": Error}})
+def explain(model: str = Form(...), methods: str = Form("grad_cam", description="comma-separated method names"),
+            params: str = Form("{}", description='JSON: {"method": {"name": value}}'),
+            target: int | None = Form(None, description="class index (default: the predicted class)"),
+            image: UploadFile | None = File(None), dataset: str | None = Form(None),
+            split: Literal["train", "val", "test"] = Form("test"), index: int | None = Form(None),
+            npy: bool = Form(False, description="also return each map as .npy bytes (base64)"),
+            run_as_job: bool = Form(False, alias="async",
+                                    description="run as a job: 202 with its id; GET /jobs/{id} for the result"),
+            svc: Services = Depends(services)):
+    m, card = svc.models.get(model)
+    names, given = checked_request(m, methods, params)
+    x, display, ref, _ = svc.read_image(image, card, dataset, split, index)
+    if target is not None and not 0 <= target < len(card.classes):
+        raise errors.ParameterError(f"target must be a class index in [0, {len(card.classes) - 1}], got {target}")
+
+    def work(progress, token, deadline=float("inf")):
+        return svc.computed(lambda: explanation(model, m, card, x, display, ref, names, given, target, npy, progress,
+                                                token), deadline)
+
+    if run_as_job:
+        job = svc.jobs.submit(work, kind="explain", label=f"{model}: {', '.join(names)}", meta={"model": model})
+        return JSONResponse(job_info(job).model_dump(), status_code=202)
+    limit = svc.limits.sync_seconds
+    token = CancelToken()
+    timer = threading.Timer(limit, token.cancel)
+    timer.start()
+    try:
+        return work(None, token, time.monotonic() + limit)
+    except errors.Cancelled:
+        raise SyncTimeout(f"the explanation took longer than the {limit:g} s limit for synchronous calls and was "
+                          "stopped; send async=true to run it as a job") from None
+    finally:
+        timer.cancel()
+
+
+def explanation(model_id, model, card, x, display, ref, names, given, target, npy, progress, token) -> ExplainResponse:
+    """Every requested method's map of one image, with overlays and the quality numbers already known."""
+    from core.explainers import explain_batch
+    from core.modelling.prediction import predict_proba
+    from core.modelling.trust import model_warnings
+    from core.present.render import attribution_overlay, png_bytes, to_rgb_uint8, upscale
+    from core.quality import known_numbers
+
+    proba = predict_proba(model, x[None])[0]
+    pred = int(proba.argmax())
+    total = [0] * len(names)
+    results = []
+    base = to_rgb_uint8(display)
+    if base.shape[0] < 128:
+        base = upscale(base, max(1, 192 // base.shape[0]))
+    for k, name in enumerate(names):
+        def step(done, t, k=k):
+            total[k] = t
+            if progress:
+                progress(sum(total[:k]) + done, sum(total[:k]) + t)
+
+        e = explain_batch(model, x[None], name, targets=pred if target is None else target, progress=step,
+                          cancel=token, **given.get(name, {}))[0]
+        buf = None
+        if npy:
+            bio = io.BytesIO()
+            np.save(bio, e.attribution)
+            buf = base64.b64encode(bio.getvalue()).decode()
+        overlay = attribution_overlay(base, e.attribution, signed=e.signed)
+        quality = known_numbers(config.models_dir() / model_id / "quality", name)
+        results.append(MethodResult(
+            method=name, title=e.title, target=e.target, target_name=card.classes[e.target], params=jsonable(e.params),
+            seconds=e.seconds, signed=e.signed, flat=e.flat, extras=jsonable(e.extras),
+            attribution=encode_array(e.attribution), npy_base64=buf,
+            overlay_png_base64=base64.b64encode(png_bytes(overlay)).decode(),
+            quality={m: {"mean": v, "n": n} for m, (v, n) in quality.items()}))
+    return ExplainResponse(model=model_id, image=ref, prediction=pred, prediction_name=card.classes[pred],
+                           results=results, warnings=model_warnings(card))

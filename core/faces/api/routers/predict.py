@@ -1,0 +1,42 @@
+"""``/predict``: the model's probabilities for an uploaded image or a dataset image, with its trust checks."""
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+
+from core import config
+from core.faces.api.limits import GUARDED
+from core.faces.api.schemas import Error, Ood, PredictResponse, TopK
+from core.faces.api.services import Services, services
+
+router = APIRouter(tags=["predict"], dependencies=GUARDED)
+
+
+@router.post("/predict", response_model=PredictResponse,
+             responses={404: {"model": Error}, 409: {"model": Error}, 413: {"model": Error}, 422: {"model": Error},
+                        504: {"model": Error}})
+def predict(model: str = Form(..., description="model id (GET /models)"),
+            image: UploadFile | None = File(None, description="an image file (PNG, JPEG, TIFF, BMP, WebP)"),
+            dataset: str | None = Form(None), split: Literal["train", "val", "test"] = Form("test"),
+            index: int | None = Form(None), top_k: int = Form(5, ge=1, le=1000),
+            svc: Services = Depends(services)) -> PredictResponse:
+    from core.modelling.prediction import predict_proba
+    from core.modelling.trust import model_warnings, ood_check, saturated
+
+    deadline = time.monotonic() + svc.limits.sync_seconds
+    m, card = svc.models.get(model)
+    x, _, ref, _ = svc.read_image(image, card, dataset, split, index)
+    proba, ood = svc.computed(lambda: (predict_proba(m, x[None])[0],
+                                       ood_check(m, config.models_dir() / model, x[None]) if image is not None else None),
+                              deadline)
+    top = [int(c) for c in np.argsort(-proba)[:top_k]]
+    o = ood[0] if ood else None
+    return PredictResponse(
+        model=model, image=ref, prediction=top[0], prediction_name=card.classes[top[0]],
+        probabilities=[float(p) for p in proba],
+        top_k=[TopK(index=c, name=card.classes[c], probability=float(proba[c])) for c in top],
+        ood=None if o is None else Ood(score=o.score, threshold=o.threshold, flagged=o.flagged, message=o.message),
+        saturated=saturated(float(proba.max())), warnings=model_warnings(card))

@@ -1,0 +1,152 @@
+"""The API's request and response schemas (pydantic). Names end in what they are (``...Response``, ``...Summary``,
+``...Info``) so none shadows a core type; a method's parameters are :class:`core.params.Param` itself."""
+from __future__ import annotations
+
+import base64
+import zlib
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from core.params import Param
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Version(BaseModel):
+    project: str
+    python: str
+    libraries: dict[str, str]
+    device: str
+
+
+class ModelSummary(BaseModel):
+    id: str
+    dataset: str
+    arch: str
+    classes: int
+    input_size: int
+    channels: int
+    source: Literal["trained", "torchvision"]
+    test_accuracy: float | None = Field(None, description="measured on the dataset's test split (trained models)")
+    published_top1: float | None = Field(None, description="ImageNet-1K acc@1 published by torchvision (percent)")
+    weights_present: bool
+    ood_statistics: bool = Field(description="uploads get an out-of-distribution check")
+
+
+class ModelDetail(ModelSummary):
+    card: dict[str, Any]
+    metrics: dict[str, Any] = Field(description="test metrics, per-class metrics and the confusion matrix, where known")
+    warnings: list[str] = Field(description="reasons not to trust this model's predictions")
+
+
+class MethodInfo(BaseModel):
+    name: str
+    title: str
+    family: str
+    description: str
+    paper: str
+    params: list[Param] = Field(description="the method's declared parameters (core.params.Param, as declared)")
+    stochastic: bool
+    signed: bool
+    class_specific: bool = Field(description="false: the same map for every class (attention rollout)")
+    units: str
+    requires: dict[str, str] = Field(description="architecture traits the method needs, with the reason")
+
+
+class DatasetSummary(BaseModel):
+    name: str
+    title: str
+    classes: list[str]
+    channels: int
+    image_size: int
+    splits: list[str]
+    state: str
+    detail: str
+
+
+class TopK(BaseModel):
+    index: int
+    name: str
+    probability: float
+
+
+class Ood(BaseModel):
+    score: float
+    threshold: float
+    flagged: bool
+    message: str
+
+
+class PredictResponse(BaseModel):
+    model: str
+    image: dict[str, Any]
+    prediction: int
+    prediction_name: str
+    probabilities: list[float] = Field(description="one per class, in the model card's class order")
+    top_k: list[TopK]
+    ood: Ood | None = Field(None, description="out-of-distribution verdict (uploads to models with statistics)")
+    saturated: bool
+    warnings: list[str]
+
+
+class ArrayData(BaseModel):
+    shape: list[int]
+    dtype: Literal["float32"] = "float32"
+    encoding: Literal["zlib+base64"] = "zlib+base64"
+    data: str = Field(description="base64 of the zlib-compressed little-endian float32 values, row-major")
+
+
+class MethodResult(BaseModel):
+    method: str
+    title: str
+    target: int
+    target_name: str
+    params: dict[str, Any] = Field(description="every parameter used, defaults and seeds included")
+    seconds: float
+    signed: bool
+    flat: bool
+    extras: dict[str, Any]
+    attribution: ArrayData
+    npy_base64: str | None = Field(None, description="the map as .npy bytes, base64 (with npy=true)")
+    overlay_png_base64: str
+    quality: dict[str, dict[str, float]] = Field(description="quality numbers already computed for this model and "
+                                                             "method: metric -> {mean, n}")
+
+
+class ExplainResponse(BaseModel):
+    model: str
+    image: dict[str, Any]
+    prediction: int
+    prediction_name: str
+    results: list[MethodResult]
+    warnings: list[str]
+
+
+class JobInfo(BaseModel):
+    id: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    done: int = Field(description="model images evaluated so far")
+    total: int
+    seconds_left: float | None
+    result: ExplainResponse | None = None
+    error: str | None = None
+
+
+class Error(BaseModel):
+    detail: str
+    error: str
+
+
+def encode_array(a: np.ndarray) -> ArrayData:
+    a = np.ascontiguousarray(a, dtype="<f4")
+    return ArrayData(shape=list(a.shape), data=base64.b64encode(zlib.compress(a.tobytes(), 6)).decode())
+
+
+def decode_array(d: dict[str, Any] | ArrayData) -> np.ndarray:
+    """The inverse of :func:`encode_array` (for clients written in Python, and the tests)."""
+    d = d if isinstance(d, dict) else d.model_dump()
+    return np.frombuffer(zlib.decompress(base64.b64decode(d["data"])), dtype="<f4").reshape(d["shape"])

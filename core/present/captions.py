@@ -1,0 +1,185 @@
+"""The words around the pictures: captions under maps, the lines that head and foot an export, the notes the pages
+show beside results. Kept in the library (no Streamlit), so the pages, the exports and the CLI say the same thing."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any, Sequence
+
+import numpy as np
+
+from core.explainers import Explanation, get_method
+
+#: how each method-specific extra is shown under its map; an extra not listed here is simply not shown
+EXTRAS_TEXT: dict[str, str] = {
+    "convergence_delta": "convergence δ = {:.3g}",
+    "output_difference": "f(x) − f(baseline) = {:.3g}",
+    "n_superpixels": "{} superpixels",
+    "score": "local fit R² = {:.2f}",
+    "base_value": "f(fully masked) = {:.3g}",
+    "background": "background: {}",
+}
+
+
+def extras_caption(extras: dict[str, Any]) -> str:
+    """One line from whichever extras a method reported (methods report different ones, or none)."""
+    parts = []
+    for key, fmt in EXTRAS_TEXT.items():
+        value = extras.get(key)
+        if value is not None:
+            try:
+                parts.append(fmt.format(value))
+            except (TypeError, ValueError):
+                parts.append(f"{key} = {value}")
+    return " · ".join(parts)
+
+
+def target_label(e: Explanation, classes: Sequence[str]) -> str:
+    """``Grad-CAM → circle``, or ``... (the same map for every class)`` for a class-agnostic method."""
+    agnostic = "" if get_method(e.method).class_specific else " (the same map for every class)"
+    return f"{e.title} → {classes[e.target]}{agnostic}"
+
+
+def map_caption(e: Explanation, classes: Sequence[str]) -> str:
+    """The caption under a map tile: method, class, seconds, and whether it is flat."""
+    return f"{target_label(e, classes)} · {e.seconds:.3f} s" + (" · flat" if e.flat else "")
+
+
+def params_line(e: Explanation, classes: Sequence[str]) -> str:
+    """A footer line that reproduces one map: method, class and every parameter (seeds included)."""
+    return f"{e.title} → {classes[e.target]}: {json.dumps(e.params, default=str)}"
+
+
+def model_line(card: Any) -> str:
+    return (f"Model {card.id} ({card.arch}, {card.input_size} px, {card.dataset}) · weights "
+            f"{card.weights_sha256[:16]}…")
+
+
+def prediction_line(card: Any, proba: np.ndarray, label: int | None, created: str) -> str:
+    pred = int(proba.argmax())
+    truth = "uploaded image" if label is None else f"true class {card.classes[label]}"
+    return f"Prediction: {card.classes[pred]} ({proba[pred]:.1%}) · {truth} · {created}"
+
+
+def prediction_markdown(card: Any, proba: np.ndarray, label: int | None, top_k: int = 5) -> list[str]:
+    """What Explain says above the maps: the true and predicted classes (a dataset image) or the prediction and the
+    top ``top_k`` (an upload to a model with many classes), in Markdown."""
+    pred = int(proba.argmax())
+    if label is not None:
+        verdict = ":green[correct]" if pred == label else ":red[wrong]"
+        return [f"**True class:** {card.classes[label]} · **Predicted:** {card.classes[pred]} ({proba[pred]:.1%}) "
+                f"{verdict}"]
+    lines = [f"**Uploaded image** · **Predicted:** {card.classes[pred]} ({proba[pred]:.1%})"]
+    if len(card.classes) > top_k:
+        top = np.argsort(-proba)[:top_k]
+        lines.append(f"**Top {top_k}:** " + " · ".join(f"{k + 1}. {card.classes[c]} ({proba[c]:.1%})"
+                                                      for k, c in enumerate(top)))
+    return lines
+
+
+def quality_note(known: dict[str, tuple[float, int]]) -> str:
+    """The quality numbers already computed for a model and method (metric -> (mean, n)), in one line."""
+    from core.quality import get_metric
+
+    return ("Quality: " + ", ".join(f"{get_metric(m).title} {v:.2f} (n={k})" for m, (v, k) in sorted(known.items()))
+            if known else "")
+
+
+def compare_header(card: Any, dataset: str, split: str, target_mode: str, signed: bool, shared: bool,
+                   created: str) -> list[str]:
+    return [f"Model {card.id} ({card.arch}, {card.input_size} px) · {dataset} {split} · class explained: "
+            f"{target_mode.lower()}",
+            f"{'Signed' if signed else 'Magnitude'} colours, {'shared' if shared else 'per-map'} scale · {created}"]
+
+
+def method_params_line(method: str, params: dict[str, Any]) -> str:
+    return f"{get_method(method).title}: {json.dumps(params, default=str)}"
+
+
+def scale_caption(methods: Sequence[str], units: dict[str, str], signed: bool, shared: bool) -> str:
+    """What the colour bar under a grid means: per-map or shared within each unit."""
+    groups = sorted(set(units.values()))
+    if shared:
+        text = ("Shared scale within each unit (" + "; ".join(
+            f"{u}: " + ", ".join(get_method(m).title for m in methods if units[m] == u) for u in groups)
+            + "); maps in different units are never put on one scale")
+    else:
+        text = "Per-map scale"
+    return text + ("; unsigned methods (CAMs, saliency) stay on the magnitude map" if signed else "")
+
+
+def cancelled_note(missing: dict[str, int]) -> str:
+    """Cancelled work: how many cells were not computed, by method title (``{title: cells}``)."""
+    n = sum(missing.values())
+    return (f"Cancelled: {n} cell{'s' * (n != 1)} not computed ({', '.join(missing)}); the maps already computed "
+            "are shown.")
+
+
+def shortcut_note(report: Any, reveal: float) -> str:
+    """Which methods' maps show that the model looks at the spurious marker (``marker_mass`` at least ``reveal``
+    times the marker's area share); "" without marker-mass cells."""
+    marker = [c for c in report.cells if c.metric == "marker_mass" and c.skipped is None]
+    if not marker:
+        return ""
+    base = float(np.nanmean([np.nanmean(c.extras["random_baseline"]) for c in marker]))
+    shown = [get_method(c.method).title for c in marker if c.mean >= reveal * base]
+    return (f"**The shortcut.** The marker covers {base:.1%} of each image; a map that puts {reveal:g}x that share "
+            "of its positive mass or more on it reveals that the model looks there: "
+            + (", ".join(shown) if shown else "no method here") + ".")
+
+
+def run_agreement_note(report: Any) -> str:
+    cells = [c for c in report.cells if c.metric == "run_agreement" and c.skipped is None]
+    if not cells:
+        return ""
+    return ("Run-to-run agreement of the stochastic methods: " + ", ".join(
+        f"{get_method(c.method).title} ρ = {c.mean:.2f}" for c in cells) + ". LIME's agreement against its number of "
+        "samples is below.")
+
+
+def quality_directions(metrics: Sequence[str]) -> str:
+    from core.quality import get_metric
+
+    return ("Directions: " + ", ".join(f"{get_metric(m).title} {'higher' if get_metric(m).higher_is_better else 'lower'}"
+                                       " is better" for m in metrics)
+            + ". Localisation scores have the random map's score (the mask's area fraction) as a dotted line.")
+
+
+def quality_cell_text(row: dict[str, Any]) -> str:
+    return "n/a" if row["skipped"] else f"{row['mean']:.3f} ± {row['ci95']:.3f}"
+
+
+def ranking_lines(report: Any) -> list[str]:
+    """The ranking as Markdown lines, each with its reasons and the sanity-check verdict."""
+    failed = set(report.sanity_failures())
+    return [f"{k}. **{get_method(m).title}**{' :red[fails the sanity check]' if m in failed else ''} — {why}."
+            for k, (m, _, why) in enumerate(report.ranking(), 1)]
+
+
+def dataset_summary(splits: dict[str, Any]) -> str:
+    """What the Data page says of a dataset's loaded splits: image format, source files (modes, sizes), layout and
+    official split sizes, from what each split reported in its ``extras``."""
+    first = next(iter(splits.values()))
+    h, w, c = first.images.shape[1:]
+    summary = [f"Model-ready images: {h}x{w}, {'grayscale' if c == 1 else 'RGB'}, uint8."]
+    modes, sizes = Counter(), Counter()  # summed over the splits (each split reports its own files)
+    for d in splits.values():
+        modes.update(d.extras.get("modes", {}))
+        sizes.update(d.extras.get("sizes", {}))
+    n_files = sum(modes.values())
+    if modes:
+        summary.append(f"Source files: {n_files} in all splits; modes " + ", ".join(
+            f"{m} {n} of {n_files}" for m, n in sorted(modes.items())) + ".")
+    if sizes:
+        top = sizes.most_common(6)
+        summary.append("Most common source sizes: " + ", ".join(f"{s} ({n} files)" for s, n in top)
+                       + (" …" if len(sizes) > 6 else "") + ".")
+    if first.extras.get("layout"):
+        layout = first.extras["layout"]
+        if first.extras.get("split_seed") is not None:
+            layout += f"; stratified split {first.extras['split_fractions']} with seed {first.extras['split_seed']}"
+        summary.append(f"Layout: {layout}.")
+    if "official_size" in first.extras:
+        summary.append("Official split sizes: " + ", ".join(f"{s} {d.extras['official_size']:,}"
+                                                           for s, d in splits.items()) + ".")
+    return " ".join(summary)

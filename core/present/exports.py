@@ -1,0 +1,62 @@
+"""The files a page offers for download, built here so every face exports the same thing: Explain's figure (PNG)
+and report (HTML), Compare's grid (PNG) and raw maps (.npz), and the Quality page's per-image values (CSV). Each
+carries what reproduces it (model digest, parameters with seeds, library versions, date)."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from core.explainers import Explanation
+from core.explainers.agreement import maps_npz
+from core.present import captions, report
+
+
+@dataclass(frozen=True)
+class Export:
+    data: bytes | str
+    file_name: str
+    mime: str
+
+
+def explain_exports(card: Any, results: Sequence[Explanation], tiles: Sequence[tuple[np.ndarray, str]],
+                    bar: np.ndarray, proba: np.ndarray, label: int | None, image_ref: dict[str, Any],
+                    doubts: Sequence[str], quality: dict[str, str] | None = None) -> tuple[Export, Export]:
+    """Explain's figure (PNG with the provenance inside) and one-page report (HTML)."""
+    prov = report.provenance(card, results, image_ref)
+    header = [captions.model_line(card), captions.prediction_line(card, proba, label, prov["created"])]
+    footer = [captions.params_line(e, card.classes) for e in results]
+    name = f"xai_{card.id}_{image_ref.get('index', 'upload')}"
+    png = report.png_with_provenance(report.figure(tiles, header, footer, bar), prov)
+    html = report.report_html(card, tiles, proba, label, results, bar, prov, list(doubts), quality)
+    return Export(png, f"{name}.png", "image/png"), Export(html, f"{name}.html", "text/html")
+
+
+def compare_exports(card: Any, dataset: str, split: str, indices: Sequence[int], methods: Sequence[str],
+                    params: dict[str, dict], target_mode: str, signed: bool, shared: bool,
+                    results: dict[tuple[int, str], Explanation], tiles: Sequence[tuple[np.ndarray, str]],
+                    bar: np.ndarray, images: dict[int, np.ndarray], folder: str | None = None) -> tuple[Export, Export]:
+    """Compare's grid (PNG with the provenance inside) and its raw maps (.npz with the images and a JSON meta)."""
+    ordered = [results[(i, m)] for i in indices for m in methods if (i, m) in results]
+    prov = report.provenance(card, ordered, {"dataset": dataset, "split": split, "indices": [int(i) for i in indices],
+                                             "folder": folder})
+    head = captions.compare_header(card, dataset, split, target_mode, signed, shared, prov["created"])
+    foot = [captions.method_params_line(m, params[m]) for m in methods]
+    png = report.png_with_provenance(report.figure(tiles, head, foot, bar, per_row=len(methods) + 1), prov)
+    meta = {"model": card.id, "dataset": dataset, "split": split, "classes": list(card.classes),
+            "methods": {m: params[m] for m in methods}, "provenance": prov,
+            "targets": {f"{i}_{m}": e.target for (i, m), e in results.items()}}
+    npz = maps_npz({k: e.attribution for k, e in results.items()}, images, meta)
+    return Export(png, "xai_compare.png", "image/png"), Export(npz, "xai_maps.npz", "application/octet-stream")
+
+
+def quality_csv(report_: Any) -> Export:
+    """The per-image values of a quality report (one row per image, method and metric)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["image", "method", "metric", "value"])
+    w.writeheader()
+    w.writerows(report_.rows)
+    return Export(buf.getvalue(), f"quality_{report_.model_id}.csv", "text/csv")

@@ -1,0 +1,103 @@
+"""The evaluation run: every metric for every method over a seeded sample of a dataset, batched, with progress
+and cancel, reading and writing each cell through the result store (:mod:`core.quality.store`).
+
+    from core.quality import evaluate
+    report = evaluate(model, ds, ["grad_cam", "saliency"], ["deletion", "pointing_game"], n=100, seed=0)
+    report.table()      # method x metric: mean, 95% CI, n
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from core.explainers import explain_batch, get_method
+from core.modelling.prediction import predict_proba
+from core.quality.base import QualityInputs
+from core.quality.registry import get_metric
+from core.quality.report import Cell, QualityReport
+from core.quality.store import cell_key, read_cell, write_cell
+
+#: ``progress(stage, stages, label, done, total)``
+StageProgress = Callable[[int, int, str, int, int], None]
+
+
+def sample_indices(n_total: int, n: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n_total, size=min(n, n_total), replace=False))
+
+
+def evaluate(model, ds, methods: Sequence[str], metrics: Sequence[str], n: int = 100, seed: int = 0,
+             params: dict[str, dict] | None = None, background=None, progress: StageProgress | None = None,
+             cancel=None, cache_dir: str | Path | None = None, weights: str = "", model_id: str = "",
+             metric_params: dict[str, dict] | None = None) -> QualityReport:
+    """Every metric for every method over ``n`` images of ``ds`` drawn with ``seed``; each method explains the
+    model's predicted class. ``metric_params`` set a metric's options (e.g. ``{"deletion": {"replacement": "mean"}}``).
+    Cells found in ``cache_dir`` are read, the others computed and written there."""
+    metric_params = {m: dict((metric_params or {}).get(m, {})) for m in metrics}
+    for m in metrics:
+        get_metric(m)(**metric_params[m])  # unknown metric or option: refused before any work
+    idx = sample_indices(len(ds), n, seed)
+    images = ds.batch(idx)
+    masks = ds.masks[idx] if ds.masks is not None else None
+    marker = ds.extras.get("marker_masks")
+    marker = marker[idx] if marker is not None else None
+    targets = predict_proba(model, images).argmax(axis=1)
+    stages = len(methods) * (1 + len(metrics))
+    stage = 0
+    cells = []
+    map_seconds: dict[str, float] = {}
+    cache = Path(cache_dir) if cache_dir else None
+
+    def say(label: str):
+        def tick(done: int, total: int) -> None:
+            if progress:
+                progress(stage, stages, label, done, total)
+        return tick
+
+    for method in methods:
+        cls = get_method(method)
+        p = dict((params or {}).get(method, {}))
+        if cls.stochastic and "seed" not in p:
+            p["seed"] = seed
+        todo, found = [], {}
+        for metric in metrics:
+            key = cell_key(weights, ds.info.name, ds.split, idx, method, p, metric, metric_params[metric])
+            path = cache / f"{key}.json" if cache else None
+            cell = read_cell(path) if path is not None else None
+            if cell is not None:
+                found[metric] = cell
+                continue
+            todo.append((metric, path))
+        maps = None
+        if todo:
+            t0 = time.perf_counter()
+            say(f"{cls.title}: maps")(0, len(idx))
+            maps = np.stack([e.attribution for e in explain_batch(model, images, method, targets=targets.tolist(),
+                                                                   background=background, cancel=cancel,
+                                                                   progress=say(f"{cls.title}: maps"), **p)])
+            map_seconds[method] = time.perf_counter() - t0
+        stage += 1
+        inp = QualityInputs(model, images, targets, maps, method, p, masks, marker, background, None, cancel)
+        for metric in metrics:
+            if metric in found:
+                cells.append(found[metric])
+                stage += 1
+                continue
+            path = dict(todo)[metric]
+            m = get_metric(metric)(**metric_params[metric])
+            why = m.applies(method, masks is not None, marker is not None)
+            if why:
+                cell = Cell(method, metric, np.full(len(idx), np.nan), skipped=why)
+            else:
+                inp.progress = say(f"{cls.title}: {m.title}")
+                t0 = time.perf_counter()
+                r = m.evaluate(inp)
+                cell = Cell(method, metric, np.asarray(r.values, dtype=float), r.curves, r.extras,
+                            seconds=time.perf_counter() - t0)
+            if path is not None:
+                write_cell(path, cell)
+            cells.append(cell)
+            stage += 1
+    return QualityReport(model_id, ds.info.name, ds.split, idx, cells, map_seconds)

@@ -1,0 +1,24 @@
+"""The project's version, from its package metadata: the installed distribution's when it is installed, else the
+``[project]`` table of ``pyproject.toml`` beside the package (the project runs from its folder)."""
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import metadata
+
+from core.config import ROOT
+
+DISTRIBUTION = "xai-dashboard"
+
+
+@cache
+def project_version() -> str:
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        with open(ROOT / "pyproject.toml", "rb") as fh:
+            return str(tomllib.load(fh)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"

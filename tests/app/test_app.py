@@ -1,0 +1,595 @@
+"""AppTest runs of every page with a tiny model."""
+import json
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import get_method
+
+from tests.helpers import APP, ROOT, rerun_until
+
+
+pytestmark = pytest.mark.usefixtures("fresh_caches")
+
+
+def _run_explain(at: AppTest | None = None) -> AppTest:
+    at = at or AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/explain.py").run()
+    return at
+
+
+def _map_captions(at: AppTest) -> list[str]:
+    titles = {get_method(m).title for m in ("grad_cam", "integrated_gradients", "saliency")}
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    return [c for c in caps if c.split(" → ")[0] in titles]
+
+
+def test_home_page(tiny_model_dir):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "Grad-CAM" in text and "shapes-small_cnn" in text
+
+
+def test_explain_page_two_methods_two_maps(tiny_model_dir):
+    at = _run_explain()
+    assert not at.exception and not at.error
+    assert len(_map_captions(at)) == 3  # the default three methods
+    at.multiselect(key="methods").set_value(["grad_cam", "saliency"]).run()
+    assert not at.exception
+    caps = _map_captions(at)
+    assert len(caps) == 2 and caps[0].startswith("Grad-CAM") and caps[1].startswith("Saliency")
+    assert len(at.get("plotly_chart")) == 2  # top-k probabilities and per-class metrics
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["data"][0]["type"] == "bar"
+
+
+def test_explain_page_controls(tiny_model_dir):
+    at = _run_explain()
+    at.number_input(key="image_index").set_value(5).run()
+    at.selectbox(key="target").set_value(2).run()
+    assert not at.exception
+    caps = _map_captions(at)
+    assert caps and all(" → triangle " in c for c in caps)  # class 2 explained on every map
+    at.number_input(key="param.integrated_gradients.n_steps").set_value(8).run()
+    at.selectbox(key="param.integrated_gradients.baseline").set_value("blur").run()
+    at.button(key="random_image").click().run()
+    at.button(key="gallery.1").click().run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="image_index").value == 1 + (at.number_input(key="image_index").value // 8) * 8
+
+
+def test_explain_page_without_models_offers_training(isolated_dirs, tmp_path, monkeypatch):
+    monkeypatch.setenv("XAI_MODELS_DIR", str(tmp_path / "empty_models"))
+    at = _run_explain()
+    assert not at.exception
+    assert any("No trained model" in i.value for i in at.info)
+    at.number_input(key="train_epochs").set_value(1).run()
+    at.button(key="train").click().run()
+    assert not at.exception and not at.error
+    # it trains in the background (the server's job runner): progress and Cancel meanwhile, the maps once done
+    assert any(b.key == "explain.train.cancel" for b in at.button) or _map_captions(at)
+    rerun_until(at, lambda a: len(_map_captions(a)) == 3 or bool(a.error))
+    assert not at.error, [e.value for e in at.error]
+    assert (tmp_path / "empty_models" / "shapes-small_cnn" / "card.json").is_file()
+
+
+def test_corrupt_model_gives_a_message_not_a_traceback(tiny_model_dir, tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model_dir, models / "broken")
+    (models / "broken" / "weights.pt").write_bytes(b"rubbish")
+    monkeypatch.setenv("XAI_MODELS_DIR", str(models))
+    at = _run_explain()
+    assert not at.exception
+    assert any("SHA-256" in e.value for e in at.error)
+
+
+def test_compare_page_three_methods_two_images(tiny_model_dir, monkeypatch):
+    import core
+
+    calls = []
+    real = core.explain_batch
+
+    def counting(*a, **k):
+        calls.append((a[2], len(a[1])))  # (method, images in the batch)
+        return real(*a, **k)
+
+    monkeypatch.setattr(core, "explain_batch", counting)
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    at.multiselect(key="cmp_indices").set_value([3, 4]).run()
+    at.multiselect(key="cmp_methods").set_value(["grad_cam", "integrated_gradients", "lime"]).run()
+    at.number_input(key="param.lime.num_samples").set_value(100).run()
+    assert not at.exception and not at.error
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    cells = [c for c in caps if " → " in c]
+    assert len(cells) == 6 and sum(c.startswith("LIME") for c in cells) == 2
+    assert sum(c.startswith("#") for c in caps) == 2  # the originals in the first column
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert any(c["data"][0]["type"] == "heatmap" for c in charts)  # method agreement
+    assert len(at.get("download_button")) == 2
+    n = len(calls)
+    # display controls only redraw
+    at.radio(key="cmp_colours").set_value("Signed").run()
+    at.radio(key="cmp_scale").set_value("Shared").run()
+    at.slider(key="cmp_topk").set_value(20).run()
+    at.slider(key="cmp_alpha").set_value(0.3).run()
+    assert not at.exception and len(calls) == n
+    # every computation was one batched engine call for the grid's two images
+    assert calls and all(k == 2 for _, k in calls)
+    # a parameter change recomputes just that method, both images in one call
+    at.number_input(key="param.integrated_gradients.n_steps").set_value(16).run()
+    assert calls[n:] == [("integrated_gradients", 2)]
+    # a new image computes only its own cells; the others come from the shared store
+    at.multiselect(key="cmp_indices").set_value([3, 4, 5]).run()
+    assert not at.exception and sorted(calls[n + 1:]) == [("grad_cam", 1), ("integrated_gradients", 1), ("lime", 1)]
+
+
+def test_compare_page_misclassified_and_random(tiny_model_dir):
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_methods").set_value(["saliency"]).run()
+    at.radio(key="cmp_mode").set_value("Misclassified only").run()
+    assert not at.exception
+    assert any("misclassified" in c.value for c in at.caption)
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    # every original shown is misclassified: its saliency target (predicted) differs from its true class
+    cells = [c for c in caps if c.startswith("Saliency")]
+    originals = [c for c in caps if c.startswith("#")]
+    assert len(cells) == len(originals) == 3
+    for o, c in zip(originals, cells):
+        assert o.split("true ")[1].split(" · ")[0] != c.split(" → ")[1].split(" · ")[0] and o.endswith("wrong")
+    at.radio(key="cmp_mode").set_value("Random").run()
+    at.number_input(key="cmp_seed").set_value(5).run()
+    assert not at.exception and not at.error
+
+
+def _png_bytes(size=(90, 60), color=(200, 30, 30), mode="RGB") -> bytes:
+    import io
+
+    from PIL import Image
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    img = Image.new(mode, size, color)
+    ramp = Image.fromarray(np.tile(np.linspace(0, 255, size[0]).astype(np.uint8), (size[1], 1)))
+    img.paste(ramp.convert(mode), (0, 0), ramp.point(lambda v: 128))  # a real picture, not one flat colour
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_explain_page_upload(tiny_model_dir):
+    at = _run_explain()
+    at.radio(key="image_source").set_value("Upload").run()
+    assert not at.exception and any("Upload an image" in i.value for i in at.info)
+    at.file_uploader(key="upload").set_value(("photo.png", _png_bytes((90, 60)), "image/png")).run()
+    assert not at.exception and not at.error
+    assert any("Uploaded image" in m.value for m in at.markdown)
+    assert any("photo.png: 90x60 RGB → 64x64" in c.value for c in at.caption)
+    assert len(_map_captions(at)) == 3
+    # a bad file: one line naming it, no traceback, the page still works
+    at.file_uploader(key="upload").set_value(("broken.jpg", b"\xff\xd8\xff not really a jpeg", "image/jpeg")).run()
+    assert not at.exception
+    assert [e.value for e in at.error] and all(e.value.startswith("broken.jpg: ") for e in at.error)
+    assert "\n" not in at.error[0].value
+    # one flat colour (what a corrupt body can decode to): refused in one line, not explained
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (50, 40), (128, 128, 128)).save(buf, "PNG")
+    at.file_uploader(key="upload").set_value(("flat.png", buf.getvalue(), "image/png")).run()
+    assert not at.exception and any(e.value.startswith("flat.png: ") and "flat value" in e.value for e in at.error)
+    assert not _map_captions(at)
+
+
+def test_data_page_shows_every_dataset_and_the_shapes_details(tiny_model_dir):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    df = at.dataframe[0].value
+    assert set(df["name"]) >= {"shapes", "pathmnist", "pneumoniamnist", "chest_xray", "dogs_vs_wolves", "insects", "folder"}
+    assert df.set_index("name").loc["shapes", "state"] == "ready"
+    assert df.set_index("name").loc["pathmnist", "state"] == "needs download"
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [t["name"] for t in spec["data"]] == ["train", "val", "test"]
+    assert [sum(t["y"]) for t in spec["data"]] == [4000, 500, 1000]
+    captions = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert len(captions) == 4 * 6  # six samples for each of the four classes
+
+
+def test_data_page_missing_dataset_and_folder_path(tiny_model_dir, tmp_path):
+    from tests.helpers import make_tree
+
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key="data_dataset").set_value("pneumoniamnist").run()
+    assert not at.exception
+    assert any("pneumoniamnist_64.npz" in w.value for w in at.warning)
+    assert at.button(key="download") is not None  # a real download button, with a size choice
+    at.selectbox(key="data_dataset").set_value("folder").run()
+    tree = make_tree(tmp_path / "pets", split_layout=False)
+    at.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
+    assert any("Type the path" in e.value for e in at.error)  # an empty path is refused, not read as "."
+    at.text_input(key="data_path").set_value(str(tree))
+    at.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
+    assert not at.exception
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["data"][0]["x"] == ["cats", "dogs"]
+    assert any("files skipped" in e.label for e in at.expander)
+    # the mode counts are totals over every split, and say so
+    import re
+
+    text = next(m.value for m in at.markdown if "Source files:" in m.value)
+    total = int(re.search(r"Source files: (\d+) in all splits", text).group(1))
+    assert total == sum(sum(t["y"]) for t in spec["data"])
+    assert sum(int(n) for n in re.findall(r"(\d+) of \d+", text)) == total
+
+
+def test_data_page_download_failure_is_one_clear_message(tiny_model_dir, monkeypatch):
+    import core.datasets.download as dl
+
+    monkeypatch.setattr(dl, "TIMEOUT_S", 2)
+    monkeypatch.setattr("core.datasets.medmnist_source.MedMNISTSource.url_md5",
+                        lambda self, size: ("http://127.0.0.1:9/pneumoniamnist_64.npz", "0" * 32))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key="data_dataset").set_value("pneumoniamnist").run()
+    at.button(key="download").click().run()
+    assert not at.exception
+    assert any("Could not download pneumoniamnist_64.npz" in e.value and "put it at" in e.value for e in at.error)
+
+
+def test_model_trained_from_a_data_dir_is_explained_from_its_recorded_folder(tiny_model_dir, isolated_dirs):
+    """A 1-channel PneumoniaMNIST model trained with --data-dir: the UI finds the data through the card."""
+    from core.modelling.training import TrainConfig, train
+    from tests.helpers import SHARED_DATA
+
+    if not (SHARED_DATA / "pneumoniamnist.npz").is_file():
+        pytest.skip(f"real PneumoniaMNIST file not found at {SHARED_DATA}")
+    train(TrainConfig(dataset="pneumoniamnist", data_root=str(SHARED_DATA), epochs=1,
+                      model_id="pneumo-test"), None, isolated_dirs["models"])
+    at = _run_explain()
+    at.selectbox(key="dataset").set_value("pneumoniamnist").run()
+    assert not at.exception and not at.error
+    assert any("True class:" in m.value for m in at.markdown)
+    caps = _map_captions(at)
+    assert len(caps) == 3 and all(c.split(" → ")[1].split(" · ")[0] in ("normal", "pneumonia") for c in caps)
+
+
+def test_shap_warm_up_runs_once_in_the_background():
+    from ui import cache
+
+    thread = cache.warm_up_in_background()
+    assert cache.warm_up_in_background() is thread  # one per server process, not per page run
+    thread.join(120)
+    assert not thread.is_alive()
+
+
+def test_result_store_is_lru_and_read_only():
+    import numpy as np
+
+    from core import Explanation
+    from ui.cache import ResultStore
+
+    def e(v: float) -> Explanation:
+        a = np.full((2, 2), v, dtype=np.float32)
+        return Explanation("saliency", "Saliency", a, a.copy(), 0, {}, 0.1, False)
+
+    store = ResultStore(max_entries=2)
+    store.put(("a",), e(1))
+    store.put(("b",), e(2))
+    assert store.get(("a",)) is not None  # "a" is now the most recently used
+    store.put(("c",), e(3))
+    assert store.get(("b",)) is None and store.get(("a",)) is not None and len(store) == 2
+    with pytest.raises(ValueError):
+        store.get(("c",)).attribution[0, 0] = 5  # shared by every session: nobody changes it in place
+
+
+def test_typed_data_folder_survives_reruns_and_trains(tiny_model_dir, tmp_path, monkeypatch):
+    """Explain: pick PneumoniaMNIST, type the folder of a local npz, use it, then change anything: the dataset
+    stays selected, its label says ready, and "Train a model" trains on it."""
+    from tests.helpers import write_npz
+
+    monkeypatch.setenv("XAI_MODELS_DIR", str(tmp_path / "models"))  # no other test's PneumoniaMNIST model
+
+    folder = tmp_path / "npz"
+    folder.mkdir()
+    write_npz(folder / "pneumoniamnist.npz", 28, rgb=False, n=(40, 8, 8))
+    at = _run_explain()
+    at.selectbox(key="dataset").set_value("pneumoniamnist").run()
+    at.text_input(key="data_path").set_value(str(folder))
+    at.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
+    assert not at.exception and at.selectbox(key="dataset").value == "pneumoniamnist"
+    assert any("ready" in c.value for c in at.caption) and not any("needs" in c.value for c in at.caption)
+    at.number_input(key="train_epochs").set_value(1).run()
+    assert at.selectbox(key="dataset").value == "pneumoniamnist"
+    at.button(key="train").click().run()
+    assert not at.exception and not at.error
+    rerun_until(at, lambda a: any(s.key == "model" for s in a.selectbox) or bool(a.error))
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="dataset").value == "pneumoniamnist"
+    assert any("pneumoniamnist" in str(o) for o in at.selectbox(key="model").options)
+
+    def states_on_data_page() -> dict:
+        fresh = AppTest.from_file(APP, default_timeout=120).run()  # a new browser session
+        fresh.switch_page("pages/data.py").run()
+        return dict(zip(fresh.dataframe[0].value["name"], fresh.dataframe[0].value["state"]))
+
+    # a new session (and a restart: nothing but files) remembers the folder ...
+    assert states_on_data_page()["pneumoniamnist"] == "ready"
+    # ... and without the settings file, the folder recorded in the trained model's card still counts
+    from core import settings
+
+    settings.settings_path().unlink()
+    assert states_on_data_page()["pneumoniamnist"] == "ready"
+
+
+def test_typing_the_npz_file_itself_uses_its_folder(tiny_model_dir, tmp_path, monkeypatch):
+    from core import settings
+
+    monkeypatch.setenv("XAI_MODELS_DIR", str(tmp_path / "models"))  # no model records a PathMNIST folder
+    from tests.helpers import write_npz
+
+    npz = write_npz(tmp_path / "f" / "pathmnist.npz", 28, rgb=True, classes=9, n=(18, 9, 9))
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/data.py").run()
+    at.selectbox(key="data_dataset").set_value("pathmnist").run()
+    at.text_input(key="data_path").set_value(str(npz))
+    at.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
+    assert not at.exception and not at.error
+    assert settings.dataset_roots()["pathmnist"] == str(npz.parent.resolve())
+    assert at.get("plotly_chart")  # the class distribution of the file's splits
+    # a folder without the file is refused with what is missing, and nothing is remembered for it
+    settings.settings_path().unlink()
+    (tmp_path / "empty").mkdir()
+    other = AppTest.from_file(APP, default_timeout=120).run()
+    other.switch_page("pages/data.py").run()
+    other.selectbox(key="data_dataset").set_value("pathmnist").run()
+    other.text_input(key="data_path").set_value(str(tmp_path / "empty"))
+    other.button(key="FormSubmitter:data_path_form-Use this folder").click().run()
+    assert any("pathmnist" in e.value for e in other.error) and settings.dataset_roots() == {}
+
+
+#: the fastest settings of the slow methods, so one AppTest per method stays quick
+QUICK = {"lime": {"num_samples": 50}, "shap_partition": {"max_evals": 40}, "integrated_gradients": {"n_steps": 8},
+         "score_cam": {"batch_size": 128}, "ablation_cam": {"batch_size": 128}, "occlusion": {"window": 16, "stride": 16}}
+
+
+def _quick(at: AppTest, methods) -> None:
+    for m in methods:
+        for name, value in QUICK.get(m, {}).items():
+            at.number_input(key=f"param.{m}.{name}").set_value(value)
+
+
+@pytest.mark.parametrize("method", core_methods := __import__("core").list_methods())
+def test_every_method_alone_on_explain_and_compare(tiny_model_dir, method):
+    """The whole class of "one method crashes a page": each registered method, alone, on both pages (a method that
+    does not apply to the model is not offered, and the page says why)."""
+    at = _run_explain()
+    why = get_method(method).unavailable(__import__("core").load_model(tiny_model_dir)[0])
+    if why is not None:
+        assert get_method(method).title not in at.multiselect(key="methods").options
+        assert any(why in md.value for md in at.markdown), why
+        return
+    at.multiselect(key="methods").set_value([method]).run()
+    _quick(at, [method])
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert sum(c.startswith(get_method(method).title + " →") for c in caps) == 1
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_indices").set_value([1]).run()
+    at.multiselect(key="cmp_methods").set_value([method]).run()
+    _quick(at, [method])
+    at.run()
+    assert not at.exception and not at.error
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert sum(c.startswith(get_method(method).title + " →") for c in caps) == 1
+
+
+def test_all_methods_at_once_on_explain(tiny_model_dir):
+    import core
+
+    at = _run_explain()
+    offered = core.list_methods(core.load_model(tiny_model_dir)[0])
+    at.multiselect(key="methods").set_value(offered).run()
+    _quick(at, offered)
+    at.run()
+    assert not at.exception and not at.error
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    for m in offered:
+        assert sum(c.startswith(get_method(m).title + " →") for c in caps) == 1, m
+
+
+@pytest.mark.parametrize("page", ["pages/home.py", "pages/explain.py", "pages/compare.py", "pages/data.py"])
+def test_an_unexpected_exception_is_one_line_not_a_traceback(tiny_model_dir, monkeypatch, page):
+    import core
+    import ui.data_panel
+
+    def boom(*a, **k):
+        raise RuntimeError("internal detail that must not reach the page")
+
+    # every page calls one of these early
+    for target, name in ((core, "predict"), (core, "predict_proba"), (core, "list_models"), (ui.data_panel, "status")):
+        monkeypatch.setattr(target, name, boom)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page(page).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "Something went wrong" in at.error[0].value and "RuntimeError" in at.error[0].value
+    assert "internal detail" not in at.error[0].value
+
+
+def test_demo_settings_hide_the_toolbar_and_tracebacks():
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert cfg["client"]["toolbarMode"] == "viewer" and cfg["client"]["showErrorDetails"] == "none"
+
+
+def test_explain_views_signed_lime_and_ground_truth(tiny_model_dir):
+    """Signed colours, the LIME superpixel picture with its weight list, the object outline, rows of at most six,
+    and only the chosen segmentation's LIME parameters."""
+    at = _run_explain()
+    at.multiselect(key="methods").set_value(["grad_cam", "integrated_gradients", "lime", "saliency", "occlusion",
+                                             "input_x_gradient", "deeplift"]).run()
+    _quick(at, ["lime", "integrated_gradients", "occlusion"])
+    at.run()
+    assert not at.exception and not at.error
+    assert at.radio(key="colours").value == "Signed"
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert any(c.startswith("LIME superpixels") for c in caps)
+    assert any("superpixels with the largest" in e.label for e in at.expander)
+    at.number_input(key="lime_shown").set_value(3).run()
+    table = at.dataframe[-1].value
+    assert len(table) == 3 and list(table.columns) == ["superpixel", "weight", "effect"]
+    assert list(table["weight"].abs()) == sorted(table["weight"].abs(), reverse=True)
+    at.toggle(key="show_mask").set_value(True).run()
+    assert not at.exception
+    # rows of at most six: 1 original + 7 maps + the LIME picture = 9 tiles in two rows of six columns
+    def blocks(node):
+        for child in getattr(node, "children", {}).values():
+            yield child
+            yield from blocks(child)
+
+    rows = [b for b in blocks(at.main) if getattr(b, "type", None) == "flex_container" and len(b.children) == 6]
+    assert len(rows) >= 2
+    # LIME shows only its segmentation's parameters
+    keys = {w.key for w in at.number_input}
+    assert "param.lime.n_segments" in keys and "param.lime.kernel_size" not in keys
+    at.selectbox(key="param.lime.segmentation").set_value("quickshift").run()
+    keys = {w.key for w in at.number_input}
+    assert "param.lime.kernel_size" in keys and "param.lime.n_segments" not in keys and not at.exception
+
+
+def test_explain_exports_figure_and_report_with_provenance(tiny_model_dir):
+    """The page offers both exports (their content is tested in test_report.py)."""
+    at = _run_explain()
+    at.multiselect(key="methods").set_value(["grad_cam", "lime"]).run()
+    _quick(at, ["lime"])
+    at.run()
+    assert not at.exception
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download figure (PNG)" in labels and "Download report (HTML)" in labels
+
+
+def test_compare_rows_say_right_or_wrong_and_shared_scale_stays_within_units(tiny_model_dir):
+    from core import get_method, load_dataset, load_model, predict
+
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_indices").set_value([0, 1, 2]).run()
+    at.multiselect(key="cmp_methods").set_value(["grad_cam", "saliency", "integrated_gradients"]).run()
+    at.number_input(key="param.integrated_gradients.n_steps").set_value(8).run()
+    at.radio(key="cmp_scale").set_value("Shared").run()
+    assert not at.exception and not at.error
+    model, card = load_model(tiny_model_dir)
+    ds = load_dataset("shapes", split="test")
+    originals = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs and im.proto.imgs[0].caption.startswith("#")]
+    for i, cap in zip([0, 1, 2], originals):
+        pred, true = int(predict(model, ds[i][0]).argmax()), int(ds.labels[i])
+        assert f"true {card.classes[true]}" in cap and f"predicted {card.classes[pred]}" in cap
+        assert cap.endswith("right" if pred == true else "wrong")
+    note = next(im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs and "scale" in im.proto.imgs[0].caption)
+    assert "relative: Grad-CAM" in note and "gradient: Saliency" in note and "logit: Integrated Gradients" in note
+    assert get_method("lime").units == "probability" and get_method("smoothgrad").units_for({"base": "saliency"}) == "gradient"
+
+
+def test_explain_cancel_keeps_what_is_done_and_resumes(tiny_model_dir):
+    """A cancelled request computes nothing more and keeps the maps already computed; "Compute the rest"
+    finishes it. Slow methods are named, with an estimate, before they are picked."""
+    from core import load_dataset, load_model, predict
+    from core.explainers import resolve_params
+    from ui.cache import image_digest
+    from ui.compute import request_key
+
+    at = _run_explain()
+    at.multiselect(key="methods").set_value(["grad_cam"]).run()
+    assert any("Slow on this model" in c.value and "LIME" in c.value for c in at.sidebar.caption)
+    model, card = load_model(tiny_model_dir)
+    x = load_dataset("shapes", split="test")[0][0]
+    params = {"grad_cam": resolve_params("grad_cam", model), "lime": resolve_params("lime", model)}
+    # the user pressed Cancel while this request (Grad-CAM known, LIME to compute) was running
+    at.session_state["cancelled_request"] = request_key(card.weights_sha256, image_digest(x.numpy()),
+                                                        ["grad_cam", "lime"], params, [int(predict(model, x).argmax())])
+    at.multiselect(key="methods").set_value(["grad_cam", "lime"]).run()
+    assert not at.exception
+    assert any("Cancelled" in i.value and "LIME" in i.value for i in at.info)
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert sum(c.startswith("Grad-CAM →") for c in caps) == 1 and not any(c.startswith("LIME →") for c in caps)
+    at.button(key="resume").click().run()
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert sum(c.startswith("LIME →") for c in caps) == 1 and not at.info
+
+
+def test_compare_true_vs_predicted_recomputes_only_cells_that_differ(tiny_model_dir, monkeypatch):
+    import core
+    from core import load_dataset, load_model, predict
+
+    calls = []
+    real = core.explain_batch
+
+    def counting(*a, **k):
+        calls.append((a[2], len(a[1])))
+        return real(*a, **k)
+
+    monkeypatch.setattr(core, "explain_batch", counting)
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_indices").set_value([0, 1, 2, 3, 4, 5]).run()
+    at.multiselect(key="cmp_methods").set_value(["saliency"]).run()
+    model, _ = load_model(tiny_model_dir)
+    ds = load_dataset("shapes", split="test")
+    differ = sum(int(predict(model, ds[i][0]).argmax()) != int(ds.labels[i]) for i in range(6))
+    n = len(calls)
+    at.radio(key="cmp_target").set_value("True").run()
+    assert not at.exception
+    assert calls[n:] == ([("saliency", differ)] if differ else [])
+
+
+def test_compare_cancel_keeps_computed_cells(tiny_model_dir):
+    from core import load_dataset, load_model, predict_proba
+    from core.explainers import resolve_params
+    from ui.cache import image_digest
+    from ui.compute import request_key
+
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("pages/compare.py").run()
+    at.multiselect(key="cmp_indices").set_value([0, 1]).run()
+    at.multiselect(key="cmp_methods").set_value(["saliency"]).run()
+    model, card = load_model(tiny_model_dir)
+    import numpy as np
+
+    x = load_dataset("shapes", split="test").batch(np.arange(2))
+    targets = predict_proba(model, x).argmax(axis=1).tolist()
+    methods = ["saliency", "occlusion"]  # not among the page's defaults, so not computed yet
+    params = {m: resolve_params(m, model) for m in methods}
+    at.session_state["cmp_cancelled_request"] = request_key(
+        card.weights_sha256, ",".join(image_digest(a) for a in x.numpy()), methods, params, targets)
+    at.multiselect(key="cmp_methods").set_value(methods).run()
+    assert not at.exception
+    assert any("Cancelled: 2 cells not computed" in i.value for i in at.info)
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert sum(c.startswith("Saliency →") for c in caps) == 2 and not any(c.startswith("Occlusion →") for c in caps)
+    at.button(key="cmp_resume").click().run()
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    assert sum(c.startswith("Occlusion →") for c in caps) == 2
+
+
+def test_broken_models_are_shown_with_the_reason(tiny_model_dir, tmp_path, monkeypatch):
+    """A model whose card is not valid JSON used to vanish from the pickers ("No trained model ... Train one")."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model_dir, models / tiny_model_dir.name)
+    (models / "damaged").mkdir()
+    (models / "damaged" / "card.json").write_text("{not json")
+    monkeypatch.setenv("XAI_MODELS_DIR", str(models))
+    at = _run_explain()
+    assert not at.exception
+    broken = [e for e in at.expander if "cannot be used" in e.label]
+    assert broken and any("damaged" in m.value and "not valid JSON" in m.value for m in broken[0].markdown)
+    assert any(str(o).startswith("shapes-small_cnn") for o in at.selectbox(key="model").options)
