@@ -31,5 +31,9 @@ api: demo
 test: setup
 	$(PY) -m pytest -q
 
+# The benchmarks (outside the library): make bench ARGS="--methods none --api"; every flag: python -m benchmarks --help
+bench: demo
+	$(PY) -m benchmarks $(ARGS)
+
 clean-cache:
 	rm -rf data/shapes
