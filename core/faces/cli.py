@@ -63,9 +63,9 @@ def _parse_params(items: Sequence[str], owners: Sequence[str], what: str = "meth
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.modelling.training import PATHMNIST_IMAGENET_RECIPE, TrainConfig, train
+    from core.modelling.training import PRESETS, TrainConfig, train
 
-    preset = dict(PATHMNIST_IMAGENET_RECIPE) if args.preset == "pathmnist-imagenet" else {}
+    preset = dict(PRESETS[args.preset]) if args.preset else {}
     given = {k: getattr(args, k) for k in ("dataset", "arch", "epochs", "batch_size", "lr", "weight_decay", "optimizer",
                                            "schedule", "flip", "rotation", "shift", "color_jitter", "class_weighting",
                                            "pretrained", "weights_file", "seed", "size", "model_id", "max_train")
@@ -489,22 +489,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", default=None, help=f"models folder (default: {config.models_dir()})")
     sub = p.add_subparsers(dest="command", required=True)
 
+    from core.modelling.training import CLASS_WEIGHTING, FLIPS, OPTIMIZERS, PRESETS, SCHEDULES
+
     t = sub.add_parser("train", help="train a model and save it with its model card (defaults: the dataset's recipe)")
     t.add_argument("--dataset", default="shapes")
-    t.add_argument("--preset", choices=["pathmnist-imagenet"], default=None,
+    t.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="pathmnist-imagenet: ResNet-18 from ImageNet weights at 224 px (the published 93%% recipe)")
     t.add_argument("--arch", default=None)
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--lr", type=float, default=None, help="learning rate (peak rate for the one-cycle schedule)")
     t.add_argument("--weight-decay", type=float, default=None)
-    t.add_argument("--optimizer", choices=["adamw", "adam", "sgd"], default=None)
-    t.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], default=None)
-    t.add_argument("--flip", choices=["none", "horizontal", "both"], default=None, help="random flips")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
+    t.add_argument("--schedule", choices=SCHEDULES, default=None)
+    t.add_argument("--flip", choices=FLIPS, default=None, help="random flips")
     t.add_argument("--rotation", type=float, default=None, help="max random rotation in degrees")
     t.add_argument("--shift", type=float, default=None, help="max random shift as a fraction of the side")
     t.add_argument("--color-jitter", type=float, default=None, help="max relative brightness/contrast change")
-    t.add_argument("--class-weighting", choices=["auto", "on", "off"], default=None,
+    t.add_argument("--class-weighting", choices=CLASS_WEIGHTING, default=None,
                    help="weight the loss by inverse class frequency (auto: when classes are imbalanced)")
     t.add_argument("--freeze", default=None, help="comma-separated layers to keep fixed, e.g. conv1,bn1,layer1,layer2")
     t.add_argument("--pretrained", action="store_const", const=True, default=None,

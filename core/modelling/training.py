@@ -56,6 +56,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 PATHMNIST_IMAGENET_RECIPE = dict(dataset="pathmnist", arch="resnet18", size=224, pretrained=True, optimizer="adam",
                                  lr=1e-4, schedule="cosine", epochs=20, flip="both", rotation=15.0, color_jitter=0.1,
                                  freeze=("conv1", "bn1", "layer1", "layer2"), batch_size=64)
+#: named recipes a user can train by name (``train --preset NAME``)
+PRESETS: dict[str, dict[str, Any]] = {"pathmnist-imagenet": PATHMNIST_IMAGENET_RECIPE}
 
 
 def recipe(dataset: str) -> dict[str, Any]:
