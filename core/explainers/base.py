@@ -18,6 +18,7 @@ from torch import nn
 from core.modelling.architectures import traits_of
 from core.params import Param
 
+
 def seed_param() -> Param:
     return Param("seed", "int", 0, help="Random seed: the same seed gives the same map", min=0, max=2**31 - 1, label="Seed")
 

@@ -33,6 +33,7 @@ from core.explainers import seeding
 from core.modelling import sharing
 from core.explainers.base import MODEL_EFFECTS, Attribution, Explainer, Explanation
 from core.explainers.registry import EXPLAINERS
+from core.params import resolve
 
 # captum announces, on every call, that it adds and removes hooks (we check that none survive ourselves). Only these
 # messages, and only when captum raises them (from its own modules, or with stacklevel=2 from our method files that
@@ -94,24 +95,19 @@ def get_method(name: str) -> type[Explainer]:
 
 
 def resolve_params(method: str, model: nn.Module | None = None, **params: Any) -> dict[str, Any]:
-    """The full, validated parameter set of ``method``: defaults filled in, unknown names refused.
+    """The full, validated parameter set of ``method``: defaults filled in, unknown names refused
+    (:func:`core.params.resolve`, as for every declared parameter).
 
     A ``layer`` parameter left at ``None`` becomes the model's default target layer.
     """
     cls = EXPLAINERS.get(method)
-    known = {p.name: p for p in cls.params}
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise ParameterError(f"{method} has no parameter {', '.join(map(repr, unknown))}; it takes: {', '.join(known) or 'none'}")
-    out = {}
-    for name, p in known.items():
-        value = params.get(name, p.default)
-        if p.kind == "layer" and value is None:
-            value = getattr(model, "target_layer", None)
-            if value is None:
-                raise ParameterError(f"{method} needs a layer: pass layer=... (the model declares no default)")
-        out[name] = p.validate(value)
-    return out
+    if set(params) <= {p.name for p in cls.params}:  # unknown names: refused by resolve() first
+        for p in cls.params:
+            if p.kind == "layer" and params.get(p.name, p.default) is None:
+                params[p.name] = getattr(model, "target_layer", None)
+                if params[p.name] is None:
+                    raise ParameterError(f"{method} needs a layer: pass layer=... (the model declares no default)")
+    return resolve(method, cls.params, params)
 
 
 def _reduce(attr: np.ndarray, how: str) -> np.ndarray:
