@@ -274,7 +274,7 @@ def explained(sel, picked: Picked, methods, params, target: int, show: dict, dou
     """The maps (what is known at once, the rest as it is computed, with Cancel), then the exports."""
     card = sel.card
     quality = {m: captions.quality_note(known_numbers(Path(sel.model_path) / QUALITY_DIR, m)) for m in methods}
-    grid = st.empty()
+    head, grid = st.container(), st.empty()  # Cancel, progress and errors above the maps
 
     def draw(known: compute.Maps):
         done = [known[m][0] for m in methods if known[m][0] is not None]
@@ -283,7 +283,8 @@ def explained(sel, picked: Picked, methods, params, target: int, show: dict, dou
                 return show_results(picked.display, picked.mask, card, done, show, quality)
         return None
 
-    known, _ = compute.maps(sel, [picked.x.numpy()], methods, params, [target], compute.EXPLAIN_KEYS, draw)
+    with head:
+        known, _ = compute.maps(sel, [picked.x.numpy()], methods, params, [target], compute.EXPLAIN_KEYS, draw)
     shown = draw(known)
     if shown is not None:
         results = [known[m][0] for m in methods if known[m][0] is not None]
