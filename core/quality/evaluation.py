@@ -35,9 +35,9 @@ def evaluate(model, ds, methods: Sequence[str], metrics: Sequence[str], n: int =
     """Every metric for every method over ``n`` images of ``ds`` drawn with ``seed``; each method explains the
     model's predicted class. ``metric_params`` set a metric's options (e.g. ``{"deletion": {"replacement": "mean"}}``).
     Cells found in ``cache_dir`` are read, the others computed and written there."""
-    metric_params = {m: dict((metric_params or {}).get(m, {})) for m in metrics}
-    for m in metrics:
-        get_metric(m)(**metric_params[m])  # unknown metric or option: refused before any work
+    # every option resolved (defaults filled in) before any work: an unknown metric or option is refused here, and
+    # a cell computed with an option left at its default is the same cell as one computed with it given
+    metric_params = {m: get_metric(m)(**(metric_params or {}).get(m, {})).settings for m in metrics}
     idx = sample_indices(len(ds), n, seed)
     images = ds.batch(idx)
     masks = ds.masks[idx] if ds.masks is not None else None

@@ -321,6 +321,10 @@ def test_deletion_replacement_is_an_option_checked_and_part_of_the_cache_key(sha
     zero, mean = run("zero"), run("mean")
     assert zero.extras["replacement"] == "zero" and mean.extras["replacement"] == "mean"
     assert not np.allclose(zero.values, mean.values) and len(list(tmp_path.glob("*.json"))) == 2
+    # an option left at its default is the same cell as the default given (the CLI without --replacement, the page)
+    blur = run("blur")
+    default = evaluate(model, ds, ["saliency"], ["deletion"], n=4, cache_dir=tmp_path).cell("saliency", "deletion")
+    assert len(list(tmp_path.glob("*.json"))) == 3 and np.array_equal(default.values, blur.values)
     with pytest.raises(ParameterError, match="'replacement' must be one of blur, mean, zero"):
         run("noise")
     with pytest.raises(ParameterError, match="Deletion AUC has no parameter 'steps'; it takes: replacement"):
