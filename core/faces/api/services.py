@@ -127,16 +127,16 @@ _datasets: OrderedDict[tuple, Any] = OrderedDict()
 
 def cached_dataset(name: str, split: str, size: int | None, card: Any = None):
     """A loaded split, read where the app reads it (:func:`core.modelling.data_roots.locate`), kept for the next
-    requests (the last 8)."""
+    requests (the last 8). The folder is looked for only when the split is not loaded yet: locating reads the
+    settings file and may scan folders and model cards, which a request that hits the cache need not do."""
     from core.datasets import load_dataset
     from core.modelling.data_roots import locate
 
-    root = locate(name, card=card)[0]
-    key = (name, split, size, str(config.data_dir()), root)
+    key = (name, split, size, str(config.data_dir()), None if card is None else (card.id, card.weights_sha256))
     with _datasets_lock:
         if key in _datasets:
             return _datasets[key]
-    ds = load_dataset(name, split=split, size=size, root=root)
+    ds = load_dataset(name, split=split, size=size, root=locate(name, card=card)[0])
     with _datasets_lock:
         _datasets[key] = ds
         while len(_datasets) > 8:
