@@ -3,6 +3,7 @@
 Environment variables:
     XAI_MODELS_DIR  where trained models live (default: ``<repo>/models``)
     XAI_DATA_DIR    where dataset files and caches live (default: ``<repo>/data``)
+    XAI_RUNS_DIR    where whole-split runs started from the app or the API are stored (default: ``<repo>/runs``)
     XAI_DEVICE      force a torch device (``cpu``, ``cuda``, ``cuda:1``); default: CUDA when present
 """
 from __future__ import annotations
@@ -24,6 +25,10 @@ def models_dir() -> Path:
 
 def data_dir() -> Path:
     return Path(os.environ.get("XAI_DATA_DIR", ROOT / "data"))
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("XAI_RUNS_DIR", ROOT / "runs"))
 
 
 def pick_device() -> torch.device:

@@ -51,3 +51,8 @@ class AttributionError(XaiError):
 
 class Cancelled(XaiError):
     """A long call was cancelled through its cancel token; nothing it computed is returned."""
+
+
+class RunError(XaiError):
+    """A whole-split run cannot start or continue: a refused plan (too slow without a sample), an output folder that
+    holds another run, or a stored run that is unreadable."""

@@ -22,3 +22,18 @@ def project_version() -> str:
             return str(tomllib.load(fh)["project"]["version"])
     except (OSError, KeyError, tomllib.TOMLDecodeError):
         return "unknown"
+
+
+#: the libraries whose versions decide a map
+LIBRARIES = ("torch", "torchvision", "captum", "grad-cam", "lime", "shap", "numpy", "scikit-image")
+
+
+def library_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of :data:`LIBRARIES` (and ``extra``), for provenance records."""
+    out = {}
+    for name in (*LIBRARIES, *extra):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out

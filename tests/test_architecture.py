@@ -17,16 +17,19 @@ ALLOWED: dict[str, set[str]] = {
     "core.modelling": {"core.base", "core.datasets"},
     "core.explainers": {"core.base", "core.modelling"},
     "core.quality": {"core.base", "core.modelling", "core.explainers"},
+    "core.runs": {"core.base", "core.datasets", "core.modelling", "core.explainers"},
     "core.present": {"core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality"},
     "core.faces": {"core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality", "core.present",
-                   "core"},
-    "ui": {"core", "core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality", "core.present"},
+                   "core.runs", "core"},
+    "ui": {"core", "core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality", "core.present",
+           "core.runs"},
     "pages": {"ui", "core", "core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality",
-              "core.present"},
+              "core.present", "core.runs"},
     "benchmarks": {"core", "core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality",
-                   "core.present", "core.faces"},
+                   "core.present", "core.runs", "core.faces"},
 }
-PACKAGES = ("core.datasets", "core.modelling", "core.explainers", "core.quality", "core.present", "core.faces")
+PACKAGES = ("core.datasets", "core.modelling", "core.explainers", "core.quality", "core.runs", "core.present",
+            "core.faces")
 #: libraries a page never imports: pages lay out, the library computes
 COMPUTE_LIBRARIES = {"torch", "torchvision", "captum", "lime", "shap", "pytorch_grad_cam", "sklearn", "quantus"}
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m core {train,explain,ensure-demo,list}``.
+"""Command line: ``python -m core {train,explain,explain-split,ensure-demo,list,...}``.
 
 Examples::
 
@@ -6,6 +6,7 @@ Examples::
     python -m core explain --model models/shapes-small_cnn --split test --index 7 \\
         --methods grad_cam,integrated_gradients,saliency --out out/7 --param integrated_gradients.n_steps=128
     python -m core explain --model models/shapes-small_cnn --indices 0-63 --methods grad_cam --out out/page
+    python -m core explain-split --model shapes-small_cnn --split test --methods grad_cam,saliency --out out/run [--ray]
 """
 from __future__ import annotations
 
@@ -311,6 +312,49 @@ def _explain_photo(args: argparse.Namespace, model, card, methods: list[str], pa
     return 0
 
 
+def cmd_explain_split(args: argparse.Namespace) -> int:
+    """Every image of a split (or --limit / --sample of them), stored as Parquet parts and a manifest in --out."""
+    from tqdm import tqdm
+
+    from core.runs import describe_estimate, explain_split
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    params = _parse_params(args.param or [], methods) if methods != ["all"] else {}
+    bar = None
+
+    def announce(plan, estimate) -> None:
+        nonlocal bar
+        print(describe_estimate(estimate), file=sys.stderr)
+        for f, why in estimate["skipped_files"]:
+            print(f"note: {f}: {why} (recorded as a failure)", file=sys.stderr)
+        bar = tqdm(total=len(plan.ids), desc="explain-split", unit="img", file=sys.stderr)
+
+    def progress(done: int, total: int, message: str = "") -> None:
+        if bar is not None:
+            bar.n = done
+            bar.set_postfix_str(message, refresh=False)
+            bar.refresh()
+
+    try:
+        manifest = explain_split(args.model, args.dataset, args.split, methods, args.out, params=params, seed=args.seed,
+                                 targets=args.targets, engine="ray" if args.ray else "local", address=args.address,
+                                 workers=args.workers, batch_size=args.batch_size, limit=args.limit,
+                                 sample=args.sample, resume=not args.restart, data_dir=args.data_dir,
+                                 progress=progress, announce=announce,
+                                 **({"part_size": args.part_size} if args.part_size else {}))
+    finally:
+        if bar is not None:
+            bar.close()
+    failures = manifest["failures"]
+    print(f"wrote {args.out}/: {manifest['images']['count']:,} images x {len(manifest['methods'])} method(s), "
+          f"{manifest['rows']:,} rows in {len(manifest['parts'])} part(s), {len(failures)} failure(s); "
+          f"engine {manifest['engine']['name']}")
+    for f in failures[:10]:
+        print(f"failure: image {f['id'] if f['id'] is not None else f.get('file')}"
+              f"{' ' + f['method'] if f['method'] else ''}: {f['message']}", file=sys.stderr)
+    return 0
+
+
 def cmd_fetch_weights(args: argparse.Namespace) -> int:
     """Download torchvision's ImageNet weights for an architecture (checksum checked), or use a file you have."""
     from core.modelling.pretrained import cache_path, fetch_weights, imagenet_id, use_weights_file, weights_present
@@ -541,6 +585,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE", help="a method parameter; repeatable")
     e.add_argument("--out", required=True)
     e.set_defaults(func=cmd_explain)
+
+    es = sub.add_parser("explain-split", help="explain every image of a split (local engine, or a Ray cluster with "
+                                               "--ray); Parquet parts and manifest.json in --out; resumable")
+    es.add_argument("--model", required=True, help="model folder (or id under the models folder)")
+    es.add_argument("--dataset", default=None, help="default: the model card's dataset")
+    es.add_argument("--data-dir", default=None)
+    es.add_argument("--split", default="test")
+    es.add_argument("--methods", default="grad_cam", help="comma-separated, or 'all'")
+    es.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE", help="a method parameter; repeatable")
+    es.add_argument("--seed", type=int, default=0, help="stochastic methods explain image ID with seed + ID")
+    es.add_argument("--targets", choices=("predicted", "label"), default="predicted",
+                    help="explain the predicted class (default) or the true class of each image")
+    es.add_argument("--limit", type=int, default=None, help="only the first N images")
+    es.add_argument("--sample", type=int, default=None, help="a random sample of N images, drawn with --seed "
+                                                              "(needed for LIME, SHAP, Occlusion over many images)")
+    es.add_argument("--batch-size", type=int, default=32, help="images per model call")
+    es.add_argument("--part-size", type=int, default=None, help="images per stored part (default 256): the unit "
+                                                                 "of resume and of a Ray task")
+    es.add_argument("--ray", action="store_true", help="run on Ray (a local cluster sized to this machine, or --address)")
+    es.add_argument("--address", default=None, help="with --ray: join an existing cluster (host:port of its head)")
+    es.add_argument("--workers", type=int, default=None, help="with --ray: actors (default: one per CPU)")
+    es.add_argument("--restart", action="store_true", help="replace the run in --out instead of resuming it")
+    es.add_argument("--out", required=True)
+    es.set_defaults(func=cmd_explain_split)
 
     dl = sub.add_parser("download", help="download a dataset file (MedMNIST) with a progress bar")
     dl.add_argument("dataset")

@@ -11,27 +11,15 @@ import datetime as _dt
 import html
 import io
 import json
-from importlib import metadata
 from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from core.present import render
+from core.version import LIBRARIES, library_versions  # noqa: F401  (re-exported)
 from core.explainers import Explanation
 
-#: the libraries whose versions decide a map
-LIBRARIES = ("torch", "torchvision", "captum", "grad-cam", "lime", "shap", "numpy", "scikit-image")
-
-
-def library_versions() -> dict[str, str]:
-    out = {}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def provenance(card: Any, results: Sequence[Explanation], image: dict[str, Any] | None = None) -> dict[str, Any]:
