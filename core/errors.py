@@ -56,3 +56,8 @@ class Cancelled(XaiError):
 class RunError(XaiError):
     """A whole-split run cannot start or continue: a refused plan (too slow without a sample), an output folder that
     holds another run, or a stored run that is unreadable."""
+
+
+class RunRefused(RunError, ParameterError):
+    """A whole-split run refused before it starts: too slow for that many images without a sample (the message has
+    the estimate and what to ask for instead)."""

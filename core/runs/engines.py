@@ -59,6 +59,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     kw: dict[str, Any] = {"runtime_env": ray_env(), "log_to_driver": False, "configure_logging": False}
+    if address:
+        _reachable(address)
     try:
         if address:
             ray.init(address=address, **kw)
@@ -70,6 +72,20 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
             if address else ""
         raise RunError(f"cannot connect to {where}: {exc}{hint}") from None
     return True
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """A plain ``host:port`` that nothing answers on fails here in seconds (``ray.init`` would retry for minutes)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://...": left to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise RunError(f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc} (is `ray start --head` "
+                       "running there, and is the address host:port of its GCS, e.g. 10.0.0.5:6379?)") from None
 
 
 class _PartActor:

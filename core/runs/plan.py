@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from core.errors import ParameterError, RunError
+from core.errors import ParameterError, RunRefused
 
 #: the format of the stored run (parts and manifest); readers refuse a newer one
 SCHEMA_VERSION = 1
@@ -113,7 +113,7 @@ def check_slow(methods: dict[str, dict[str, Any]], costs: dict[str, int], second
         return
     what = "; ".join(f"{m}: {costs[m]:,} model images per image, about {format_seconds(seconds[m] * n_images)} "
                      f"for {n_images:,} images" for m in slow)
-    raise RunError(f"{', '.join(slow)} {'is' if len(slow) == 1 else 'are'} too slow for a whole split of "
+    raise RunRefused(f"{', '.join(slow)} {'is' if len(slow) == 1 else 'are'} too slow for a whole split of "
                    f"{n_images:,} images ({what}). Explain a seeded random sample instead: --sample N (e.g. "
                    f"--sample {SLOW_LIMIT}), or the first N images: --limit N (at most {SLOW_LIMIT}).")
 

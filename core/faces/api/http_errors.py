@@ -18,6 +18,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (errors.ImageTooLarge, 413),
     (errors.ImageError, 422),
     (errors.NotApplicableError, 422),
+    (errors.RunRefused, 422),  # a slow method over a whole split: ask for a sample
     (errors.ParameterError, 422),
     (errors.UnknownNameError, 404),
     (errors.DatasetError, 409),  # the dataset's files are not on the server
@@ -25,6 +26,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (errors.CheckpointError, 409),  # a broken model folder
     (errors.AttributionError, 422),  # the method failed on this input
     (errors.Cancelled, 409),
+    (errors.RunError, 409),  # the run's folder holds another run, or is incomplete
     (errors.XaiError, 400),
 ]
 

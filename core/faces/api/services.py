@@ -52,7 +52,7 @@ class Services:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.models = Models()
-        self.jobs = JobRunner(workers=1, name="xai-job")
+        self.jobs = JobRunner(workers=2, name="xai-job")  # a long whole-split run leaves a thread for other jobs
         self.compute = ThreadPoolExecutor(max_workers=limits.compute_slots, thread_name_prefix="xai-compute")
 
     def computed(self, fn: Callable[[], Any], deadline: float) -> Any:
