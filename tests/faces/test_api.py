@@ -259,6 +259,8 @@ def test_a_token_guards_every_endpoint_but_health(tiny_model_dir, monkeypatch, m
                                 ("post", "/predict", {"data": {"model": model_id, "index": 0}}),
                                 ("post", "/explain", {"data": {"model": model_id, "index": 0}}),
                                 ("get", "/jobs/x", {}), ("delete", "/jobs/x", {}), ("get", "/docs", {}),
+                                ("get", "/runs", {}), ("get", "/runs/x", {}), ("delete", "/runs/x", {}),
+                                ("get", "/runs/x/manifest", {}), ("post", "/runs", {"json": {"model": "nope", "methods": ["grad_cam"]}}),
                                 ("get", "/openapi.json", {})]:
             r = getattr(c, method)(url, **kw)
             _expect(r, 401, "bearer token")
@@ -266,7 +268,7 @@ def test_a_token_guards_every_endpoint_but_health(tiny_model_dir, monkeypatch, m
             r = getattr(c, method)(url, headers={"Authorization": "Bearer wrong"}, **kw)
             assert r.status_code == 401, url
             ok = getattr(c, method)(url, headers={"Authorization": "Bearer s3cret-token"}, **kw)
-            assert ok.status_code in (200, 404), (url, ok.status_code, ok.text)  # 404: the job "x" does not exist
+            assert ok.status_code in (200, 404), (url, ok.status_code, ok.text)  # 404: job, run or model "x"/"nope"
 
 
 def test_cors_is_closed_by_default_and_opens_to_configured_origins(tiny_model_dir, monkeypatch):
@@ -378,3 +380,59 @@ def test_the_real_server_over_http(tiny_model_dir, model_id):
             out, _ = proc.communicate()
     assert f"Uvicorn running on http://127.0.0.1:{port}" in out
     assert "Traceback" not in out
+
+
+def test_a_run_is_a_job_with_progress_and_its_manifest_over_http(client, model_id):
+    from core.runs import load_table, maps_of
+
+    r = client.post("/runs", json={"model": model_id, "methods": ["grad_cam", "saliency"], "limit": 24})
+    assert r.status_code == 202, r.text
+    info = r.json()
+    assert info["estimate"]["images"] == 24 and set(info["estimate"]["methods"]) == {"grad_cam", "saliency"}
+    deadline = time.monotonic() + 120
+    while info["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        info = client.get(f"/runs/{info['id']}").json()
+    assert info["state"] == "done" and info["done"] == info["total"] == 24, info
+    manifest = client.get(info["manifest_url"]).json()
+    assert manifest["rows"] == 48 and manifest["images"]["count"] == 24 and manifest["failures"] == []
+    assert "path" not in manifest["model"] and "root" not in manifest["dataset"]  # no server paths
+    assert info["id"] in [x["id"] for x in client.get("/runs").json()]
+    from core import config
+
+    stored = maps_of(load_table(config.runs_dir() / info["id"], "grad_cam"))
+    assert stored.shape == (24, 64, 64)
+    # a finished run stays readable after a restart (a new app: its job runner never saw it)
+    with TestClient(create_app()) as fresh:
+        again = fresh.get(f"/runs/{info['id']}").json()
+        assert again["state"] == "done" and fresh.get(f"/runs/{info['id']}/manifest").json()["rows"] == 48
+
+
+def test_run_requests_are_checked_before_any_work(client, model_id):
+    _expect(client.post("/runs", json={"model": model_id, "methods": ["grad_cam", "lime"]}), 422,
+            "lime is too slow", "--sample")
+    _expect(client.post("/runs", json={"model": model_id, "methods": ["nope"]}), 404, "nope")
+    _expect(client.post("/runs", json={"model": "no-such-model", "methods": ["grad_cam"]}), 404, "no-such-model")
+    _expect(client.post("/runs", json={"model": model_id, "methods": ["saliency"], "params": {"saliency": {"x": 1}}}),
+            422, "x")
+    assert client.post("/runs", json={"model": model_id, "methods": []}).status_code == 422
+    assert client.post("/runs", json={"model": model_id, "methods": ["grad_cam"], "limit": 0}).status_code == 422
+    _expect(client.get("/runs/no-such-run"), 404, "Unknown run")
+    assert client.get("/runs/..%2F..%2Fetc/manifest").status_code == 404
+    _expect(client.get("/runs/a.b/manifest"), 404, "Unknown run")
+    assert client.get("/runs").status_code == 200
+
+
+def test_a_running_run_is_cancelled_and_an_interrupted_one_says_so(client, model_id, tmp_path):
+    r = client.post("/runs", json={"model": model_id, "methods": ["integrated_gradients"], "limit": 200,
+                                    "batch_size": 4})
+    run_id = r.json()["id"]
+    assert client.delete(f"/runs/{run_id}").status_code == 200
+    deadline = time.monotonic() + 60
+    while (info := client.get(f"/runs/{run_id}").json())["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert info["state"] == "cancelled" and "cancelled" in info["error"]
+    _expect(client.get(f"/runs/{run_id}/manifest"), 409, "no manifest.json")
+    with TestClient(create_app()) as fresh:  # after a restart: not lost, not "done"
+        again = fresh.get(f"/runs/{run_id}").json()
+        assert again["state"] == "interrupted" and "submit it again" in again["error"]

@@ -3,6 +3,7 @@ under the runs folder (``XAI_RUNS_DIR``) in a folder named by its id, so it is s
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -88,7 +89,10 @@ def start_run(req: RunRequest, svc: Services = Depends(services)) -> RunInfo:
                                deadline=time.monotonic() + svc.limits.sync_seconds)
     estimate = {k: v for k, v in estimate.items() if k != "skipped_files"}
 
+    submitted = threading.Event()  # the run's folder is named by its job id, known once submit() returns
+
     def work(progress, cancel):
+        submitted.wait()
         manifest = explain_split(path, req.dataset, req.split, req.methods, config.runs_dir() / job.id,
                                  params=req.params, seed=req.seed, targets=req.targets, engine=req.engine,
                                  batch_size=req.batch_size, limit=req.limit, sample=req.sample, progress=progress,
@@ -97,6 +101,7 @@ def start_run(req: RunRequest, svc: Services = Depends(services)) -> RunInfo:
 
     job = svc.jobs.submit(work, kind="run", label=f"{req.model}: {', '.join(req.methods)}",
                           meta={"model": req.model, "estimate": estimate})
+    submitted.set()
     return _info(svc, job.id)
 
 
