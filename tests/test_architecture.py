@@ -17,7 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "core.modelling": {"core.base", "core.datasets"},
     "core.explainers": {"core.base", "core.modelling"},
     "core.quality": {"core.base", "core.modelling", "core.explainers"},
-    "core.runs": {"core.base", "core.datasets", "core.modelling", "core.explainers"},
+    "core.runs": {"core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality"},
     "core.present": {"core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality"},
     "core.faces": {"core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality", "core.present",
                    "core.runs", "core"},

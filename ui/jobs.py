@@ -33,3 +33,21 @@ def stop(job: Job, keep_best: bool) -> None:
     """Cancel a training; with ``keep_best`` the best epoch so far is saved."""
     job.detail.keep_best = keep_best
     job.cancel()
+
+
+def start_run(model_path: str, model_id: str, split: str, methods: list[str], *, limit: int | None,
+              sample: int | None, seed: int = 0) -> Job:
+    """Start (or resume) a whole-split run in the background. Its folder under the runs folder is named by its
+    settings, so starting the same run again after a Cancel continues it."""
+    from core import config
+    from core.runs import explain_split
+
+    what = f"{limit}first" if limit else (f"{sample}sample{seed}" if sample else "all")
+    out = config.runs_dir() / f"{model_id}-{split}-{'+'.join(methods)}-{what}"
+
+    def work(progress, cancel):
+        return explain_split(model_path, None, split, methods, out, limit=limit, sample=sample, seed=seed,
+                             progress=progress, cancel=cancel)
+
+    return runner().submit(work, kind="run", label=f"{model_id} {split}: {', '.join(methods)}",
+                           meta={"out": str(out), "model": model_id})

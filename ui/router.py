@@ -26,6 +26,7 @@ def pages() -> list:
         st.Page("pages/explain.py", title="Explain", icon=":material/image_search:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/grid_view:"),
         st.Page("pages/quality.py", title="Quality", icon=":material/analytics:"),
+        st.Page("pages/dataset.py", title="Dataset", icon=":material/hub:"),
         st.Page("pages/performance.py", title="Performance", icon=":material/monitoring:"),
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/data.py", title="Data", icon=":material/dataset:"),

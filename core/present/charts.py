@@ -186,3 +186,29 @@ def class_distribution(counts: dict[str, Sequence[int]], classes: Sequence[str])
     fig.update_layout(barmode="group", title="Class distribution per split", height=340,
                       margin=dict(l=10, r=10, t=40, b=30))
     return fig
+
+
+def strategy_map(embedding: np.ndarray, colour: Sequence[str], hover: Sequence[str], title: str) -> go.Figure:
+    """The 2-D spectral embedding of a class's maps, one point per image, coloured by ``colour`` (a cluster, or
+    right/wrong)."""
+    fig = go.Figure()
+    colour = np.asarray(colour)
+    hover = np.asarray(hover)
+    for value in sorted(set(colour.tolist())):
+        sel = colour == value
+        fig.add_trace(go.Scattergl(x=embedding[sel, 0], y=embedding[sel, 1], mode="markers", name=str(value),
+                                   text=hover[sel], hovertemplate="%{text}<extra></extra>", marker={"size": 7}))
+    fig.update_layout(title=title, height=360, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="",
+                      xaxis={"showticklabels": False, "title": "spectral 1"},
+                      yaxis={"showticklabels": False, "title": "spectral 2"})
+    return fig
+
+
+def eigengap(eigenvalues: np.ndarray, chosen: int) -> go.Figure:
+    """The smallest eigenvalues of the maps' graph Laplacian: the largest gap after k suggests k clusters."""
+    k = np.arange(1, len(eigenvalues) + 1)
+    fig = go.Figure(go.Scatter(x=k, y=eigenvalues, mode="lines+markers"))
+    fig.add_vline(x=chosen + 0.5, line_dash="dot", annotation_text=f"gap: k = {chosen}")
+    fig.update_layout(title="Eigenvalues (eigengap)", height=260, margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis_title="index", yaxis_title="eigenvalue")
+    return fig

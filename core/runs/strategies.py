@@ -128,8 +128,9 @@ def summarise(groups: np.ndarray, labels: np.ndarray, predictions: np.ndarray, m
               classes: tuple[str, ...] | list[str], region: np.ndarray | None = None,
               region_lies: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Per group (a cluster or a cohort): size, accuracy, label mix, the mean relevance-mass map, and where a region
-    mask is given (e.g. the spurious marker), the share of each map's mass on it; with ``region_lies`` (the region
-    points at a wrong class), the accuracy on the images where it lies."""
+    mask is given (e.g. the spurious marker), the mean share of each map's positive relevance on it (the
+    ``marker_mass`` quality metric's measure); with ``region_lies`` (the region points at a wrong class), the accuracy
+    on the images where it lies."""
     out = []
     right = labels == predictions
     masses = mass(maps) if len(maps) else maps
@@ -138,9 +139,11 @@ def summarise(groups: np.ndarray, labels: np.ndarray, predictions: np.ndarray, m
         row: dict[str, Any] = {"group": g, "size": int(sel.sum()), "accuracy": float(right[sel].mean()),
                                "labels": {classes[c]: int((labels[sel] == c).sum()) for c in np.unique(labels[sel])},
                                "mean_map": masses[sel].mean(axis=0)}
-        if region is not None:
-            share = (masses[sel] * region[sel]).sum(axis=(1, 2))
-            row["region_mass"] = float(share.mean())
+        if region is not None:  # the share of positive relevance, as the marker_mass quality metric measures it
+            from core.quality.relevance_mass import relevance_mass
+
+            share = relevance_mass(maps[sel], region[sel])
+            row["region_mass"] = float(np.nanmean(share)) if np.isfinite(share).any() else None
         if region_lies is not None:
             lies = sel & region_lies
             row["lies"] = int(lies.sum())
