@@ -74,27 +74,27 @@ def test_summaries_count_accuracy_labels_and_mass_on_a_region():
 @pytest.fixture(scope="module")
 def clever_hans_run(tmp_path_factory):
     """A small_cnn trained 2 epochs on shapes_spurious at 32 px (it learns the marker), and Integrated Gradients
-    over its whole test split."""
+    over a seeded sample of 600 of its 1,000 test images."""
     from core.modelling.training import TrainConfig, train
     from core.runs import explain_split
 
     models = tmp_path_factory.mktemp("hans")
     _, card, path = train(TrainConfig(dataset="shapes_spurious", epochs=2, size=32, model_id="hans"), None, models)
     out = tmp_path_factory.mktemp("hans_run")
-    manifest = explain_split(path, None, "test", ["integrated_gradients"], out,
-                             params={"integrated_gradients": {"n_steps": 16}})
+    manifest = explain_split(path, None, "test", ["integrated_gradients"], out, sample=600,
+                             params={"integrated_gradients": {"n_steps": 8}})
     return out, manifest
 
 
 def test_the_clever_hans_shortcut_shows_as_a_cluster_with_numbers(clever_hans_run):
     """Some cluster of some class puts far more than its area's share of positive relevance on the marker (the
-    marker is 3.5% of the image), and its accuracy on the test images whose marker names another class is near
-    zero; some other cluster ignores the marker and is right where the marker lies."""
+    marker is 1.6% of the image), and its accuracy on the test images whose marker names another class is near
+    zero; the cluster that looks least at the marker is right far more often where the marker lies."""
     from core import load_dataset
     from core.runs import load_table
 
     out, manifest = clever_hans_run
-    assert manifest["images"]["count"] == 1000 and not manifest["failures"]
+    assert manifest["images"]["count"] == 600 and not manifest["failures"]
     ds = load_dataset("shapes_spurious", split="test", size=32)
     table = load_table(out)
     found = []
@@ -102,9 +102,11 @@ def test_the_clever_hans_shortcut_shows_as_a_cluster_with_numbers(clever_hans_ru
         s = strategies.class_strategies(table, "integrated_gradients", "predicted", cls, manifest["dataset"]["classes"],
                                         region=ds.extras["marker_masks"], region_class=ds.extras["marker_class"])
         found += s.clusters
+    found = [r for r in found if r["lies"] >= 5]
     shortcut = max(found, key=lambda r: r["region_mass"])
     honest = min(found, key=lambda r: r["region_mass"])
     area = ds.extras["marker_masks"].mean()
     assert area < 0.05 and shortcut["region_mass"] > 5 * area, (area, shortcut["region_mass"])
-    assert shortcut["lies"] >= 10 and shortcut["accuracy_when_region_lies"] < 0.2
-    assert honest["region_mass"] < area and (honest["accuracy_when_region_lies"] or 0) > shortcut["accuracy_when_region_lies"]
+    assert shortcut["accuracy_when_region_lies"] < 0.2, shortcut
+    assert honest["region_mass"] < shortcut["region_mass"] / 3, (honest, shortcut)
+    assert honest["accuracy_when_region_lies"] > shortcut["accuracy_when_region_lies"] + 0.3, (honest, shortcut)
