@@ -29,7 +29,7 @@ api: demo
 	$(PY) -m core serve --host 127.0.0.1 --port $(API_PORT)
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadscope
 
 # The benchmarks (outside the library): make bench ARGS="--methods none --api"; every flag: python -m benchmarks --help
 bench: demo

@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ood", action="append", metavar="FOLDER",
                    help="OOD warning rates on the model's splits and on the images under FOLDER (repeatable)")
     b.add_argument("--ui", action="store_true", help="seconds from opening the Explain page to its maps (Chromium)")
+    b.add_argument("--runs", action="store_true",
+                   help="whole-split runs: local engine vs Ray (1 and 2 workers) vs plain batched passes; map bytes; "
+                        "clustering 2,000 maps")
     return b
 
 

@@ -794,4 +794,8 @@ def main(args) -> int:
               batch=args.batch, lime=args.lime, shap_jit=args.shap_jit, memory=args.memory, ui=args.ui,
               ood_folders=args.ood or (), quality=args.quality, lime_runs=args.lime_agreement, imagenet=args.imagenet,
               api=args.api))
+    if getattr(args, "runs", False):
+        from benchmarks.runs import bench_runs, report
+
+        print("\n" + report(bench_runs(args.model or str(config.models_dir() / config.DEMO_MODEL_ID))))
     return 0

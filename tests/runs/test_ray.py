@@ -1,10 +1,12 @@
 """The Ray engine gives the local engine's maps bit for bit, with 1 and 2 workers (one local Ray cluster for the
-module: starting one costs seconds)."""
+module: starting one costs seconds), and on a two-node cluster joined by its address (last: it stops the module's
+cluster). One module, so that no two Ray clusters of the tests ever run at once (also under pytest-xdist)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from core.errors import RunError
 from core.runs import explain_split, load_table, maps_of, read_manifest
 
 ray = pytest.importorskip("ray")
@@ -61,3 +63,33 @@ def test_ray_resumes_a_local_run(cluster, local_run, tiny_model_dir, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in (parts[0], parts[2])} == kept
     for method in METHODS:
         assert np.array_equal(maps_of(load_table(local_run, method)), maps_of(load_table(out, method)))
+
+
+def test_two_node_cluster_gives_the_local_maps(tiny_model_dir, tmp_path):
+    """A run joins an existing multi-node cluster unchanged (``address=``): a head and a worker node started on this
+    machine with ``ray.cluster_utils.Cluster`` (after the module's one-node cluster is stopped)."""
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()
+    kw = {"limit": 32, "part_size": 16}
+    explain_split(tiny_model_dir, None, "test", ["grad_cam"], tmp_path / "local", **kw)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        manifest = explain_split(tiny_model_dir, None, "test", ["grad_cam"], tmp_path / "ray", engine="ray",
+                                 address=cluster.address, **kw)
+        assert manifest["engine"]["address"] == cluster.address and manifest["engine"]["cluster_cpus"] == 2
+        assert manifest["engine"]["workers"] == 2 and manifest["engine"]["threads"] == 1
+        assert not ray.is_initialized()  # the run connected for itself and disconnected; the cluster goes on
+    finally:
+        cluster.shutdown()
+    a, b = load_table(tmp_path / "local", "grad_cam"), load_table(tmp_path / "ray", "grad_cam")
+    assert np.array_equal(maps_of(a), maps_of(b))
+
+
+def test_an_unreachable_cluster_is_a_clear_error(tiny_model_dir, tmp_path):
+    with pytest.raises(RunError, match="cannot connect to the Ray cluster at 127.0.0.1:1.*ray start --head"):
+        explain_split(tiny_model_dir, None, "test", ["grad_cam"], tmp_path / "x", engine="ray",
+                      address="127.0.0.1:1", limit=4)
+    assert not ray.is_initialized()

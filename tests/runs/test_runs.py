@@ -25,6 +25,15 @@ METHODS = ["grad_cam", "saliency", "smoothgrad"]
 PARAMS = {"smoothgrad": {"n_samples": 3}}
 
 
+def assert_close(a, b, atol=1e-4, what=""):
+    """Equal within float rounding, as the engine's batch-vs-single test judges it: relative to each map's scale.
+    Another batch size runs other convolution kernels; where two max-pool inputs are within rounding of each other
+    the gradient can take the other path, so a few pixels of a gradient map may differ by more (``atol``)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    scale = np.maximum(np.abs(b).max(axis=(-2, -1), keepdims=True), 1e-12)
+    np.testing.assert_allclose(a / scale, b / scale, atol=atol, err_msg=what)
+
+
 def run(model_dir, out, **kw):
     methods = kw.pop("methods", METHODS)
     kw = {"limit": 40, "part_size": 16, "params": {m: p for m, p in PARAMS.items() if m in methods}, **kw}
@@ -79,7 +88,7 @@ def test_maps_equal_the_engine_per_image_with_the_seed_rule(reference, tiny_mode
             if method == "smoothgrad":
                 p["seed"] = i  # the run's seed 0 + image id
             expected = explain_batch(model, ds.batch([i]), method, **p)[0].attribution
-            np.testing.assert_allclose(maps[i], expected, rtol=1e-4, atol=1e-6)
+            assert_close(maps[i], expected)
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 32])
@@ -87,8 +96,9 @@ def test_batch_size_changes_maps_only_within_rounding(reference, tiny_model_dir,
     out, _ = reference
     run(tiny_model_dir, tmp_path / "b", batch_size=batch_size, limit=16)  # the reference's first part
     for method in METHODS:
-        np.testing.assert_allclose(maps_of(load_table(tmp_path / "b", method)), maps_of(load_table(out, method))[:16],
-                                   rtol=1e-4, atol=1e-6)
+        a, b = maps_of(load_table(tmp_path / "b", method)), maps_of(load_table(out, method))[:16]
+        assert_close(a, b, atol=1e-2, what=method)
+        assert np.mean(np.abs(a - b) > 1e-4 * np.abs(b).max()) < 0.01, method  # and only at a few pixels
 
 
 def test_sample_and_limit_choose_ids_reproducibly():
@@ -112,7 +122,7 @@ def test_sampled_stochastic_maps_follow_the_seed_rule(tiny_model_dir, tmp_path):
     t = load_table(tmp_path / "s", "smoothgrad")
     assert list(np.asarray(t.column("image_id"))) == list(ids)
     expected = explain_batch(model, ds.batch([ids[2]]), "smoothgrad", n_samples=3, seed=5 + int(ids[2]))[0].attribution
-    np.testing.assert_allclose(maps_of(t)[2], expected, rtol=1e-4, atol=1e-6)
+    assert_close(maps_of(t)[2], expected)
 
 
 def test_slow_methods_are_refused_over_the_limit_with_the_estimate(tiny_model_dir, tmp_path):
@@ -191,7 +201,7 @@ def test_kill_9_then_the_same_command_finishes_only_what_is_missing(reference, t
     assert manifest["rows"] == 120 and not list(out.glob("parts/.*.tmp"))
     ref, _ = reference
     for method in METHODS:
-        np.testing.assert_allclose(maps_of(load_table(out, method)), maps_of(load_table(ref, method)), rtol=1e-4, atol=1e-6)
+        assert_close(maps_of(load_table(out, method)), maps_of(load_table(ref, method)))
 
 
 def test_cli_prints_the_estimate_and_refuses_bad_input(tiny_model_dir, tmp_path, capsys):
