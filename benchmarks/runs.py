@@ -75,7 +75,8 @@ def bench_runs(model_path: str) -> dict[str, Any]:
                 row[name] = {"seconds": seconds, "first_part_seconds": first,
                              "bytes_per_map": sum(p["bytes"] for p in manifest["parts"]) / manifest["rows"]}
             out["cases"][method] = row
-        maps = maps_of(load_table(tmp / "grad_cam-local", "grad_cam"))
+        first = CASES[0][0]
+        maps = maps_of(load_table(tmp / f"{first}-local", first))
         rng = np.random.default_rng(0)
         two_thousand = np.concatenate([maps, maps + rng.normal(0, 0.01, maps.shape).astype(np.float32)])[:2000]
         t0 = time.perf_counter()
