@@ -169,15 +169,14 @@ def explain_split(model: str | os.PathLike, dataset: str | None, split: str, met
         announce(plan, estimate)
     parts = plan.parts()
     entries: dict[int, dict[str, Any]] = {}
-    for k, ids in enumerate(parts):
-        e = store.existing_part(out, store.part_name(ids), rows=len(ids) * len(plan.methods))
-        if e is not None:
-            entries[k] = e
+    failures: list[dict[str, Any]] = []
+    for k, ids in enumerate(parts):  # each part on disk is read once: its entry and its failures
+        data = store.existing_part(out, store.part_name(ids), rows=len(ids) * len(plan.methods))
+        if data is not None:
+            entries[k] = store.entry(store.part_name(ids), data)
+            failures += store.failures_of(data)
     todo = [k for k in range(len(parts)) if k not in entries]
     total, already = len(plan.ids), sum(len(parts[k]) for k in entries)
-    failures: list[dict[str, Any]] = []
-    for k in sorted(entries):
-        failures += store.failures_of((out / entries[k]["file"]).read_bytes())
 
     t0 = time.monotonic()
 

@@ -80,24 +80,28 @@ def parquet_bytes(t: pa.Table) -> bytes:
     return buf.getvalue()
 
 
+def entry(name: str, data: bytes) -> dict[str, Any]:
+    """A part's manifest entry, from its bytes."""
+    rows = int(pq.read_metadata(io.BytesIO(data)).num_rows)
+    return {"file": name, "rows": rows, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
 def write_part(out: Path, name: str, data: bytes) -> dict[str, Any]:
     """Publish one part atomically; returns its manifest entry."""
     with atomic_open(out / name, "wb") as fh:
         fh.write(data)
-    meta = pq.read_metadata(io.BytesIO(data))
-    return {"file": name, "rows": int(meta.num_rows), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return entry(name, data)
 
 
-def existing_part(out: Path, name: str, rows: int) -> dict[str, Any] | None:
-    """The manifest entry of a part already on disk with ``rows`` rows, else ``None`` (missing or unreadable: redo)."""
-    path = out / name
+def existing_part(out: Path, name: str, rows: int) -> bytes | None:
+    """The bytes of a part already on disk with ``rows`` rows, else ``None`` (missing or unreadable: redo)."""
     try:
-        data = path.read_bytes()
+        data = (out / name).read_bytes()
         if pq.read_metadata(io.BytesIO(data)).num_rows != rows:
             return None
     except (OSError, pa.ArrowException):
         return None
-    return {"file": name, "rows": rows, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return data
 
 
 def failures_of(data: bytes) -> list[dict[str, Any]]:
