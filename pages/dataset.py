@@ -16,7 +16,8 @@ def main() -> None:
     with st.container(border=True):
         st.subheader("Explain a split")
         runs.start_panel()
-        runs.live_runs()
+        if runs.running():  # the one-second redraw only while a run goes on
+            runs.live_runs()
         runs.recent_outcomes()
     st.subheader("Open a run")
     folder = runs.open_panel()

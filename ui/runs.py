@@ -59,20 +59,25 @@ def start_panel() -> None:
         st.session_state[FOLLOW] = job.meta["out"]  # opened below as soon as it has finished
 
 
+def running() -> list:
+    """The server's whole-split runs that have not ended (any session's)."""
+    return jobs.runner().find(kind="run", running=True)
+
+
 @st.fragment(run_every=1.0)
 def live_runs() -> None:
-    running = jobs.runner().find(kind="run", running=True)
-    for job in running:
+    running_now = running()
+    for job in running_now:
         left = f" · about {format_seconds(job.seconds_left)} left" if job.seconds_left else ""
         text = f"{job.label}: {job.done:,} / {job.total:,} images · {job.message}{left}" if job.total else \
             f"{job.label}: planning (measuring one batch)…"
         st.progress(job.fraction, text=text)
         st.button("Cancel", key=f"dataset.cancel.{job.id}", on_click=job.cancel, icon=":material/cancel:",
                   help="The parts already computed are kept: start the same run again to resume it")
-    if st.session_state.get("dataset.live") and not running:
+    if st.session_state.get("dataset.live") and not running_now:
         st.session_state["dataset.live"] = False
         st.rerun()  # a run just ended: the page redraws with it
-    st.session_state["dataset.live"] = bool(running)
+    st.session_state["dataset.live"] = bool(running_now)
 
 
 def recent_outcomes() -> None:

@@ -140,7 +140,8 @@ def test_pages_in_chromium(server, tmp_path):
             for path, title, min_images, charts in (("compare", "Compare methods", 7, True), ("data", "Datasets", 24, True),
                                                      ("performance", "Model performance", 1, True),
                                                      ("train", "Train a model", 0, False),
-                                                     ("quality", "Explanation quality", 0, False)):
+                                                     ("quality", "Explanation quality", 0, False),
+                                                     ("dataset", "Dataset: the model's strategies", 0, False)):
                 page.goto(f"{server}/{path}", timeout=60_000)
                 page.wait_for_selector(f"text={title}", timeout=60_000)
                 page.wait_for_function(
