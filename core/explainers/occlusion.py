@@ -6,6 +6,7 @@ from core.errors import ParameterError
 from core.explainers.base import Explainer, Param, seed_param
 from core.explainers.baselines import BASELINES, make_baseline
 from core.explainers.registry import register
+from core.modelling.inference import forward_logits
 
 
 @register
@@ -43,9 +44,15 @@ class Occlusion(Explainer):
         if stride > window:  # captum asserts this; pixels between windows would get no attribution
             raise ParameterError(f"stride {stride} is larger than the window {window}: some pixels would never be occluded")
         base = make_baseline(x, baseline, seeds, self.model)
-        # captum evaluates perturbations_per_eval occlusions of every image of the chunk per pass: keep the pass
-        # at about batch_size images whatever the chunk. It fails under inference_mode: no_grad instead.
+        model = self.model
+
+        def forward(inputs: torch.Tensor) -> torch.Tensor:  # the fast inference path (forward only)
+            return forward_logits(model, inputs, batch_size=batch_size)
+
+        # captum evaluates perturbations_per_eval occlusions of every image of the chunk per pass (windows batched
+        # across the image): keep the pass at about batch_size images whatever the chunk. It fails under
+        # inference_mode: no_grad instead.
         with torch.no_grad():
-            return _Occlusion(self.model).attribute(
+            return _Occlusion(forward).attribute(
                 x, sliding_window_shapes=(c, window, window), strides=(c, stride, stride), baselines=base,
                 target=targets, perturbations_per_eval=max(1, batch_size // len(x)))

@@ -7,6 +7,7 @@ import torch
 
 from core.explainers.base import Attribution, Explainer, Param
 from core.explainers.registry import register
+from core.modelling.inference import forward_logits
 
 MASKERS = ("blur(8,8)", "blur(16,16)", "inpaint_telea", "inpaint_ns")
 
@@ -39,8 +40,7 @@ class ShapPartition(Explainer):
 
         def f(batch: np.ndarray) -> np.ndarray:
             t = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).permute(0, 3, 1, 2).to(device)
-            with torch.inference_mode():
-                out = self.model(t)[:, target : target + 1].cpu().numpy()
+            out = forward_logits(self.model, t, batch_size=batch_size)[:, target : target + 1].cpu().numpy()
             progress(len(batch))
             return out
 

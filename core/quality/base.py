@@ -100,10 +100,11 @@ class Metric:
 
 def target_probability(model: nn.Module, images: torch.Tensor, targets: np.ndarray, batch_size: int = 256,
                        progress: Callable[[int], None] | None = None, cancel: CancelToken | None = None) -> np.ndarray:
-    """The model's softmax probability of each image's target: chunks of the one prediction path, with progress
-    and a cancel check between them."""
+    """The model's softmax probability of each image's target: chunks through the fast inference path
+    (:mod:`core.modelling.inference`, float32, the same maths), with progress and a cancel check between them."""
     from core.errors import Cancelled
-    from core.modelling.prediction import logits, model_device
+    from core.modelling.inference import forward_logits
+    from core.modelling.prediction import model_device
 
     dev = model_device(model)
     out = []
@@ -111,7 +112,7 @@ def target_probability(model: nn.Module, images: torch.Tensor, targets: np.ndarr
     for s in range(0, len(images), batch_size):
         if cancel is not None and cancel.cancelled:
             raise Cancelled("quality evaluation was cancelled")
-        p = logits(model, images[s:s + batch_size].to(dev)).softmax(1).cpu()
+        p = forward_logits(model, images[s:s + batch_size].to(dev), batch_size=batch_size).softmax(1).cpu()
         out.append(p[torch.arange(len(p)), t[s:s + batch_size]].double().numpy())
         if progress:
             progress(len(p))
