@@ -155,6 +155,12 @@ class Explainer:
         return next((why for trait, why in cls.requires.items() if trait not in traits), None)
 
     @classmethod
+    def implied(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """The parameters a caller gave, with what they imply filled in (LIME: a ``num_samples`` means the fixed
+        mode). Called before defaults are filled, so only what the caller named can imply anything."""
+        return given
+
+    @classmethod
     def effects(cls, params: dict[str, Any]) -> frozenset[str]:
         """What this call, with these (resolved) parameters, does to shared state."""
         return cls.shared_effects

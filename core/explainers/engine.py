@@ -101,6 +101,7 @@ def resolve_params(method: str, model: nn.Module | None = None, **params: Any) -
     A ``layer`` parameter left at ``None`` becomes the model's default target layer.
     """
     cls = EXPLAINERS.get(method)
+    params = cls.implied(dict(params))
     if set(params) <= {p.name for p in cls.params}:  # unknown names: refused by resolve() first
         for p in cls.params:
             if p.kind == "layer" and params.get(p.name, p.default) is None:

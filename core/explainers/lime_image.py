@@ -1,5 +1,20 @@
-"""LIME (Ribeiro et al., 2016) on superpixels, via the ``lime`` package."""
+"""LIME (Ribeiro et al., 2016) on superpixels, via the ``lime`` package, with an adaptive number of samples.
+
+Two modes:
+
+- ``fixed``: exactly ``num_samples`` perturbed copies. This is ``LimeImageExplainer.explain_instance`` step by step,
+  through its public parts (``data_labels`` and ``base.explain_instance_with_data``), so the map is the package's
+  own. Keeping the samples gives the stability numbers as well.
+- ``adaptive`` (the default): the samples are drawn in rounds from the same random stream, and the rounds stop when
+  the answer is stable (:mod:`core.explainers.lime_stability`, BayesLIME's posterior) or at ``max_samples``.
+  Sequential draws from one ``RandomState`` equal one draw of the total, so an adaptive run that stopped after N
+  samples gives the map of fixed-count LIME with N samples, bit for bit.
+
+Every model pass goes through the fast inference path (:mod:`core.modelling.inference`).
+"""
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -7,9 +22,14 @@ from lime import lime_image
 from lime.wrappers.scikit_image import SegmentationAlgorithm
 
 from core.explainers.base import Attribution, Explainer, Param, seed_param
+from core.explainers.lime_stability import assess, samples_to_reach
 from core.explainers.registry import register
+from core.modelling.inference import describe, forward_probabilities
 
 HIDE = {"mean": None, "black": 0.0, "grey": 0.5}
+MODES = ("adaptive", "fixed")
+#: the stability that fixed-count LIME's "samples to reach" figure aims at (the adaptive default)
+DEFAULT_TARGET = 0.9
 
 # lime 0.2 always draws a tqdm bar on stdout (no switch); the app and CLI report progress themselves.
 lime_image.tqdm = lambda iterable, *args, **kwargs: iterable
@@ -24,20 +44,54 @@ def segmenter(segmentation: str, n_segments: int, compactness: float, kernel_siz
     return SegmentationAlgorithm("felzenszwalb", scale=scale, sigma=0.5, min_size=20)
 
 
+def fudged_image(image: np.ndarray, segments: np.ndarray, hide: float | None) -> np.ndarray:
+    """What hidden superpixels show, as ``explain_instance`` builds it: each superpixel's mean colour, or a constant."""
+    fudged = image.copy()
+    if hide is None:
+        for s in np.unique(segments):
+            fudged[segments == s] = image[segments == s].mean(axis=0)
+    else:
+        fudged[:] = hide
+    return fudged
+
+
+def masked_images(image: torch.Tensor, fudged: torch.Tensor, segments: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+    """(n, C, H, W): ``image`` (C, H, W) with the superpixels whose entry in ``rows`` (n, F) is 0 replaced by
+    ``fudged``. These are the values ``LimeImageExplainer.data_labels`` makes (it copies the image per row in
+    Python; this is one vectorised selection, no arithmetic, so the values are equal)."""
+    keep = torch.from_numpy(rows.astype(bool)[:, segments])
+    return torch.where(keep[:, None], image, fudged)
+
+
 @register
 class Lime(Explainer):
     name = "lime"
     title = "LIME"
     description = ("Fits a weighted linear model to the class probability of copies with random superpixels hidden; "
-                   "each superpixel gets its coefficient.")
-    paper = "Ribeiro, Singh, Guestrin. \"Why Should I Trust You?\": Explaining the Predictions of Any Classifier. KDD 2016. arXiv:1602.04938"
+                   "each superpixel gets its coefficient. Adaptive: stops drawing copies when the answer is stable.")
+    paper = ("Ribeiro, Singh, Guestrin. \"Why Should I Trust You?\": Explaining the Predictions of Any Classifier. "
+             "KDD 2016. arXiv:1602.04938. Stopping rule: Slack et al. Reliable Post hoc Explanations: Modeling "
+             "Uncertainty in Explainability (BayesLIME). NeurIPS 2021. arXiv:2008.05030")
     needs_gradients = False
     family = "Perturbation"
     stochastic = True
     outlier_perc = 0.0
     units = "probability"  # coefficients of a linear model of the class probability
     params = (
-        Param("num_samples", "int", 1000, help="Perturbed copies (model calls)", min=10, max=20000, label="Samples"),
+        Param("mode", "choice", "adaptive", choices=MODES, label="Samples",
+              help="Adaptive: draw copies in rounds until another run is predicted to agree (the stability target); "
+                   "fixed: exactly the number given"),
+        Param("num_samples", "int", 1000, help="Perturbed copies (model calls)", min=10, max=20000,
+              label="Samples (fixed)", when=("mode", "fixed")),
+        Param("max_samples", "int", 2000, help="Adaptive: stop here even if the answer is not yet stable", min=50,
+              max=20000, label="At most", when=("mode", "adaptive")),
+        Param("target", "float", DEFAULT_TARGET, min=0.5, max=0.99, step=0.01, label="Stability target",
+              help="Stop when another run is predicted to agree this well: the Spearman correlation of all superpixel "
+                   "weights, and the share of the top superpixels (with their signs) in common", when=("mode", "adaptive")),
+        Param("top_k", "int", 5, help="The strongest superpixels whose choice and signs must agree between runs",
+              min=1, max=100, label="Top superpixels judged"),
+        Param("round_size", "int", 100, help="Adaptive: copies drawn between two stability checks", min=10, max=2000,
+              label="Per round", when=("mode", "adaptive")),
         Param("segmentation", "choice", "slic", help="Superpixel algorithm", choices=("slic", "quickshift", "felzenszwalb"),
               label="Segmentation"),
         Param("n_segments", "int", 50, help="SLIC: approximate number of superpixels", min=2, max=1000, label="SLIC segments",
@@ -50,55 +104,112 @@ class Lime(Explainer):
               label="Quickshift max dist", when=("segmentation", "quickshift")),
         Param("scale", "float", 50.0, help="Felzenszwalb: scale (higher = larger segments)", min=1.0, max=2000.0, step=10.0,
               label="Felzenszwalb scale", when=("segmentation", "felzenszwalb")),
-        Param("num_features", "int", 20, help="Superpixels kept in the map (largest |weight|)", min=1, max=1000, label="Features"),
+        Param("num_features", "int", 20, help="Superpixels kept in the map (largest |weight|)",
+              min=1, max=1000, label="Features"),
         Param("positive_only", "bool", False, help="Keep only superpixels that support the class", label="Positive only"),
         Param("hide_color", "choice", "mean", help="Fill of hidden superpixels: their mean colour, black or grey",
               choices=tuple(HIDE), label="Hide colour"),
-        Param("batch_size", "int", 128, help="Copies per forward pass (lime's default of 10 is slow)", min=1, max=2048, label="Batch"),
+        Param("batch_size", "int", 128, help="Copies per progress step (the model's own batch is measured)", min=1,
+              max=2048, label="Batch"),
         seed_param(),
     )
     batched = False  # one segmentation and one linear fit per image
     # lime draws from its own RandomState(seed) and only runs the model forward: no shared-state effect
 
     @classmethod
-    def cost(cls, params, model, image_shape):
-        return params["num_samples"]
+    def implied(cls, given: dict[str, Any]) -> dict[str, Any]:
+        # asking for a number of samples means exactly that many (the CLI's --param lime.num_samples=500)
+        if "num_samples" in given and "mode" not in given:
+            return {**given, "mode": "fixed"}
+        return given
 
-    def attribute(self, x, targets, *, seeds, progress, num_samples, segmentation, n_segments, compactness, kernel_size,
-                  max_dist, scale, num_features, positive_only, hide_color, batch_size):
-        target, seed = int(targets[0]), seeds[0]
+    @classmethod
+    def cost(cls, params, model, image_shape):
+        return params["num_samples"] if params["mode"] == "fixed" else params["max_samples"]
+
+    def attribute(self, x, targets, *, seeds, progress, mode, num_samples, max_samples, target, top_k, round_size,
+                  segmentation, n_segments, compactness, kernel_size, max_dist, scale, num_features, positive_only,
+                  hide_color, batch_size):
+        label, seed = int(targets[0]), seeds[0]
         channels = x.shape[1]
         device = x.device
         image = x[0].permute(1, 2, 0).detach().cpu().double().numpy()
         if channels == 1:  # lime works on RGB; it gets a grey RGB copy, the model gets one channel back
             image = np.repeat(image, 3, axis=2)
 
-        def classifier_fn(batch: np.ndarray) -> np.ndarray:
-            t = torch.from_numpy(np.ascontiguousarray(batch)).float().permute(0, 3, 1, 2).to(device)
+        def probabilities(t: torch.Tensor) -> np.ndarray:  # (n, 3, H, W) float32 on the CPU
             if channels == 1:
                 t = t.mean(dim=1, keepdim=True)
-            with torch.inference_mode():
-                out = torch.softmax(self.model(t), dim=1).cpu().numpy()
-            progress(len(batch))
+            out = forward_probabilities(self.model, t.to(device), batch_size=batch_size).cpu().numpy()
+            progress(len(t))
             return out
 
-        seg = segmenter(segmentation, n_segments, compactness, kernel_size, max_dist, scale)
+        def classifier_fn(batch: np.ndarray) -> np.ndarray:  # lime's side: (n, H, W, 3) float64
+            return probabilities(torch.from_numpy(np.ascontiguousarray(batch)).float().permute(0, 3, 1, 2))
+
         explainer = lime_image.LimeImageExplainer(random_state=seed)
-        exp = explainer.explain_instance(
-            image, classifier_fn, labels=(target,), top_labels=None, hide_color=HIDE[hide_color],
-            num_features=100000, num_samples=num_samples, batch_size=batch_size, segmentation_fn=seg, random_seed=seed,
-        )
-        weights = sorted(exp.local_exp[target], key=lambda kv: -abs(kv[1]))
-        if positive_only:
-            weights = [kv for kv in weights if kv[1] > 0]
-        lookup = np.zeros(int(exp.segments.max()) + 1, dtype=np.float32)
-        for segment, weight in weights[:num_features]:
+        segments = segmenter(segmentation, n_segments, compactness, kernel_size, max_dist, scale)(image)
+        fudged = fudged_image(image, segments, HIDE[hide_color])
+        n_features = int(np.unique(segments).shape[0])
+        k = min(top_k, n_features)
+        goal = target if mode == "adaptive" else DEFAULT_TARGET
+        if mode == "fixed":
+            data, labels = explainer.data_labels(image, fudged, segments, classifier_fn, num_samples, batch_size=batch_size)
+            st = assess(data, labels[:, label], k, seed)
+            stopped = "fixed"
+        else:
+            # the same stream data_labels draws from (randint over n * F values), in rounds
+            rng = explainer.random_state
+            data = np.zeros((0, n_features), dtype=int)
+            labels = None
+            as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float().permute(2, 0, 1)  # noqa: E731
+            image_t, fudged_t = as_t(image), as_t(fudged)
+            while True:
+                r = min(round_size, max_samples - len(data))
+                rows = rng.randint(0, 2, r * n_features).reshape((r, n_features))
+                if not len(data):
+                    rows[0, :] = 1
+                preds = [probabilities(masked_images(image_t, fudged_t, segments, rows[i:i + batch_size]))
+                         for i in range(0, r, batch_size)]
+                data = np.concatenate([data, rows])
+                labels = np.concatenate([labels, *preds]) if labels is not None else np.concatenate(preds)
+                # below two samples per superpixel the prior, not the data, sets the spread: never stop there
+                if len(data) >= min(2 * n_features, max_samples):
+                    st = assess(data, labels[:, label], k, seed)
+                    if st.reached(target):
+                        stopped = "stable"
+                        break
+                if len(data) >= max_samples:
+                    stopped = "maximum"
+                    break
+        distances = kernel_distances(data)
+        _, local_exp, score, local_pred = explainer.base.explain_instance_with_data(
+            data, labels, distances, label, 100000, model_regressor=None, feature_selection=explainer.feature_selection)
+        every = sorted(local_exp, key=lambda kv: -abs(kv[1]))
+        shown = [kv for kv in every if kv[1] > 0] if positive_only else every
+        lookup = np.zeros(int(segments.max()) + 1, dtype=np.float32)
+        for segment, weight in shown[:num_features]:
             lookup[segment] = weight
-        every = sorted(exp.local_exp[target], key=lambda kv: -abs(kv[1]))
-        extras = {"n_superpixels": int(len(np.unique(exp.segments))), "score": float(exp.score),
-                  "local_pred": float(np.ravel(exp.local_pred)[0]) if exp.local_pred is not None else None,
+        half = st.posterior.interval()
+        need = None if st.reached(goal) else samples_to_reach(st, goal, limit=20000, seed=seed)
+        extras = {"n_superpixels": n_features, "score": float(score),
+                  "local_pred": float(np.ravel(local_pred)[0]) if local_pred is not None else None,
                   # every superpixel's weight, largest |weight| first, and the superpixel map itself
                   # (the engine moves it to Explanation.segments): the LIME picture is drawn from these
-                  "superpixel_weights": [[int(k), float(v)] for k, v in every],
-                  "segments": exp.segments.astype(np.int32)}
-        return Attribution(lookup[exp.segments][None], [extras])
+                  "superpixel_weights": [[int(s), float(w)] for s, w in every],
+                  "segments": segments.astype(np.int32),
+                  # how stable the answer is (lime_stability): 95 % credible half-widths per superpixel, the
+                  # predicted run-to-run agreement, and how many samples in all would reach the target
+                  "samples": int(len(data)), "mode": mode, "stopped": stopped,
+                  "stability": round(st.rho, 4), "topk_agreement": round(st.topk, 4), "top_k": int(k),
+                  "target": float(goal), "samples_to_target": need,
+                  "intervals": [[int(s), float(half[int(s)])] for s, _ in every],
+                  "inference": describe(self.model, tuple(x.shape[1:]))["backend"]}
+        return Attribution(lookup[segments][None], [extras])
+
+
+def kernel_distances(data: np.ndarray) -> np.ndarray:
+    """The cosine distances ``explain_instance`` passes to ``explain_instance_with_data``."""
+    from sklearn.metrics import pairwise_distances
+
+    return pairwise_distances(data, data[0].reshape(1, -1), metric="cosine").ravel()
