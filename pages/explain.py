@@ -270,6 +270,23 @@ def method_settings(sel, methods: list[str]) -> dict[str, dict]:
     return params
 
 
+def more_samples_buttons(results: list[core.Explanation]) -> None:
+    """A button per map that is not yet stable (LIME): it raises the sample count to what the stability predicts,
+    and the map is computed again with it."""
+    def raise_param(method: str, name: str, value: int) -> None:
+        st.session_state[state.param_key(method, name)] = value
+
+    for e in results:
+        more = captions.more_samples(e.extras, e.params)
+        if more:
+            name, value = more
+            label = next(p.widget_label() for p in get_method(e.method).params if p.name == name)
+            st.button(f"{e.title}: compute again with {value:,} samples", key=f"more_samples.{e.method}",
+                      icon=":material/add:", on_click=raise_param, args=(e.method, name, value),
+                      help=f"Sets '{label}' to {value:,}: the count its stability predicts for the target, or "
+                           "twice the samples used")
+
+
 def explained(sel, picked: Picked, methods, params, target: int, show: dict, doubts: list[str], proba) -> None:
     """The maps (what is known at once, the rest as it is computed, with Cancel), then the exports."""
     card = sel.card
@@ -288,6 +305,7 @@ def explained(sel, picked: Picked, methods, params, target: int, show: dict, dou
     shown = draw(known)
     if shown is not None:
         results = [known[m][0] for m in methods if known[m][0] is not None]
+        more_samples_buttons(results)
         exports(card, results, *shown, proba, picked.label, picked.ref, doubts,
                 {e.title: quality[e.method] for e in results if quality.get(e.method)})
 
