@@ -101,7 +101,7 @@ def test_compare_page_three_methods_two_images(tiny_model_dir, monkeypatch):
     assert not at.exception
     at.multiselect(key="cmp_indices").set_value([3, 4]).run()
     at.multiselect(key="cmp_methods").set_value(["grad_cam", "integrated_gradients", "lime"]).run()
-    at.number_input(key="param.lime.num_samples").set_value(100).run()
+    at.number_input(key="param.lime.max_samples").set_value(100).run()
     assert not at.exception and not at.error
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
     cells = [c for c in caps if " → " in c]
@@ -356,7 +356,7 @@ def test_typing_the_npz_file_itself_uses_its_folder(tiny_model_dir, tmp_path, mo
 
 
 #: the fastest settings of the slow methods, so one AppTest per method stays quick
-QUICK = {"lime": {"num_samples": 50}, "shap_partition": {"max_evals": 40}, "integrated_gradients": {"n_steps": 8},
+QUICK = {"lime": {"max_samples": 100, "round_size": 50}, "shap_partition": {"max_evals": 40}, "integrated_gradients": {"n_steps": 8},
          "score_cam": {"batch_size": 128}, "ablation_cam": {"batch_size": 128}, "occlusion": {"window": 16, "stride": 16}}
 
 
@@ -465,6 +465,30 @@ def test_explain_views_signed_lime_and_ground_truth(tiny_model_dir):
     at.selectbox(key="param.lime.segmentation").set_value("quickshift").run()
     keys = {w.key for w in at.number_input}
     assert "param.lime.kernel_size" in keys and "param.lime.n_segments" not in keys and not at.exception
+
+
+def test_explain_lime_says_how_stable_it_is_and_more_samples_recomputes_it(tiny_model_dir):
+    """LIME's caption gives its samples and predicted run-to-run agreement; a map that is not yet stable offers a
+    button that raises the samples to what its stability predicts, and the map is computed again with them. The
+    fixed count is one choice away and reports the same numbers."""
+    at = _run_explain()
+    at.multiselect(key="methods").set_value(["lime"]).run()
+    assert at.selectbox(key="param.lime.mode").value == "adaptive"
+    at.number_input(key="param.lime.max_samples").set_value(100)
+    at.number_input(key="param.lime.round_size").set_value(50)
+    at.number_input(key="param.lime.target").set_value(0.99).run()  # so strict that 100 samples cannot reach it
+    assert not at.exception and not at.error
+    notes = [c.value for c in at.caption if "another run would agree" in c.value]
+    assert notes and "100 samples (adaptive, stopped at its maximum" in notes[0] and "not yet stable" in notes[0]
+    more = at.button(key="more_samples.lime")
+    more.click().run()
+    assert not at.exception
+    raised = at.number_input(key="param.lime.max_samples").value
+    assert raised >= 200
+    assert any(f"{raised:,} samples" in c.value or "(adaptive, stable)" in c.value for c in at.caption)
+    at.selectbox(key="param.lime.mode").set_value("fixed").run()
+    at.number_input(key="param.lime.num_samples").set_value(60).run()
+    assert any("60 samples (fixed count)" in c.value for c in at.caption) and not at.exception
 
 
 def test_explain_exports_figure_and_report_with_provenance(tiny_model_dir):
