@@ -160,6 +160,20 @@ def test_explain_returns_the_librarys_maps(client, model_id):
         assert res["params"] == json.loads(json.dumps(ref.params)) and res["target"] == 1
         assert Image.open(io.BytesIO(base64.b64decode(res["overlay_png_base64"]))).format == "PNG"
     assert got["results"][2]["params"]["seed"] == 3
+    lime = got["results"][2]["extras"]
+    assert lime["samples"] == 80 and lime["stopped"] == "fixed" and 0 < lime["stability"] <= 1
+
+
+def test_explain_lime_is_adaptive_by_default_and_says_how_stable_it_is(client, model_id):
+    r = client.post("/explain", data={"model": model_id, "methods": "lime", "index": 4,
+                                      "params": json.dumps({"lime": {"max_samples": 150, "round_size": 50}})})
+    assert r.status_code == 200, r.text
+    res = r.json()["results"][0]
+    extras = res["extras"]
+    assert res["params"]["mode"] == "adaptive" and extras["mode"] == "adaptive"
+    assert extras["samples"] <= 150 and extras["stopped"] in ("stable", "maximum")
+    assert {"stability", "topk_agreement", "top_k", "target", "samples_to_target", "intervals"} <= set(extras)
+    assert len(extras["intervals"]) == extras["n_superpixels"]
 
 
 def test_explain_carries_the_quality_numbers_already_computed(client, model_id):
