@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--runs", action="store_true",
                    help="whole-split runs: local engine vs Ray (1 and 2 workers) vs plain batched passes; map bytes; "
                         "clustering 2,000 maps")
+    b.add_argument("--lime-adaptive", action="store_true",
+                   help="adaptive vs fixed-count LIME on photos (ResNet-50) and the demo model; stability calibration; "
+                        "seconds per model pass in each inference setting")
+    b.add_argument("--photos", type=int, default=10, help="photos for --lime-adaptive")
     return b
 
 
