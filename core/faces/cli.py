@@ -206,6 +206,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from core.datasets import load_dataset
     from core.explainers import explain_batch, get_method, list_methods
     from core.modelling.prediction import predict_proba
+    from core.present.captions import stability_caption
     from core.present.render import overlay, png_bytes
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -260,6 +261,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         seconds = sum(e.seconds for e in results)
         print(f"{name:24s} {len(results)} image(s) {seconds:.3f} s"
               + (f"  target={card.classes[results[0].target]}" if len(results) == 1 else ""))
+        if len(results) == 1 and stability_caption(results[0].extras):
+            print(f"{'':24s} {stability_caption(results[0].extras)}")
     # why not to believe these predictions, after the results (an error above stops before them)
     for w in warnings:
         print(f"WARNING: {w}", file=sys.stderr)
@@ -281,6 +284,7 @@ def _explain_photo(args: argparse.Namespace, model, card, methods: list[str], pa
     from core.explainers import explain_batch
     from core.datasets.images import preprocess_for, read_upload
     from core.modelling.prediction import predict_proba
+    from core.present.captions import stability_caption
     from core.present.render import overlay, png_bytes, resize_map
 
     path = Path(args.image)
@@ -307,6 +311,8 @@ def _explain_photo(args: argparse.Namespace, model, card, methods: list[str], pa
         entry["methods"][name] = {"target": e.target, "target_name": card.classes[e.target], "params": e.params,
                                   "seconds": round(e.seconds, 4), "flat": e.flat, "extras": e.extras}
         print(f"{name:24s} {e.seconds:.3f} s  target={card.classes[e.target]}")
+        if stability_caption(e.extras):
+            print(f"{'':24s} {stability_caption(e.extras)}")
     (out / "summary.json").write_text(json.dumps(entry, indent=2, default=str))
     print(f"wrote {out}/")
     return 0

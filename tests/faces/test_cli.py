@@ -82,6 +82,18 @@ def test_explain_many_indices_in_batched_calls(tiny_model_dir, tmp_path, capsys)
         assert msg in capsys.readouterr().err
 
 
+def test_explain_one_image_says_how_stable_lime_is(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "one"
+    rc = main(["explain", "--model", str(tiny_model_dir), "--indices", "3", "--methods", "lime", "--param",
+               "lime.max_samples=100", "--param", "lime.round_size=50", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    extras = summary.get("images", [summary])[0]["methods"]["lime"]["extras"]
+    assert extras["mode"] == "adaptive" and extras["samples"] <= 100
+    assert f"{extras['samples']:,} samples (adaptive" in printed and "another run would agree" in printed
+
+
 def test_explain_refuses_a_dataset_the_model_was_not_trained_on(tiny_model_dir, tmp_path, capsys):
     """`explain --model <shapes model> --dataset pneumoniamnist` once ran X-rays through the shapes model and
     named the true class "circle"."""
