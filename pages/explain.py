@@ -163,9 +163,13 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
     for e in results:
         if e.segments is not None and show["lime_n"]:
             top = e.extras.get("superpixel_weights", [])[: show["lime_n"]]
+            half = dict(e.extras.get("intervals", []))
             with st.expander(f"LIME: the {len(top)} superpixels with the largest |weight|"):
                 st.dataframe({"superpixel": [k for k, _ in top], "weight": [round(w, 5) for _, w in top],
+                              "± (95 % credible)": [round(half[k], 5) if k in half else None for k, _ in top],
                               "effect": ["for" if w > 0 else "against" for _, w in top]}, hide_index=True)
+                st.caption("± is the half-width of each weight's 95 % credible interval (BayesLIME's posterior): a "
+                           "weight within it of 0 could have either sign.")
     return [(t, c) for t, c, _ in tiles], bar
 
 

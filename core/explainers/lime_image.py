@@ -22,7 +22,7 @@ from lime import lime_image
 from lime.wrappers.scikit_image import SegmentationAlgorithm
 
 from core.explainers.base import Attribution, Explainer, Param, seed_param
-from core.explainers.lime_stability import assess, samples_to_reach
+from core.explainers.lime_stability import assess, kernel_distances, samples_to_reach
 from core.explainers.registry import register
 from core.modelling.inference import describe, forward_probabilities
 
@@ -85,7 +85,7 @@ class Lime(Explainer):
               label="Samples (fixed)", when=("mode", "fixed")),
         Param("max_samples", "int", 2000, help="Adaptive: stop here even if the answer is not yet stable", min=50,
               max=20000, label="At most", when=("mode", "adaptive")),
-        Param("target", "float", DEFAULT_TARGET, min=0.5, max=0.99, step=0.01, label="Stability target",
+        Param("stability_target", "float", DEFAULT_TARGET, min=0.1, max=0.99, step=0.01, label="Stability target",
               help="Stop when another run is predicted to agree this well: the Spearman correlation of all superpixel "
                    "weights, and the share of the top superpixels (with their signs) in common", when=("mode", "adaptive")),
         Param("top_k", "int", 5, help="The strongest superpixels whose choice and signs must agree between runs",
@@ -127,9 +127,9 @@ class Lime(Explainer):
     def cost(cls, params, model, image_shape):
         return params["num_samples"] if params["mode"] == "fixed" else params["max_samples"]
 
-    def attribute(self, x, targets, *, seeds, progress, mode, num_samples, max_samples, target, top_k, round_size,
-                  segmentation, n_segments, compactness, kernel_size, max_dist, scale, num_features, positive_only,
-                  hide_color, batch_size):
+    def attribute(self, x, targets, *, seeds, progress, mode, num_samples, max_samples, stability_target, top_k,
+                  round_size, segmentation, n_segments, compactness, kernel_size, max_dist, scale, num_features,
+                  positive_only, hide_color, batch_size):
         label, seed = int(targets[0]), seeds[0]
         channels = x.shape[1]
         device = x.device
@@ -152,7 +152,7 @@ class Lime(Explainer):
         fudged = fudged_image(image, segments, HIDE[hide_color])
         n_features = int(np.unique(segments).shape[0])
         k = min(top_k, n_features)
-        goal = target if mode == "adaptive" else DEFAULT_TARGET
+        goal = stability_target if mode == "adaptive" else DEFAULT_TARGET
         if mode == "fixed":
             data, labels = explainer.data_labels(image, fudged, segments, classifier_fn, num_samples, batch_size=batch_size)
             st = assess(data, labels[:, label], k, seed)
@@ -176,7 +176,7 @@ class Lime(Explainer):
                 # below two samples per superpixel the prior, not the data, sets the spread: never stop there
                 if len(data) >= min(2 * n_features, max_samples):
                     st = assess(data, labels[:, label], k, seed)
-                    if st.reached(target):
+                    if st.reached(goal):
                         stopped = "stable"
                         break
                 if len(data) >= max_samples:
@@ -202,14 +202,8 @@ class Lime(Explainer):
                   # predicted run-to-run agreement, and how many samples in all would reach the target
                   "samples": int(len(data)), "mode": mode, "stopped": stopped,
                   "stability": round(st.rho, 4), "topk_agreement": round(st.topk, 4), "top_k": int(k),
-                  "target": float(goal), "samples_to_target": need,
+                  "stability_target": float(goal), "samples_to_target": need,
                   "intervals": [[int(s), float(half[int(s)])] for s, _ in every],
                   "inference": describe(self.model, tuple(x.shape[1:]))["backend"]}
         return Attribution(lookup[segments][None], [extras])
 
-
-def kernel_distances(data: np.ndarray) -> np.ndarray:
-    """The cosine distances ``explain_instance`` passes to ``explain_instance_with_data``."""
-    from sklearn.metrics import pairwise_distances
-
-    return pairwise_distances(data, data[0].reshape(1, -1), metric="cosine").ravel()

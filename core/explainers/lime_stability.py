@@ -59,10 +59,14 @@ class Posterior:
         return Posterior(self.mean, self.scale * (self.n / n), self.dof * n / self.n, n)
 
 
+def kernel_distances(data: np.ndarray) -> np.ndarray:
+    """The cosine distance of each row to the first (the all-on row), as ``explain_instance`` computes them."""
+    return pairwise_distances(data, data[0].reshape(1, -1), metric="cosine").ravel()
+
+
 def kernel_weights(data: np.ndarray, kernel_width: float = 0.25) -> np.ndarray:
-    """LIME's sample weights, computed as ``lime_image`` does: the cosine distance of each row to the first (the
-    all-on row), then ``sqrt(exp(-d^2 / width^2))``."""
-    d = pairwise_distances(data, data[0].reshape(1, -1), metric="cosine").ravel()
+    """LIME's sample weights, as ``lime_image``'s default kernel makes them: ``sqrt(exp(-d^2 / width^2))``."""
+    d = kernel_distances(data)
     return np.sqrt(np.exp(-(d ** 2) / kernel_width ** 2))
 
 

@@ -3,10 +3,10 @@ import torch
 from captum.attr import Occlusion as _Occlusion
 
 from core.errors import ParameterError
-from core.explainers.base import Explainer, Param, seed_param
+from core.explainers.base import Attribution, Explainer, Param, seed_param
 from core.explainers.baselines import BASELINES, make_baseline
 from core.explainers.registry import register
-from core.modelling.inference import forward_logits
+from core.modelling.inference import describe, forward_logits
 
 
 @register
@@ -53,6 +53,7 @@ class Occlusion(Explainer):
         # across the image): keep the pass at about batch_size images whatever the chunk. It fails under
         # inference_mode: no_grad instead.
         with torch.no_grad():
-            return _Occlusion(forward).attribute(
+            maps = _Occlusion(forward).attribute(
                 x, sliding_window_shapes=(c, window, window), strides=(c, stride, stride), baselines=base,
                 target=targets, perturbations_per_eval=max(1, batch_size // len(x)))
+        return Attribution.with_extras(maps, inference=describe(model, (c, h, w))["backend"])

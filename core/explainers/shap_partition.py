@@ -7,7 +7,7 @@ import torch
 
 from core.explainers.base import Attribution, Explainer, Param
 from core.explainers.registry import register
-from core.modelling.inference import forward_logits
+from core.modelling.inference import describe, forward_logits
 
 MASKERS = ("blur(8,8)", "blur(16,16)", "inpaint_telea", "inpaint_ns")
 
@@ -48,7 +48,8 @@ class ShapPartition(Explainer):
         sv = explainer(image[None], max_evals=max_evals, batch_size=batch_size, silent=True)
         values = np.asarray(sv.values)[0, ..., 0]  # (H, W, C)
         # base value: f(fully masked image)
-        return Attribution(values.transpose(2, 0, 1)[None], [{"base_value": float(np.ravel(sv.base_values)[0])}])
+        return Attribution(values.transpose(2, 0, 1)[None], [{"base_value": float(np.ravel(sv.base_values)[0]),
+                                                              "inference": describe(self.model, x.shape[1:])["backend"]}])
 
 
 def warm_up() -> None:

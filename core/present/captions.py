@@ -18,7 +18,10 @@ EXTRAS_TEXT: dict[str, str] = {
     "score": "local fit R² = {:.2f}",
     "base_value": "f(fully masked) = {:.3g}",
     "background": "background: {}",
+    # the fast inference path: float32 ONNX Runtime differs from torch by float rounding only, and says so
+    "inference": "model passes: {}",
 }
+BACKENDS = {"onnxruntime": "ONNX Runtime, float32 (equal to torch up to float rounding)", "torch": "torch"}
 
 
 def stability_caption(extras: dict[str, Any]) -> str | None:
@@ -30,9 +33,9 @@ def stability_caption(extras: dict[str, Any]) -> str | None:
            "fixed": "fixed count"}[extras["stopped"]]
     text = (f"{extras['samples']:,} samples ({how}): another run would agree ρ ≈ {extras['stability']:.2f}, "
             f"its top {extras['top_k']} superpixels with their signs {extras['topk_agreement']:.0%}")
-    if min(extras["stability"], extras["topk_agreement"]) < extras["target"]:
+    if min(extras["stability"], extras["topk_agreement"]) < extras["stability_target"]:
         need = extras.get("samples_to_target")
-        text += (f"; not yet stable (target {extras['target']:.2f}): " + (f"about {need:,} samples would reach it"
+        text += (f"; not yet stable (target {extras['stability_target']:.2f}): " + (f"about {need:,} samples would reach it"
                  if need else "more samples than 20,000 would be needed, or the model is not locally linear here"))
     return text
 
@@ -40,7 +43,7 @@ def stability_caption(extras: dict[str, Any]) -> str | None:
 def more_samples(extras: dict[str, Any], params: dict[str, Any]) -> tuple[str, int] | None:
     """The LIME parameter to raise, and to what, for a map that is not yet stable (``None`` when it is, or when it
     is at the largest count the parameter allows): the samples the stability predicts, else double."""
-    if "stopped" not in extras or min(extras["stability"], extras["topk_agreement"]) >= extras["target"]:
+    if "stopped" not in extras or min(extras["stability"], extras["topk_agreement"]) >= extras["stability_target"]:
         return None
     name = "num_samples" if params.get("mode") == "fixed" else "max_samples"
     if name == "max_samples" and extras["stopped"] == "stable":
@@ -57,6 +60,8 @@ def extras_caption(extras: dict[str, Any]) -> str:
         parts.append(stability)
     for key, fmt in EXTRAS_TEXT.items():
         value = extras.get(key)
+        if key == "inference":
+            value = BACKENDS.get(value, value)
         if value is not None:
             try:
                 parts.append(fmt.format(value))

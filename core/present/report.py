@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, PngImagePlugin
 
-from core.present import render
+from core.present import captions, render
 from core.version import LIBRARIES, library_versions  # noqa: F401  (re-exported)
 from core.explainers import Explanation
 
@@ -98,7 +98,8 @@ def report_html(card: Any, tiles: Sequence[tuple[np.ndarray, str]], proba: np.nd
     figures = "".join(f"<figure>{_img_tag(t, c, 192)}<figcaption>{esc(c)}</figcaption></figure>" for t, c in tiles)
     probs = "".join(f"<tr><td>{esc(card.classes[i])}</td><td>{proba[i]:.1%}</td></tr>" for i in order)
     params = "".join(f"<tr><td>{esc(e.title)}</td><td>{esc(card.classes[e.target])}</td>"
-                     f"<td><code>{esc(json.dumps(e.params, default=str))}</code></td><td>{e.seconds:.3f} s</td></tr>"
+                     f"<td><code>{esc(json.dumps(e.params, default=str))}</code></td><td>{e.seconds:.3f} s</td>"
+                     f"<td>{esc(captions.extras_caption(e.extras))}</td></tr>"
                      for e in results)
     versions = ", ".join(f"{k} {v}" for k, v in prov["libraries"].items())
     quality_html = ""
@@ -119,7 +120,7 @@ code{{font-size:11px}} .warning{{background:#fff3cd;border:1px solid #e0b000;pad
 <div>{figures}</div>
 <p>{_img_tag(colorbar, "colour scale")}<br><small>Colour scale of the maps (each map scaled on its own).</small></p>
 <h2>Class probabilities (top 5)</h2><table><tr><th>class</th><th>probability</th></tr>{probs}</table>
-<h2>Methods</h2><table><tr><th>method</th><th>explained class</th><th>parameters (seed included)</th><th>time</th></tr>{params}</table>
+<h2>Methods</h2><table><tr><th>method</th><th>explained class</th><th>parameters (seed included)</th><th>time</th><th>notes (LIME: samples and stability)</th></tr>{params}</table>
 {quality_html}
 <h2>Model</h2><table><tr><th>test metric</th><th>value</th></tr>{metric_rows}</table>
 <p><small>Test split of {esc(card.dataset)}: n = {m.get("n", "?")}. Weights SHA-256 <code>{esc(card.weights_sha256)}</code>.</small></p>

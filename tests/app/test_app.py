@@ -447,7 +447,8 @@ def test_explain_views_signed_lime_and_ground_truth(tiny_model_dir):
     assert any("superpixels with the largest" in e.label for e in at.expander)
     at.number_input(key="lime_shown").set_value(3).run()
     table = at.dataframe[-1].value
-    assert len(table) == 3 and list(table.columns) == ["superpixel", "weight", "effect"]
+    assert len(table) == 3 and list(table.columns) == ["superpixel", "weight", "± (95 % credible)", "effect"]
+    assert (table["± (95 % credible)"] > 0).all()
     assert list(table["weight"].abs()) == sorted(table["weight"].abs(), reverse=True)
     at.toggle(key="show_mask").set_value(True).run()
     assert not at.exception
@@ -476,7 +477,7 @@ def test_explain_lime_says_how_stable_it_is_and_more_samples_recomputes_it(tiny_
     assert at.selectbox(key="param.lime.mode").value == "adaptive"
     at.number_input(key="param.lime.max_samples").set_value(100)
     at.number_input(key="param.lime.round_size").set_value(50)
-    at.number_input(key="param.lime.target").set_value(0.99).run()  # so strict that 100 samples cannot reach it
+    at.number_input(key="param.lime.stability_target").set_value(0.99).run()  # so strict that 100 samples cannot reach it
     assert not at.exception and not at.error
     notes = [c.value for c in at.caption if "another run would agree" in c.value]
     assert notes and "100 samples (adaptive, stopped at its maximum" in notes[0] and "not yet stable" in notes[0]

@@ -11,7 +11,7 @@ from torch import nn
 from core import explain, explain_batch
 from core.explainers.engine import resolve_params
 from core.explainers.lime_image import segmenter
-from core.explainers.lime_stability import assess, kernel_weights, posterior, spearman_brown
+from core.explainers.lime_stability import assess, kernel_distances, kernel_weights, posterior, spearman_brown
 from core.modelling.inference import forward_probabilities
 from tests.helpers import make_classifier
 
@@ -184,8 +184,6 @@ def test_posterior_mean_is_lime_and_scikit_learns_ridge():
     sk = Ridge(alpha=1.0).fit(data, y, sample_weight=sw).coef_
     np.testing.assert_allclose(ours, sk, rtol=1e-8, atol=1e-10)
     explainer = lime_image.LimeImageExplainer(random_state=0)
-    from core.explainers.lime_image import kernel_distances
-
     _, exp, _, _ = explainer.base.explain_instance_with_data(data, y[:, None], kernel_distances(data), 0, 1000)
     np.testing.assert_allclose([dict(exp)[i] for i in range(12)], ours, rtol=1e-8, atol=1e-10)
 

@@ -172,7 +172,7 @@ def test_explain_lime_is_adaptive_by_default_and_says_how_stable_it_is(client, m
     extras = res["extras"]
     assert res["params"]["mode"] == "adaptive" and extras["mode"] == "adaptive"
     assert extras["samples"] <= 150 and extras["stopped"] in ("stable", "maximum")
-    assert {"stability", "topk_agreement", "top_k", "target", "samples_to_target", "intervals"} <= set(extras)
+    assert {"stability", "topk_agreement", "top_k", "stability_target", "samples_to_target", "intervals"} <= set(extras)
     assert len(extras["intervals"]) == extras["n_superpixels"]
 
 

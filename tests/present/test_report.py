@@ -52,8 +52,30 @@ def test_report_html_is_self_contained_and_complete(tiny_model):
     assert "torch" in page and "captum" in page and "70.0%" in page
     assert f"{card.metrics['accuracy']:.3f}" in page
     assert "Explanation quality" not in page and "class=\"warning\"" not in page
+    assert "60 samples (fixed count): another run would agree" in page  # LIME's samples and stability
+    assert "model passes: ONNX Runtime" in page
     # the reasons not to trust the prediction and the quality numbers known for the model, when given
     page = report.report_html(card, tiles, proba, int(y), results, render.colorbar(), prov,
                               ["the model is near chance level"], {"Saliency": "Quality: Deletion AUC 0.41 (n=50)"})
     assert "&#9888; the model is near chance level" in page
     assert "Explanation quality" in page and "Deletion AUC 0.41 (n=50)" in page
+
+
+def test_the_png_figure_carries_limes_samples_and_stability(tiny_model, monkeypatch):
+    from core.present import exports
+
+    model, card = tiny_model
+    x, _ = load_dataset("shapes", split="test")[2]
+    results = _results(model, x)
+    seen = {}
+    real = report.figure
+
+    def spy(tiles, header, footer, bar):
+        seen["footer"] = list(footer)
+        return real(tiles, header, footer, bar)
+
+    monkeypatch.setattr(report, "figure", spy)
+    tiles = [(render.to_rgb_uint8(x.numpy()), "Original")]
+    exports.explain_exports(card, results, tiles, render.colorbar(), np.array([0.4, 0.3, 0.2, 0.1]), None,
+                            {"index": 2}, [])
+    assert any(line.startswith("LIME: 60 samples (fixed count)") for line in seen["footer"])
