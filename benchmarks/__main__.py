@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="adaptive vs fixed-count LIME on photos (ResNet-50) and the demo model; stability calibration; "
                         "seconds per model pass in each inference setting")
     b.add_argument("--photos", type=int, default=10, help="photos for --lime-adaptive")
+    b.add_argument("--lime-default", action="store_true",
+                   help="ResNet-50 at 224 px on the photos, LIME with its defaults (adaptive), one run each")
     b.add_argument("--inference-passes", action="store_true",
                    help="only the seconds per model pass in each inference setting, torch.compile included")
     return b

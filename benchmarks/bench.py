@@ -794,6 +794,10 @@ def main(args) -> int:
               batch=args.batch, lime=args.lime, shap_jit=args.shap_jit, memory=args.memory, ui=args.ui,
               ood_folders=args.ood or (), quality=args.quality, lime_runs=args.lime_agreement, imagenet=args.imagenet,
               api=args.api))
+    if getattr(args, "lime_default", False):
+        from benchmarks.lime_adaptive import resnet_default
+
+        print("\n" + resnet_default(args.photos))
     if getattr(args, "inference_passes", False):
         from benchmarks.lime_adaptive import passes_report
 

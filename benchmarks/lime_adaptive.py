@@ -226,3 +226,38 @@ def passes_report(model_path: str | None = None) -> str:
             f"| **ResNet-50, 224 px** | | |\n{pass_settings(resnet50(), (3, 224, 224), 64, compiled=True)}\n"
             f"| **{card.id}, {card.input_size} px** | | |\n"
             f"{pass_settings(demo, (card.channels, card.input_size, card.input_size), 1024, bf16=False, compiled=True)}")
+
+
+def resnet_default(n_photos: int = 10) -> str:
+    """ResNet-50 (random weights) at 224 px, each photo explained once with LIME's defaults (adaptive, target 0.9,
+    at most 2,000 samples): samples, seconds, and the stability it reports."""
+    net = resnet50()
+    lines = ["| photo | superpixels | samples | seconds | ρ predicted | top-5 predicted | stopped |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    rows = []
+    for i, x in enumerate(photos(n_photos)):
+        explain(net, x, "lime", num_samples=32, seed=9)  # warm-up: export, batch-size measurement
+        e, s = _timed(lambda: explain(net, x, "lime", seed=0))
+        rows.append((e.extras["n_superpixels"], e.extras["samples"], s, e.extras["stability"],
+                     e.extras["topk_agreement"], e.extras["stopped"]))
+        lines.append(f"| {i} | {rows[-1][0]} | {rows[-1][1]} | {s:.1f} | {rows[-1][3]:.3f} | {rows[-1][4]:.2f} | "
+                     f"{rows[-1][5]} |")
+        _say(lines[-1])
+    med = [statistics.median(r[k] for r in rows) for k in range(5)]
+    lines.append(f"| **median** | {med[0]:.0f} | {med[1]:.0f} | **{med[2]:.1f}** | {med[3]:.3f} | {med[4]:.2f} | "
+                 f"{sum(r[5] == 'stable' for r in rows)} of {len(rows)} stable |")
+    # the reference on this machine: fixed-count LIME-1000 as it ran before the fast path (torch, batches of 128)
+    import os
+
+    os.environ["XAI_FAST_INFERENCE"] = "0"
+    try:
+        before = copy.deepcopy(net)  # a model the fast path has not seen
+        x = photos(1)[0]
+        explain(before, x, "lime", num_samples=32, seed=9)
+        e, s = _timed(lambda: explain(before, x, "lime", num_samples=1000, seed=0))
+    finally:
+        del os.environ["XAI_FAST_INFERENCE"]
+    lines.append(f"| photo 0, LIME-1000 on plain torch (before) | {e.extras['n_superpixels']} | 1000 | {s:.1f} | "
+                 f"{e.extras['stability']:.3f} | {e.extras['topk_agreement']:.2f} | fixed |")
+    _say(lines[-1])
+    return "\n".join(lines)
