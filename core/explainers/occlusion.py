@@ -56,4 +56,5 @@ class Occlusion(Explainer):
             maps = _Occlusion(forward).attribute(
                 x, sliding_window_shapes=(c, window, window), strides=(c, stride, stride), baselines=base,
                 target=targets, perturbations_per_eval=max(1, batch_size // len(x)))
-        return Attribution.with_extras(maps, inference=describe(model, (c, h, w))["backend"])
+        backend = describe(model, (c, h, w))["backend"]
+        return Attribution(maps, [{"inference": backend} for _ in range(len(x))])

@@ -342,6 +342,8 @@ def test_app_vit_hides_three_methods_with_their_reasons_and_explains(torch_home,
     at = _explain_page()
     vit = str(next(p for p, c in list_models(dataset="imagenet") if c.arch == "vit_b_16"))
     at.selectbox(key="model").set_value(vit).run()
+    # the cheap methods first: the default set includes Integrated Gradients, tens of seconds on ViT-B/16 at 224 px
+    at.session_state["methods"] = ["grad_cam", "attention_rollout"]  # the picker shows once there is an image
     photo = real_images("dogs_vs_wolves")[0]
     at.file_uploader(key="upload").set_value((photo.name, photo.read_bytes(), "image/jpeg")).run()
     offered = at.multiselect(key="methods").options
