@@ -6,18 +6,20 @@ thousands of perturbed copies of an image through the model, forward only. They 
 process with ``torch.onnx``, and the export is checked against the torch model on a probe batch before it is
 used (see :class:`FastPath`).
 
-What was measured (``python -m benchmarks --methods none --inference``; README, *The fast inference path*), on
+What was measured (``python -m benchmarks --methods none --inference-passes``; README, *LIME at demo speed*), on
 2 AVX2 cores, ResNet-50 at 224 px:
 
-- **ONNX Runtime, float32**: about 1.5x fewer seconds per image than torch eager. Its logits differ from torch's
-  by float rounding (about 1e-5 of 40), because the convolutions are summed in another order. Kept.
+- **ONNX Runtime, float32**: 68 ms per image against torch eager's 120 ms at batch 8, and 222 ms at the batch of
+  128 LIME used. Its logits differ from torch's by float rounding (about 1e-5 of 40), because the convolutions sum
+  in another order. Kept.
 - **Batch size from timed passes**: torch on 2 cores is slowest at large batches (its per-image time grows from
   batch 8 to 64). ONNX Runtime's per-image outputs do not depend on the batch: checked bitwise on the probe, for
   every model. So the first passes of a model time a few batch sizes on the real work, and the fastest is kept for
   that process. That choice can never change a value; where the check fails, the caller's batch size is kept.
-- **Not adopted**: ``torch.compile`` (55 s to compile ResNet-50 on 2 cores, then no faster than channels-last
-  eager); channels-last torch (1.2x, but converting the shared model would write shared state); bfloat16
-  autocast (about 6x *slower* on CPUs without bf16 instructions, and a different model).
+- **Not adopted**:
+  - ``torch.compile``: 28 to 55 s to compile ResNet-50 on 2 cores, then 92 ms per image;
+  - channels-last torch: 108 ms, and converting the shared model would write shared state;
+  - bfloat16 autocast: 639 ms, about 6x *slower* on CPUs without bf16 instructions, and a different model.
 
 Reduced precision is not offered: on these CPUs it is slower, and on a GPU a model pass is already fast. On CUDA,
 for models that are not float32, with ``XAI_FAST_INFERENCE=0``, or when the export or its check fails, the path is
