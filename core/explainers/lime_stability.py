@@ -17,9 +17,10 @@ Two numbers, each from a stated rule, both computed from the run's own samples (
   posterior mean, shrunk by the noise's share of its spread) and count the signed top-k superpixels they share.
 
 Adaptive LIME draws samples in rounds and stops when both numbers reach the target. Fixed-count LIME reports them
-too. We first used the posterior for ``rho`` as well. On the demo model it was optimistic: it predicted 0.88 where
-runs agreed at 0.84 with 1,000 samples, and 0.78 against 0.70 with 300. Split-half predicted 0.85 and 0.75. The
-posterior's top-5 predictions were within 0.03 (``python -m benchmarks --methods none --lime-adaptive``, README).
+too. We first used the posterior for ``rho`` as well. On 6 demo-model images it was optimistic: it predicted 0.88
+where runs agreed at 0.84 with 1,000 samples, and 0.78 against 0.70 with 300. On 10 images split-half predicts 0.84
+against 0.82, and 0.73 against 0.69. The posterior's top-5 predictions are within 0.05 (``python -m benchmarks
+--methods none --lime-adaptive``; README, *LIME at demo speed*).
 We wrote this ourselves because the ``lime`` package has no rounds and no uncertainty, and BayesLIME's code is not a
 maintained package. The rules are the papers'.
 """
