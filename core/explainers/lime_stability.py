@@ -71,32 +71,31 @@ def kernel_weights(data: np.ndarray, kernel_width: float = 0.25) -> np.ndarray:
     return np.sqrt(np.exp(-(d ** 2) / kernel_width ** 2))
 
 
-def posterior(data: np.ndarray, y: np.ndarray, weights: np.ndarray, alpha: float = ALPHA) -> Posterior:
-    """The posterior of the weighted ridge regression ``y ~ b + data @ w`` (``data`` (n, F) 0/1, ``y`` (n,))."""
+def _centred(data: np.ndarray, y: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``data`` and ``y`` centred on their weighted means (the unpenalised intercept, as scikit-learn's Ridge does),
+    as float64, and the weights."""
     X = data.astype(np.float64)
     y = np.asarray(y, dtype=np.float64)
     sw = np.asarray(weights, dtype=np.float64)
-    # the intercept is unpenalised: centre on the weighted means, as scikit-learn's Ridge does
-    xm = sw @ X / sw.sum()
-    ym = sw @ y / sw.sum()
-    Xc, yc = X - xm, y - ym
-    precision = Xc.T @ (Xc * sw[:, None]) + alpha * np.eye(X.shape[1])
-    cov = np.linalg.inv(precision)
+    return X - sw @ X / sw.sum(), y - sw @ y / sw.sum(), sw
+
+
+def posterior(data: np.ndarray, y: np.ndarray, weights: np.ndarray, alpha: float = ALPHA) -> Posterior:
+    """The posterior of the weighted ridge regression ``y ~ b + data @ w`` (``data`` (n, F) 0/1, ``y`` (n,))."""
+    Xc, yc, sw = _centred(data, y, weights)
+    cov = np.linalg.inv(Xc.T @ (Xc * sw[:, None]) + alpha * np.eye(Xc.shape[1]))
     mean = cov @ (Xc.T @ (sw * yc))
     resid = yc - Xc @ mean
     ss = float(sw @ resid ** 2 + alpha * mean @ mean)  # y' W y - mean' V^-1 mean, computed stably
-    a = A0 + (len(y) - 1) / 2.0
+    a = A0 + (len(yc) - 1) / 2.0
     b = B0 + ss / 2.0
-    return Posterior(mean, (b / a) * cov, 2.0 * a, len(y))
+    return Posterior(mean, (b / a) * cov, 2.0 * a, len(yc))
 
 
 def ridge(data: np.ndarray, y: np.ndarray, weights: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
     """The posterior mean alone (LIME's ridge coefficients), by a linear solve."""
-    X = data.astype(np.float64)
-    sw = np.asarray(weights, dtype=np.float64)
-    Xc = X - sw @ X / sw.sum()
-    yc = y - sw @ y / sw.sum()
-    return np.linalg.solve(Xc.T @ (Xc * sw[:, None]) + alpha * np.eye(X.shape[1]), Xc.T @ (sw * yc))
+    Xc, yc, sw = _centred(data, y, weights)
+    return np.linalg.solve(Xc.T @ (Xc * sw[:, None]) + alpha * np.eye(Xc.shape[1]), Xc.T @ (sw * yc))
 
 
 def _ranks(a: np.ndarray) -> np.ndarray:
