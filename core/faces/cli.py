@@ -261,8 +261,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         seconds = sum(e.seconds for e in results)
         print(f"{name:24s} {len(results)} image(s) {seconds:.3f} s"
               + (f"  target={card.classes[results[0].target]}" if len(results) == 1 else ""))
-        if len(results) == 1 and stability_caption(results[0].extras):
-            print(f"{'':24s} {stability_caption(results[0].extras)}")
+        if len(results) == 1 and (note := stability_caption(results[0].extras)):
+            print(f"{'':24s} {note}")
     # why not to believe these predictions, after the results (an error above stops before them)
     for w in warnings:
         print(f"WARNING: {w}", file=sys.stderr)
@@ -311,8 +311,8 @@ def _explain_photo(args: argparse.Namespace, model, card, methods: list[str], pa
         entry["methods"][name] = {"target": e.target, "target_name": card.classes[e.target], "params": e.params,
                                   "seconds": round(e.seconds, 4), "flat": e.flat, "extras": e.extras}
         print(f"{name:24s} {e.seconds:.3f} s  target={card.classes[e.target]}")
-        if stability_caption(e.extras):
-            print(f"{'':24s} {stability_caption(e.extras)}")
+        if note := stability_caption(e.extras):
+            print(f"{'':24s} {note}")
     (out / "summary.json").write_text(json.dumps(entry, indent=2, default=str))
     print(f"wrote {out}/")
     return 0

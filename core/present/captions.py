@@ -24,6 +24,10 @@ EXTRAS_TEXT: dict[str, str] = {
 BACKENDS = {"onnxruntime": "ONNX Runtime, float32 (equal to torch up to float rounding)", "torch": "torch"}
 
 
+def _unstable(extras: dict[str, Any]) -> bool:
+    return min(extras["stability"], extras["topk_agreement"]) < extras["stability_target"]
+
+
 def stability_caption(extras: dict[str, Any]) -> str | None:
     """LIME's samples and how stable its answer is (``core.explainers.lime_stability``), in words; ``None`` for
     other methods."""
@@ -33,7 +37,7 @@ def stability_caption(extras: dict[str, Any]) -> str | None:
            "fixed": "fixed count"}[extras["stopped"]]
     text = (f"{extras['samples']:,} samples ({how}): another run would agree ρ ≈ {extras['stability']:.2f}, "
             f"its top {extras['top_k']} superpixels with their signs {extras['topk_agreement']:.0%}")
-    if min(extras["stability"], extras["topk_agreement"]) < extras["stability_target"]:
+    if _unstable(extras):
         need = extras.get("samples_to_target")
         text += (f"; not yet stable (target {extras['stability_target']:.2f}): " + (f"about {need:,} samples would reach it"
                  if need else "more samples than 20,000 would be needed, or the model is not locally linear here"))
@@ -43,11 +47,9 @@ def stability_caption(extras: dict[str, Any]) -> str | None:
 def more_samples(extras: dict[str, Any], params: dict[str, Any]) -> tuple[str, int] | None:
     """The LIME parameter to raise, and to what, for a map that is not yet stable (``None`` when it is, or when it
     is at the largest count the parameter allows): the samples the stability predicts, else double."""
-    if "stopped" not in extras or min(extras["stability"], extras["topk_agreement"]) >= extras["stability_target"]:
+    if "stopped" not in extras or not _unstable(extras):
         return None
     name = "num_samples" if params.get("mode") == "fixed" else "max_samples"
-    if name == "max_samples" and extras["stopped"] == "stable":
-        return None
     want = min(20000, max(int(extras.get("samples_to_target") or 0), 2 * int(extras["samples"])))
     return (name, want) if want > int(params.get(name, 0)) else None
 

@@ -29,7 +29,7 @@ def explain_exports(card: Any, results: Sequence[Explanation], tiles: Sequence[t
     prov = report.provenance(card, results, image_ref)
     header = [captions.model_line(card), captions.prediction_line(card, proba, label, prov["created"])]
     footer = [captions.params_line(e, card.classes) for e in results]
-    footer += [f"{e.title}: {captions.stability_caption(e.extras)}" for e in results if captions.stability_caption(e.extras)]
+    footer += [f"{e.title}: {note}" for e in results if (note := captions.stability_caption(e.extras))]
     name = f"xai_{card.id}_{image_ref.get('index', 'upload')}"
     png = report.png_with_provenance(report.figure(tiles, header, footer, bar), prov)
     html = report.report_html(card, tiles, proba, label, results, bar, prov, list(doubts), quality)
