@@ -12,6 +12,9 @@ Design (the README's "Many users, one model" section has the measurements):
   another session's long job; only when every replica is busy does a caller wait for one.
 * Replicas are deep copies, so their results equal the shared model's bit for bit. A replica whose source
   model's parameters changed since it was made (in-place training, ``load_state_dict``) is discarded.
+* A replica starts **without the source's hooks**. A model that already carries hooks of another library (a
+  notebook user's live pytorch-grad-cam object) keeps them, and every call runs on a replica (:func:`use`), so
+  those hooks never see the engine's passes and the user's stored activations are never overwritten.
 
 The alternative, exclusive use of the shared model (a readers-writer lock), would make a Grad-CAM wait for
 a whole LIME run on the same model: exactly the latency this design removes.
@@ -73,6 +76,20 @@ def _clean(replica: nn.Module) -> bool:
     return hook_count(replica) == 0
 
 
+def _copy_without_hooks(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose modules have no hooks: each hook dictionary is copied as an empty one (the
+    memo tells ``deepcopy`` what to use instead), so the hooks' owners (another library's objects, with their
+    stored activations) are not copied either."""
+    memo: dict[int, object] = {}
+    for m in model.modules():
+        for attr in _HOOK_DICTS:
+            hooks = getattr(m, attr, None)
+            if hooks:
+                memo[id(hooks)] = type(hooks)()
+    with torch.no_grad():
+        return copy.deepcopy(model, memo).eval()
+
+
 @contextlib.contextmanager
 def replica(model: nn.Module) -> Iterator[nn.Module]:
     """A private copy of ``model`` for one call (eval mode, no hooks, no gradients), returned to the pool after."""
@@ -90,8 +107,7 @@ def replica(model: nn.Module) -> Iterator[nn.Module]:
             pool.made += 1
     if r is None:
         try:
-            with torch.no_grad():
-                r = copy.deepcopy(model).eval()
+            r = _copy_without_hooks(model)
         except BaseException:
             with pool.cond:
                 pool.made -= 1
@@ -116,8 +132,9 @@ def replicas_made(model: nn.Module) -> int:
 
 @contextlib.contextmanager
 def use(model: nn.Module, private: bool) -> Iterator[nn.Module]:
-    """The model to run a call on: a private replica when the call changes a model, else ``model`` itself."""
-    if private:
+    """The model to run a call on: a private replica when the call changes a model or the model carries someone
+    else's hooks (they must not see these passes), else ``model`` itself."""
+    if private or hook_count(model):
         with replica(model) as r:
             yield r
     else:

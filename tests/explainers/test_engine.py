@@ -385,3 +385,35 @@ def test_seeded_methods_on_two_models_in_parallel_give_the_serial_maps():
     for key, maps in serial.items():
         for a, b in zip(results[key], maps):
             assert np.array_equal(a, b), key
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_another_librarys_hooks_on_the_model_never_see_the_engines_passes(method):
+    """A notebook user ran pytorch-grad-cam on the model, so its forward hooks are on it, with its activations
+    stored. Every method runs on a replica without those hooks (the same map as on a clean model), the replica is
+    reused instead of copied again, and the user's object keeps its activations and still works."""
+    from pytorch_grad_cam import GradCAM
+
+    model = make_classifier(3, num_classes=4, seed=2)
+    clean = make_classifier(3, num_classes=4, seed=2)
+    x = _images(2)
+    layer = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
+    cam = GradCAM(model=model, target_layers=[layer])
+    users_map = cam(input_tensor=x[:1], targets=None)
+    stored = [a.clone() for a in cam.activations_and_grads.activations]
+    hooks = hooks_on(model)
+    assert hooks > 0
+    kw = {**FAST.get(method, {}), **({"seed": 0} if get_method(method).stochastic else {})}
+    if refused(model, method):
+        return
+    for _ in range(2):
+        got = explain_batch(model, x, method, targets=1, **kw)
+    assert sharing.replicas_made(model) == 1  # one replica, reused: not a copy per call
+    expected = explain_batch(clean, x, method, targets=1, **kw)
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g.attribution, e.attribution)
+    assert len(cam.activations_and_grads.activations) == len(stored)
+    assert all(torch.equal(a, b) for a, b in zip(cam.activations_and_grads.activations, stored))
+    assert hooks_on(model) == hooks  # the user's hooks are still there, and nothing else is
+    np.testing.assert_allclose(cam(input_tensor=x[:1], targets=None), users_map, rtol=1e-5, atol=1e-6)
+    cam.activations_and_grads.release()
