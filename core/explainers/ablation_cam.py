@@ -17,6 +17,12 @@ class AblationCAM(CamExplainer):
     cam_class = _AblationCAM
     params = (LAYER, Param("batch_size", "int", 64, help="Ablated copies per forward pass", min=1, max=1024, label="Batch size"))
 
+    peak_param = "batch_size"
+
+    @classmethod
+    def peak_images(cls, params, image_shape, chunk):
+        return params["batch_size"]  # perturbed copies per forward pass
+
     def cam_kwargs(self, batch_size):
         if self.tokens:  # ablates token channels (skipping the class token) instead of (C, H, W) maps
             from pytorch_grad_cam.ablation_layer import AblationLayerVit

@@ -131,6 +131,9 @@ class Explainer:
     requires: ClassVar[dict[str, str]] = {}
     #: the map is the same for every class (attention rollout): the target only labels it
     class_specific: ClassVar[bool] = True
+    #: the parameter that sets how many model images one ``attribute`` call holds at once (see :meth:`peak_images`),
+    #: named in the engine's refusal when a call would exceed the memory budget
+    peak_param: ClassVar[str | None] = None
     #: the method finds the predicted class itself in its own forward pass (``attribute`` gets ``targets=None``
     #: and sets :attr:`predicted`), which saves the engine a forward pass
     predicts_target: ClassVar[bool] = False
@@ -190,6 +193,13 @@ class Explainer:
     def cost(cls, params: dict[str, Any], model: nn.Module, image_shape: tuple[int, ...]) -> int:
         """Model images (forward or forward + backward) per explained image, roughly: the unit of progress."""
         return 1
+
+    @classmethod
+    def peak_images(cls, params: dict[str, Any], image_shape: tuple[int, ...], chunk: int) -> int:
+        """Model images one ``attribute`` call on ``chunk`` images holds in memory at once (one pass over the chunk,
+        by default): with the measured memory of one model image, the engine's memory estimate (see
+        :mod:`core.explainers.memory`)."""
+        return chunk
 
     def attribute(self, x: torch.Tensor, targets: torch.Tensor | None, *, seeds: tuple[int, ...], progress: Tick,
                   **params: Any) -> np.ndarray | torch.Tensor | Attribution:

@@ -29,7 +29,7 @@ from core.cancel import CancelToken  # noqa: F401  (re-exported: engine callers 
 from core.errors import AttributionError, Cancelled, NotApplicableError, ParameterError, XaiError
 from core.explainers.heatmap import to_heatmap
 from core.modelling.prediction import as_images, expected_channels, logits, model_device
-from core.explainers import seeding
+from core.explainers import memory, seeding
 from core.modelling import sharing
 from core.explainers.base import MODEL_EFFECTS, Attribution, Explainer, Explanation
 from core.explainers.registry import EXPLAINERS
@@ -178,6 +178,7 @@ def explain_batch(model: nn.Module, images: torch.Tensor | np.ndarray, method: s
     Raises:
         UnknownNameError: unknown method or layer.  ParameterError: bad parameter or target.
         AttributionError: the method failed or produced a non-finite map.  Cancelled: ``cancel`` was set.
+        ParameterError: also when one call would exceed the memory budget (:mod:`core.explainers.memory`).
     """
     cls = EXPLAINERS.get(method)
     full = resolve_params(method, model, **params)
@@ -194,6 +195,7 @@ def explain_batch(model: nn.Module, images: torch.Tensor | np.ndarray, method: s
         raise ParameterError(f"chunk_size must be at least 1, got {chunk_size}")
     # Global-RNG methods run one image per seeded call, so each image's map depends only on its own seed.
     chunk = 1 if (not cls.batched or global_rng) else int(chunk_size or cls.chunk_for(full, tuple(x.shape[1:])))
+    chunk = memory.fitting_chunk(cls, full, model, tuple(x.shape[1:]), min(chunk, n))  # or a refusal with the estimate
     wanted = _target_list(targets, n)
     kw = {k: v for k, v in full.items() if k != "seed"}
     bg = None if background is None else torch.as_tensor(background).to(x.device, torch.float32)

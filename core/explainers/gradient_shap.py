@@ -26,6 +26,12 @@ class GradientShap(Explainer):
     batched = False  # one baseline set per image; captum draws baselines, noise and path points for the whole batch
     shared_effects = frozenset({"global_rng"})  # ... from torch's global generator
 
+    peak_param = "n_samples"
+
+    @classmethod
+    def peak_images(cls, params, image_shape, chunk):
+        return chunk * params["n_samples"]  # captum evaluates every sample of an image in one pass
+
     @classmethod
     def cost(cls, params, model, image_shape):
         return params["n_samples"]

@@ -44,6 +44,12 @@ class IntegratedGradients(Explainer):
         # no more images than that; a larger chunk would put all its images into every pass.
         return cls.points_per_pass(params["internal_batch_size"], image_shape)
 
+    peak_param = "internal_batch_size"
+
+    @classmethod
+    def peak_images(cls, params, image_shape, chunk):
+        return max(chunk, cls.points_per_pass(params["internal_batch_size"], image_shape))
+
     @classmethod
     def cost(cls, params, model, image_shape):
         return params["n_steps"] + 2  # the path, and the input and baseline for the output difference

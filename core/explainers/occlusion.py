@@ -29,6 +29,12 @@ class Occlusion(Explainer):
 
     chunk_size = 16
 
+    peak_param = "batch_size"
+
+    @classmethod
+    def peak_images(cls, params, image_shape, chunk):
+        return params["batch_size"]  # perturbed copies per forward pass
+
     @classmethod
     def cost(cls, params, model, image_shape):
         _, h, w = image_shape

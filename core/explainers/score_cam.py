@@ -17,6 +17,12 @@ class ScoreCAM(CamExplainer):
     cam_class = _ScoreCAM
     params = (LAYER, Param("batch_size", "int", 64, help="Masked images per forward pass", min=1, max=1024, label="Batch size"))
 
+    peak_param = "batch_size"
+
+    @classmethod
+    def peak_images(cls, params, image_shape, chunk):
+        return params["batch_size"]  # perturbed copies per forward pass
+
     def configure(self, cam, batch_size):
         cam.batch_size = batch_size  # pytorch-grad-cam reads this attribute (default 16)
 

@@ -29,6 +29,12 @@ class ShapPartition(Explainer):
     batched = False  # shap explains one image at a time
     shared_effects = frozenset({"global_rng"})  # the partition search breaks ties with np.random.randn
 
+    peak_param = "batch_size"
+
+    @classmethod
+    def peak_images(cls, params, image_shape, chunk):
+        return params["batch_size"]  # perturbed copies per forward pass
+
     @classmethod
     def cost(cls, params, model, image_shape):
         return params["max_evals"]

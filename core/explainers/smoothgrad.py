@@ -37,6 +37,8 @@ class _NoiseTunnelExplainer(Explainer):
 
     batched = False  # captum's NoiseTunnel draws the noise of a whole batch at once from the global RNG
 
+    peak_param = "batch_size"
+
     @classmethod
     def effects(cls, params):
         hooks = {"hooks"} if params["base"] in ("guided_backprop", "deeplift") else set()
@@ -51,6 +53,11 @@ class _NoiseTunnelExplainer(Explainer):
     @classmethod
     def cost(cls, params, model, image_shape):
         return params["n_samples"] * (BASES[params["base"]][1].get("n_steps", 1))
+
+    @classmethod
+    def peak_images(cls, params, image_shape, chunk):
+        copies = chunk * min(params["n_samples"], params["batch_size"])  # noisy copies per pass
+        return max(copies, BASES[params["base"]][1].get("internal_batch_size", 0))
 
     @classmethod
     def signed_for(cls, params):
