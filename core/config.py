@@ -4,6 +4,7 @@ Environment variables:
     XAI_MODELS_DIR  where trained models live (default: ``<repo>/models``)
     XAI_DATA_DIR    where dataset files and caches live (default: ``<repo>/data``)
     XAI_RUNS_DIR    where whole-split runs started from the app or the API are stored (default: ``<repo>/runs``)
+    XAI_JOBS_DIR    where the API keeps its jobs' states and results (default: ``<repo>/jobs``)
     XAI_DEVICE      force a torch device (``cpu``, ``cuda``, ``cuda:1``); default: CUDA when present
 """
 from __future__ import annotations
@@ -29,6 +30,10 @@ def data_dir() -> Path:
 
 def runs_dir() -> Path:
     return Path(os.environ.get("XAI_RUNS_DIR", ROOT / "runs"))
+
+
+def jobs_dir() -> Path:
+    return Path(os.environ.get("XAI_JOBS_DIR", ROOT / "jobs"))
 
 
 def pick_device() -> torch.device:

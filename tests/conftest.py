@@ -20,15 +20,17 @@ def isolated_dirs(tmp_path_factory):
     mlruns = tmp_path_factory.mktemp("mlruns")
     torch_home = tmp_path_factory.mktemp("torch_home")
     runs = tmp_path_factory.mktemp("runs")
+    jobs = tmp_path_factory.mktemp("jobs")
     old = {k: os.environ.get(k) for k in ("XAI_DATA_DIR", "XAI_MODELS_DIR", "XAI_DEVICE", "MLFLOW_TRACKING_URI",
-                                          "TORCH_HOME", "XAI_RUNS_DIR")}
+                                          "TORCH_HOME", "XAI_RUNS_DIR", "XAI_JOBS_DIR")}
     os.environ["XAI_RUNS_DIR"] = str(runs)
+    os.environ["XAI_JOBS_DIR"] = str(jobs)
     os.environ["TORCH_HOME"] = str(torch_home)  # no weights from the user's torch cache: tests write their own
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{mlruns / 'mlflow.db'}"  # never the project's own store
     os.environ["XAI_DATA_DIR"] = str(data)
     os.environ["XAI_MODELS_DIR"] = str(models)
     os.environ["XAI_DEVICE"] = "cpu"  # the tests run on the CPU even where CUDA is present
-    yield {"data": data, "models": models, "mlruns": mlruns, "torch_home": torch_home, "runs": runs}
+    yield {"data": data, "models": models, "mlruns": mlruns, "torch_home": torch_home, "runs": runs, "jobs": jobs}
     for k, v in old.items():
         if v is None:
             os.environ.pop(k, None)
