@@ -22,7 +22,8 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from core.faces.api import http_errors
-from core.faces.api.limits import BodyLimit, Limits, authorised
+from core.faces.api.limits import Gate, Limits, authorised, header_deadline_protocol
+from core.faces.api.openapi import documented
 from core.faces.api.routers import ROUTERS
 from core.faces.api.services import Services
 from core.version import project_version
@@ -38,28 +39,30 @@ def create_app() -> FastAPI:
         yield
         svc.shutdown()
 
-    app = FastAPI(title="XAI dashboard API", version=project_version(), lifespan=lifespan,
+    # redirect_slashes=False: Starlette's trailing-slash redirect copies the request's Host header into Location
+    app = FastAPI(title="XAI dashboard API", version=project_version(), lifespan=lifespan, redirect_slashes=False,
                   description="Predictions and explanations of the dashboard's models, for programs. Every error is "
                               "JSON {detail, error} with a 4xx status for bad input.",
-                  docs_url=None if limits.token else "/docs",
-                  redoc_url=None, openapi_url=None if limits.token else "/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services, app.state.limits = svc, limits
-    if limits.token:  # the documentation too is for token holders; served behind the same check
-        from fastapi.openapi.docs import get_swagger_ui_html
+    app.openapi = lambda: documented(app)  # the schema with uploads as binary files and every error documented
+    # the documentation too is for token holders when there is a token (the gate checks it)
+    guard = [Depends(authorised)] if limits.token else []
+    from fastapi.openapi.docs import get_swagger_ui_html
 
-        @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(authorised)])
-        def openapi_json():
-            return JSONResponse(app.openapi())
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
+    def openapi_json():
+        return JSONResponse(app.openapi())
 
-        @app.get("/docs", include_in_schema=False, dependencies=[Depends(authorised)])
-        def docs():
-            return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+    @app.get("/docs", include_in_schema=False, dependencies=guard)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
     if limits.cors:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=limits.cors, allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
-    app.add_middleware(BodyLimit, limit=limits.max_body)
+    app.add_middleware(Gate, limits=limits)
     for exc_class, handler in http_errors.HANDLERS.items():
         app.add_exception_handler(exc_class, handler)
     for router in ROUTERS:
@@ -68,9 +71,14 @@ def create_app() -> FastAPI:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the API with uvicorn (one process; requests run in its thread pool)."""
+    """Run the API with uvicorn (one process): a deadline for each request's headers, at most
+    ``XAI_API_MAX_CONNECTIONS`` connections (503 beyond), idle keep-alive connections closed after 5 s."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True,
-                forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))
+    app = create_app()
+    limits = app.state.limits
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True,
+                forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+                http=header_deadline_protocol(limits.header_seconds), limit_concurrency=limits.max_connections,
+                timeout_keep_alive=5)

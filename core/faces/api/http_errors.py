@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import uuid
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException  # FastAPI's subclasses it; the router's own 404 and 405 raise this
 
 from core import errors
+from core.jobs import QueueFull
 
 log = logging.getLogger("xai.api")
 
@@ -35,23 +37,57 @@ class SyncTimeout(errors.XaiError):
     """A synchronous call ran past the server's time limit (it was cancelled)."""
 
 
+class ServerBusy(errors.XaiError):
+    """Too many computations are waiting already; ``retry_after`` seconds is a fair wait."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+#: statuses of the server's own refusals, checked before :data:`STATUS`
+OWN: list[tuple[type[Exception], int]] = [(SyncTimeout, 504), (ServerBusy, 503), (QueueFull, 429)]
+
+
 def status_of(exc: Exception) -> int:
-    return 504 if isinstance(exc, SyncTimeout) else next(code for cls, code in STATUS if isinstance(exc, cls))
+    return next(code for cls, code in OWN + STATUS if isinstance(exc, cls))
+
+
+def public(text: str) -> str:
+    """``text`` with the server's own folders named as the project names them (``data/medmnist``, not the
+    absolute path): a remote client learns nothing of the server's file system from an answer."""
+    import os
+
+    from core import config
+
+    roots = [(config.data_dir(), "data"), (config.models_dir(), "models"), (config.runs_dir(), "runs"),
+             (config.jobs_dir(), "jobs"), (os.environ.get("TORCH_HOME") or os.path.expanduser("~/.cache/torch"),
+                                           "$TORCH_HOME"), (config.ROOT, "."), (os.path.expanduser("~"), "~")]
+    for folder, name in sorted(((str(f), n) for f, n in roots if str(f) not in ("", "/", ".")),
+                               key=lambda r: -len(r[0])):  # the most specific folder first
+        text = text.replace(folder, name)
+    return text
 
 
 def error_response(code: int, detail: str, kind: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail, "error": kind}, status_code=code, headers=headers)
+    return JSONResponse({"detail": public(detail), "error": kind}, status_code=code, headers=headers)
 
 
 async def library_error(request: Request, exc: errors.XaiError) -> JSONResponse:
     code = status_of(exc)
     log.warning("%s %s -> %d %s: %s", request.method, request.url.path, code, type(exc).__name__, exc)
-    return error_response(code, str(exc), type(exc).__name__)
+    retry = getattr(exc, "retry_after", None)
+    return error_response(code, str(exc), type(exc).__name__, None if retry is None else {"Retry-After": str(retry)})
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    log.warning("%s %s -> %d: %s", request.method, request.url.path, exc.status_code, exc.detail)
-    return error_response(exc.status_code, str(exc.detail), "HTTPError", getattr(exc, "headers", None))
+    code, detail, kind = exc.status_code, str(exc.detail), "HTTPError"
+    if code == 400 and exc.__cause__ is not None:  # FastAPI could not parse the body (e.g. JSON nested too deep)
+        cause = exc.__cause__
+        why = "it is nested too deeply" if isinstance(cause, RecursionError) else type(cause).__name__
+        code, detail, kind = 422, f"the request body cannot be parsed: {why}", "ValidationError"
+    log.warning("%s %s -> %d: %s", request.method, request.url.path, code, detail)
+    return error_response(code, detail, kind, getattr(exc, "headers", None))
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -128,7 +128,8 @@ class ExplainResponse(BaseModel):
 
 class JobInfo(BaseModel):
     id: str
-    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    state: Literal["queued", "running", "done", "failed", "cancelled", "interrupted"] = Field(
+        description="interrupted: the server restarted before the job finished (submit it again)")
     done: int = Field(description="model images evaluated so far")
     total: int
     seconds_left: float | None

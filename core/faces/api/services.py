@@ -2,6 +2,7 @@
 job runner (:mod:`core.jobs`), the limits, and the reading of an image from an upload or a dataset reference."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
@@ -13,9 +14,9 @@ from typing import Any, Callable
 from fastapi import Request, UploadFile
 
 from core import config, errors
-from core.faces.api.http_errors import SyncTimeout
+from core.faces.api.http_errors import ServerBusy, SyncTimeout
 from core.faces.api.limits import Limits
-from core.jobs import JobRunner
+from core.jobs import JobRunner, JobStore
 
 
 class Models:
@@ -43,43 +44,100 @@ class Models:
         return loaded
 
 
+class Lane:
+    """A few fixed threads for one kind of work, and a bound on how much of it may wait: beyond ``max_waiting``
+    queued calls, :meth:`submit` raises :class:`ServerBusy` (503 with ``Retry-After``)."""
+
+    def __init__(self, threads: int, max_waiting: int, name: str) -> None:
+        self.threads, self.max_waiting, self.name = threads, max_waiting, name
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        self._lock = threading.Lock()
+        self._in = 0  # calls queued or running
+
+    def submit(self, fn: Callable[[], Any]):
+        with self._lock:
+            if self._in >= self.threads + self.max_waiting:
+                raise ServerBusy(f"the server is busy ({self._in} {self.name} calls queued or running); retry in a "
+                                 "few seconds, or send async=true to run it as a job", retry_after=5)
+            self._in += 1
+        future = self.pool.submit(fn)
+        future.add_done_callback(self._release)
+        return future
+
+    def _release(self, _future) -> None:
+        with self._lock:
+            self._in -= 1
+
+
 class Services:
-    """The app's shared state. Model work runs on a few fixed compute threads, not on the request threads: as many
-    at once as there are cores (more only adds memory), and the C allocator's per-thread arenas stay as few as these
-    threads, so the server's memory levels off under load instead of growing with every new request thread
-    (measured: ``python -m benchmarks --methods none --api``)."""
+    """The app's shared state. Work runs on fixed threads, never on the event loop or the request threads: model
+    computations on ``compute`` (as many at once as there are cores: more only adds memory, and the C allocator's
+    per-thread arenas stay as few as these threads), and loading a model and decoding an upload on ``decode`` (a
+    large image costs hundreds of MiB while it is decoded: so few at once, and a job submitted while the compute
+    threads are busy is still checked at once). Handlers await these futures, so ``/health`` and job polls answer
+    at once whatever the load (measured: ``python -m benchmarks --api-hostile``)."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.models = Models()
-        self.jobs = JobRunner(workers=2, name="xai-job")  # a long whole-split run leaves a thread for other jobs
-        self.compute = ThreadPoolExecutor(max_workers=limits.compute_slots, thread_name_prefix="xai-compute")
+        store = JobStore(limits.jobs_dir, max_bytes=limits.jobs_max_bytes, max_age=limits.jobs_max_age)
+        # a long whole-split run leaves a worker for other jobs
+        self.jobs = JobRunner(workers=2, name="xai-job", max_queued=limits.max_queued_jobs,
+                              max_age=limits.jobs_max_age, store=store)
+        self.compute = Lane(limits.compute_slots, limits.max_waiting, "xai-compute")
+        self.decode = Lane(limits.decode_slots, limits.max_waiting, "xai-decode")
+
+    def _timed_out(self, future) -> None:
+        if future.cancel():  # still queued behind others: never started
+            raise SyncTimeout(f"the server was busy for the {self.limits.sync_seconds:g} s limit of a synchronous "
+                              "call; retry later, or send async=true to run it as a job") from None
 
     def computed(self, fn: Callable[[], Any], deadline: float) -> Any:
-        """``fn()`` on a compute thread, waited for until ``deadline`` (a synchronous call's time limit)."""
+        """``fn()`` on a compute thread, waited for until ``deadline`` (from a job's thread)."""
         future = self.compute.submit(fn)
         try:
             return future.result(timeout=None if deadline == float("inf") else max(0.0, deadline - time.monotonic()))
         except TimeoutError:
-            if future.cancel():  # still queued behind others: never started
-                raise SyncTimeout(f"the server was busy for the {self.limits.sync_seconds:g} s limit of a synchronous "
-                                  "call; retry later, or send async=true to run it as a job") from None
+            self._timed_out(future)
             return future.result()  # running: its cancel token stops it at the next check
+
+    async def run(self, fn: Callable[[], Any], deadline: float, lane: Lane | None = None) -> Any:
+        """``fn()`` on a ``lane`` thread (compute by default), awaited until ``deadline`` (from a handler: no thread
+        waits for it)."""
+        future = (lane or self.compute).submit(fn)
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)),
+                                          max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            self._timed_out(future)
+            return await asyncio.wrap_future(future)  # running: its cancel token stops it at the next check
 
     def shutdown(self) -> None:
         self.jobs.shutdown()  # running jobs are cancelled at their next check
-        self.compute.shutdown(wait=False, cancel_futures=True)
+        for lane in (self.compute, self.decode):
+            lane.pool.shutdown(wait=False, cancel_futures=True)
 
-    def read_image(self, image: UploadFile | None, card, dataset: str | None, split: str, index: int | None):
-        """The model input (C, H, W), the display array, a JSON reference to the image, and its label."""
+    async def upload(self, image: UploadFile | None) -> tuple[bytes, str] | None:
+        """The uploaded file's bytes (at most the upload limit plus one, so a larger file is refused) and name."""
+        if image is None:
+            return None
+        return await image.read(self.limits.max_upload + 1), image.filename or "upload"
+
+    def read_image(self, upload: tuple[bytes, str] | None, card, dataset: str | None, split: str,
+                   index: int | None):
+        """The model input (C, H, W), the display array, a JSON reference to the image, and its label. Runs on a
+        ``decode`` thread."""
         from core.datasets.images import preprocess_for, read_upload
+
         from core.modelling.cards import check_dataset_fits
 
-        if image is not None:
-            data = image.file.read(self.limits.max_upload + 1)
-            img = read_upload(data, self.limits.max_upload, self.limits.max_pixels)
-            x, display = preprocess_for(img, card)
-            return x, display, {"upload": image.filename, "sha256": hashlib.sha256(data).hexdigest()}, None
+        if upload is not None:
+            data, name = upload
+            try:
+                x, display = preprocess_for(read_upload(data, self.limits.max_upload, self.limits.max_pixels), card)
+            finally:
+                release_memory()  # the decoded image is freed by now
+            return x, display, {"upload": name, "sha256": hashlib.sha256(data).hexdigest()}, None
         if index is None:
             raise errors.ParameterError("send an image (multipart field 'image') or a dataset reference "
                                         "(fields 'index', and optionally 'dataset' and 'split')")
@@ -90,6 +148,28 @@ class Services:
             raise errors.ParameterError(f"index must be in [0, {len(ds) - 1}] for {ds.info.name} {split}, got {index}")
         x, label = ds[index]
         return x, ds.image(index), {"dataset": ds.info.name, "split": split, "index": index}, int(label)
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the system (glibc's ``malloc_trim``; nothing elsewhere). A decoded photo's
+    buffers are freed in pieces that glibc would otherwise keep for the thread that used them."""
+    if _libc is not None:
+        _libc.malloc_trim(0)
+
+
+def _load_libc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # noqa: B018 (musl and others have none)
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_libc = _load_libc()
 
 
 def services(request: Request) -> Services:

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from core import errors
+from core.faces.api.http_errors import public
 from core.faces.api.limits import GUARDED
 from core.faces.api.schemas import DatasetSummary, Error
 from core.faces.api.services import cached_dataset
@@ -23,7 +24,7 @@ def datasets() -> list[DatasetSummary]:
         info, st = dataset_info(n), dataset_status(n)
         out.append(DatasetSummary(name=n, title=info.title, classes=list(info.classes), channels=info.channels or 0,
                                   image_size=info.image_size, splits=list(info.splits), state=st.state,
-                                  detail=st.detail))
+                                  detail=public(st.detail)))
     return out
 
 

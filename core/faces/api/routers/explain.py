@@ -22,17 +22,25 @@ from core.faces.api.services import Services, jsonable, services
 
 router = APIRouter(tags=["explain"], dependencies=GUARDED)
 
+#: method names one request may give (repeats included); each is computed once
+MAX_METHODS = 64
+
 
 def checked_request(model, methods: str, params: str) -> tuple[list[str], dict]:
     """The method names and their parameters, every name, parameter and applicability checked before any work."""
     from core.explainers import get_method
     from core.explainers.engine import resolve_params
 
-    names = [s.strip() for s in methods.split(",") if s.strip()]
-    if not names:
+    given_names = [s.strip() for s in methods.split(",") if s.strip()]
+    if not given_names:
         raise errors.ParameterError("name at least one method (GET /methods lists them)")
+    if len(given_names) > MAX_METHODS:
+        raise errors.ParameterError(f"{len(given_names)} method names; a request takes at most {MAX_METHODS}")
+    names = list(dict.fromkeys(given_names))  # each method once, in the order first named
     try:
         given = json.loads(params)
+    except RecursionError:
+        raise errors.ParameterError("params is nested too deeply") from None
     except ValueError as exc:
         raise errors.ParameterError(f"params is not valid JSON: {exc}") from None
     if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
@@ -52,7 +60,7 @@ def checked_request(model, methods: str, params: str) -> tuple[list[str], dict]:
 @router.post("/explain", response_model=ExplainResponse | JobInfo,
              responses={202: {"model": JobInfo}, 404: {"model": Error}, 409: {"model": Error}, 413: {"model": Error},
                         422: {"model": Error}, 504: {"model": Error}})
-def explain(model: str = Form(...), methods: str = Form("grad_cam", description="comma-separated method names"),
+async def explain(model: str = Form(...), methods: str = Form("grad_cam", description="comma-separated method names"),
             params: str = Form("{}", description='JSON: {"method": {"name": value}}'),
             target: int | None = Form(None, description="class index (default: the predicted class)"),
             image: UploadFile | None = File(None), dataset: str | None = Form(None),
@@ -61,25 +69,33 @@ def explain(model: str = Form(...), methods: str = Form("grad_cam", description=
             run_as_job: bool = Form(False, alias="async",
                                     description="run as a job: 202 with its id; GET /jobs/{id} for the result"),
             svc: Services = Depends(services)):
-    m, card = svc.models.get(model)
-    names, given = checked_request(m, methods, params)
-    x, display, ref, _ = svc.read_image(image, card, dataset, split, index)
-    if target is not None and not 0 <= target < len(card.classes):
-        raise errors.ParameterError(f"target must be a class index in [0, {len(card.classes) - 1}], got {target}")
+    limit = svc.limits.sync_seconds
+    deadline = time.monotonic() + limit
+    upload = await svc.upload(image)
 
-    def work(progress, token, deadline=float("inf")):
-        return svc.computed(lambda: explanation(model, m, card, x, display, ref, names, given, target, npy, progress,
-                                                token), deadline)
+    def prepare():
+        m, card = svc.models.get(model)
+        names, given = checked_request(m, methods, params)
+        if target is not None and not 0 <= target < len(card.classes):
+            raise errors.ParameterError(f"target must be a class index in [0, {len(card.classes) - 1}], got {target}")
+        return m, card, names, given, svc.read_image(upload, card, dataset, split, index)
+
+    m, card, names, given, (x, display, ref, _) = await svc.run(prepare, deadline, svc.decode)
+
+    def compute(progress, token):
+        return explanation(model, m, card, x, display, ref, names, given, target, npy, progress, token)
 
     if run_as_job:
+        def work(progress, token):  # stored as JSON: the result leaves memory once written
+            return svc.computed(lambda: compute(progress, token), float("inf")).model_dump(mode="json")
+
         job = svc.jobs.submit(work, kind="explain", label=f"{model}: {', '.join(names)}", meta={"model": model})
-        return JSONResponse(job_info(job).model_dump(), status_code=202)
-    limit = svc.limits.sync_seconds
+        return JSONResponse(job_info(svc, job).model_dump(mode="json"), status_code=202)
     token = CancelToken()
     timer = threading.Timer(limit, token.cancel)
     timer.start()
     try:
-        return work(None, token, time.monotonic() + limit)
+        return await svc.run(lambda: compute(None, token), deadline)
     except errors.Cancelled:
         raise SyncTimeout(f"the explanation took longer than the {limit:g} s limit for synchronous calls and was "
                           "stopped; send async=true to run it as a job") from None

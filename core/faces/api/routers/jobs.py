@@ -11,16 +11,19 @@ from core.jobs import Job
 router = APIRouter(tags=["explain"], dependencies=GUARDED)
 
 
-def job_info(job: Job) -> JobInfo:
+def job_info(svc: Services, job: Job) -> JobInfo:
+    """A job as the API shows it; a finished job's result is read from the job store (it is not kept in memory)."""
     return JobInfo(id=job.id, state=job.state, done=job.done, total=job.total, seconds_left=job.seconds_left,
-                   result=job.result, error=job.error)
+                   result=svc.jobs.result(job) if job.state == "done" else None, error=job.error)
 
 
 @router.get("/jobs/{job_id}", response_model=JobInfo, responses={404: {"model": Error}})
 def job(job_id: str, svc: Services = Depends(services)) -> JobInfo:
-    return job_info(svc.jobs.get(job_id))
+    """A job's progress, and its result once done; after a restart, ``interrupted`` for a job that was still
+    queued or running (submit it again)."""
+    return job_info(svc, svc.jobs.get(job_id))
 
 
 @router.delete("/jobs/{job_id}", response_model=JobInfo, responses={404: {"model": Error}})
 def cancel_job(job_id: str, svc: Services = Depends(services)) -> JobInfo:
-    return job_info(svc.jobs.cancel(job_id))
+    return job_info(svc, svc.jobs.cancel(job_id))

@@ -18,20 +18,34 @@ router = APIRouter(tags=["predict"], dependencies=GUARDED)
 @router.post("/predict", response_model=PredictResponse,
              responses={404: {"model": Error}, 409: {"model": Error}, 413: {"model": Error}, 422: {"model": Error},
                         504: {"model": Error}})
-def predict(model: str = Form(..., description="model id (GET /models)"),
+async def predict(model: str = Form(..., description="model id (GET /models)"),
             image: UploadFile | None = File(None, description="an image file (PNG, JPEG, TIFF, BMP, WebP)"),
             dataset: str | None = Form(None), split: Literal["train", "val", "test"] = Form("test"),
             index: int | None = Form(None), top_k: int = Form(5, ge=1, le=1000),
             svc: Services = Depends(services)) -> PredictResponse:
     from core.modelling.prediction import predict_proba
-    from core.modelling.trust import model_warnings, ood_check, saturated
+    from core.modelling.trust import ood_check
 
     deadline = time.monotonic() + svc.limits.sync_seconds
-    m, card = svc.models.get(model)
-    x, _, ref, _ = svc.read_image(image, card, dataset, split, index)
-    proba, ood = svc.computed(lambda: (predict_proba(m, x[None])[0],
-                                       ood_check(m, config.models_dir() / model, x[None]) if image is not None else None),
-                              deadline)
+    upload = await svc.upload(image)
+
+    def prepare():
+        m, card = svc.models.get(model)
+        return m, card, svc.read_image(upload, card, dataset, split, index)
+
+    m, card, (x, _, ref, _) = await svc.run(prepare, deadline, svc.decode)
+
+    def work() -> PredictResponse:
+        proba = predict_proba(m, x[None])[0]
+        ood = ood_check(m, config.models_dir() / model, x[None]) if upload is not None else None
+        return answer(model, card, ref, proba, ood, top_k)
+
+    return await svc.run(work, deadline)
+
+
+def answer(model: str, card, ref: dict, proba: np.ndarray, ood, top_k: int) -> PredictResponse:
+    from core.modelling.trust import model_warnings, saturated
+
     top = [int(c) for c in np.argsort(-proba)[:top_k]]
     o = ood[0] if ood else None
     return PredictResponse(

@@ -76,14 +76,14 @@ def _info(svc: Services, run_id: str) -> RunInfo:
 
 @router.post("/runs", response_model=RunInfo, status_code=202,
              responses={404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}})
-def start_run(req: RunRequest, svc: Services = Depends(services)) -> RunInfo:
+async def start_run(req: RunRequest, svc: Services = Depends(services)) -> RunInfo:
     """Start a whole-split run. The plan is checked first (names, parameters, the dataset's files, and slow methods
     over many images without ``sample``: 422 with the estimate); then the run is a job: poll ``GET /runs/{id}``."""
     from core.runs import plan_run
     from core.runs.split import explain_split
 
     path, _ = model_card(req.model)
-    _, estimate = svc.computed(lambda: plan_run(path, req.dataset, req.split, req.methods, params=req.params,
+    _, estimate = await svc.run(lambda: plan_run(path, req.dataset, req.split, req.methods, params=req.params,
                                                 seed=req.seed, targets=req.targets, limit=req.limit,
                                                 sample=req.sample),
                                deadline=time.monotonic() + svc.limits.sync_seconds)
