@@ -56,6 +56,26 @@ _nan = _ramp.copy()
 _nan[0, 0] = np.nan
 _gif = _encode(Image.new("P", (8, 8)), "GIF")
 
+
+def _photo_jpeg() -> bytes:
+    """A photo-like JPEG (smooth gradients and noise) of 96 x 64."""
+    yy, xx = np.mgrid[0:64, 0:96]
+    rgb = np.stack([xx * 2.5, yy * 3.5, (xx + yy) * 1.5], -1) + np.random.default_rng(3).normal(0, 12, (64, 96, 3))
+    return _encode(Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)), "JPEG", quality=90)
+
+
+def _corrupt_body(jpeg: bytes) -> bytes:
+    """The entropy-coded data after the first rows overwritten with 0xFF: libjpeg decodes it to flat grey, warns
+    on stderr, and Pillow reports nothing."""
+    start = jpeg.find(b"\xff\xda") + 40
+    return jpeg[:start] + b"\xff" * (len(jpeg) - start - 2) + jpeg[-2:]
+
+
+def _cut_short(jpeg: bytes) -> bytes:
+    """Half of the entropy-coded data, then an end-of-image marker (an interrupted download)."""
+    sos = jpeg.find(b"\xff\xda")
+    return jpeg[: sos + (len(jpeg) - sos) // 2] + b"\xff\xd9"
+
 #: name -> (bytes, None for a correct result, or a regex of the precise message)
 IMAGES: dict[str, tuple[bytes, str | None]] = {
     "empty file": (b"", "empty"),
@@ -71,6 +91,9 @@ IMAGES: dict[str, tuple[bytes, str | None]] = {
     "int32 TIFF with negatives": (_encode(Image.fromarray((np.arange(40 * 48).reshape(40, 48) - 900).astype(np.int32), "I"), "TIFF"), None),
     "16-bit PNG": (_encode(Image.fromarray((np.arange(40 * 48).reshape(40, 48) * 30).astype(np.uint16)), "PNG"), None),
     "CMYK JPEG": (_encode(_noise().convert("CMYK"), "JPEG"), None),
+    "JPEG with a corrupt body": (_corrupt_body(_photo_jpeg()), "corrupt or ends early"),
+    "JPEG cut short, end marker added": (_cut_short(_photo_jpeg()), "corrupt or ends early"),
+    "photo-like JPEG": (_photo_jpeg(), None),
     "RGBA PNG": (_encode(_noise().convert("RGBA"), "PNG"), None),
     "palette PNG": (_encode(_noise().convert("P"), "PNG"), None),
     "grey PNG": (_encode(_noise("L"), "PNG"), None),
@@ -89,6 +112,27 @@ def test_image_through_the_library(name, channels):
     else:
         with pytest.raises(ImageError, match=message):
             preprocess(read_upload(data), 32, channels)
+
+
+def test_an_int32_tiff_with_negatives_is_stretched_not_clipped(tmp_path):
+    """Values from -900 to 1019: the 8-bit image is their min..max stretch, so one pixel is 0 and the order is
+    kept, through the library, the display array and a folder dataset alike."""
+    ramp = (np.arange(40 * 48).reshape(40, 48) - 900).astype(np.int32)
+    data = IMAGES["int32 TIFF with negatives"][0]
+    expected = np.clip((ramp - ramp.min()) / np.ptp(ramp) * 255 + 0.5, 0, 255).astype(np.uint8)
+    x, shown = preprocess(read_upload(data), 48, 1)
+    assert shown.shape[:2] == (40, 40) or shown.shape[:2] == (48, 48)
+    from core.datasets.images import to_array
+
+    a = to_array(read_upload(data), 40, 1)[..., 0]
+    assert int((a == 0).sum()) <= 2 and np.all(np.diff(a.astype(int), axis=1) >= -1)  # not clipped: still a ramp
+    np.testing.assert_allclose(a.astype(int), expected[:, 4:44], atol=2)
+    for cls in ("low", "high"):
+        (tmp_path / "ints" / cls).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "ints" / cls / f"{i}.tif").write_bytes(data)
+    ds = load_dataset("folder", split="train", root=tmp_path / "ints", size=40)
+    assert int((ds.images[0, ..., 0] == 0).sum()) <= 2
 
 
 # ------------------------------------------------------------------------------------------------ model cards
@@ -239,7 +283,16 @@ def _folder_cases(root: Path) -> dict[str, tuple[Path, str | None]]:
     for i in range(3):
         write(f"loop/cats/c{i}.png", ok)
         write(f"loop/dogs/d{i}.png", ok)
+    for name in ("cats", "dogs"):
+        for i in range(3):
+            write(f"linked_back/{name}/{name[0]}{i}.png", ok if name == "cats" else _encode(_noise("L"), "PNG"))
+    (root / "linked_back" / "birds").symlink_to(root / "linked_back")  # a class that is the dataset folder itself
+    (root / "linked_back" / "kittens").symlink_to(root / "linked_back" / "cats")  # a copy of another class
+    write("outside/secret/s.png", ok)
+    (root / "linked_back" / "dogs" / "away.png").symlink_to(root / "outside" / "secret" / "s.png")
+    (root / "linked_back" / "fish").symlink_to(root / "outside")  # a class outside the dataset folder
     return {
+        "class folders linked back, to a sibling and outside": (root / "linked_back", None),
         "missing folder": (root / "nope", "not a folder|does not exist|no such"),
         "empty folder": (root / "empty", "no class folders"),
         "files but no class folders": (root / "files_only", "no class folders"),
@@ -251,7 +304,8 @@ def _folder_cases(root: Path) -> dict[str, tuple[Path, str | None]]:
 
 
 @pytest.mark.parametrize("name", ["missing folder", "empty folder", "files but no class folders", "one class",
-                                  "nothing readable", "symlink loop inside", "two good classes"])
+                                  "nothing readable", "symlink loop inside", "two good classes",
+                                  "class folders linked back, to a sibling and outside"])
 def test_folder_through_the_library(name, tmp_path):
     folder, message = _folder_cases(tmp_path)[name]
     if message is None:
@@ -385,7 +439,8 @@ def test_npz_through_the_data_page(name, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["missing folder", "empty folder", "files but no class folders", "one class",
-                                  "nothing readable", "symlink loop inside", "two good classes"])
+                                  "nothing readable", "symlink loop inside", "two good classes",
+                                  "class folders linked back, to a sibling and outside"])
 def test_folder_through_the_data_page(name, tmp_path, monkeypatch):
     import re
 
@@ -398,7 +453,21 @@ def test_folder_through_the_data_page(name, tmp_path, monkeypatch):
         assert any(re.search(message, e.value) for e in at.error), [e.value for e in at.error]
 
 
-@pytest.mark.parametrize("name", ["missing folder", "one class", "nothing readable", "two good classes"])
+def test_linked_class_folders_are_left_out_and_said(tmp_path):
+    """A class folder that links to the dataset folder, to another class or outside, and a file linking outside:
+    left out (no copies of another class's images, nothing read from outside), each named with the reason."""
+    folder, _ = _folder_cases(tmp_path)["class folders linked back, to a sibling and outside"]
+    sizes = [len(load_dataset("folder", split=s, root=folder, size=16)) for s in ("train", "val", "test")]
+    ds = load_dataset("folder", split="train", root=folder, size=16)
+    assert list(ds.classes) == ["cats", "dogs"] and sum(sizes) == 6
+    skipped = dict(ds.extras["skipped"])
+    reasons = {Path(k).name: v for k, v in skipped.items()}
+    assert "loop" in reasons["birds"] and "cats's folder" in reasons["kittens"] and "outside" in reasons["fish"]
+    assert "outside" in reasons["away.png"]
+
+
+@pytest.mark.parametrize("name", ["missing folder", "one class", "nothing readable", "two good classes",
+                                  "class folders linked back, to a sibling and outside"])
 def test_folder_through_cli_train(name, tmp_path, capsys):
     import re
 
@@ -411,6 +480,42 @@ def test_folder_through_cli_train(name, tmp_path, capsys):
         assert rc == 0 and (tmp_path / "models" / "f" / "card.json").is_file()
     else:
         assert rc == 2 and re.search(message, err), err
+
+
+# ------------------------------------------------------------------------------------------------ CLI options
+#: a command line per command that takes --methods, --split and --out (before the bad option is added)
+COMMANDS = {
+    "explain": ["explain", "--index", "0"],
+    "explain-split": ["explain-split", "--limit", "2"],
+    "quality": ["quality", "--n", "2", "--metrics", "sparseness"],
+}
+#: option kind -> (options, the precise message)
+BAD_OPTIONS = {
+    "--methods empty": (["--methods", ""], "--methods names no method"),
+    "--methods commas only": (["--methods", ",,,"], "--methods names no method"),
+    "--split bogus": (["--split", "bogus"], "invalid choice: 'bogus'"),
+    "--out under a file": (["--out", "{file}/out"], "Not a directory"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_OPTIONS)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_bad_cli_options_are_one_error_line_and_exit_2(command, kind, tiny_model_dir, tmp_path, capsys):
+    options, message = BAD_OPTIONS[kind]
+    (tmp_path / "file").write_text("x")
+    argv = [*COMMANDS[command], "--model", str(tiny_model_dir)]
+    if "--methods" not in options:
+        argv += ["--methods", "saliency"]
+    if "--out" not in options:
+        argv += ["--out", str(tmp_path / "out")]
+    argv += [o.format(file=tmp_path / "file") for o in options]
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse's own refusal (an invalid choice) prints usage and exits 2
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.npy"))
 
 
 @pytest.fixture(autouse=True)

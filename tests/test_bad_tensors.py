@@ -64,3 +64,41 @@ def test_one_image_where_a_batch_is_expected_and_vice_versa():
     with pytest.raises(ImageError, match="one image"):
         predict(RGB, GOOD)
     assert len(explain_batch(RGB, GOOD[0], "saliency")) == 1  # one (C, H, W) image is a batch of one
+
+
+TINY = {  # image sizes the model cannot take
+    "one pixel": torch.rand(3, 1, 1),
+    "four pixels": torch.rand(3, 4, 4),
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("kind", TINY)
+def test_an_image_too_small_for_the_model_is_a_precise_image_error(kind, entry):
+    x = TINY[kind][None].repeat(2, 1, 1, 1)
+    with pytest.raises(ImageError, match=r"cannot take images of \d+x\d+ px .*input_size"):
+        ENTRY_POINTS[entry](x)
+
+
+def test_a_vit_given_another_size_is_a_precise_image_error():
+    from tests.helpers import make_vit
+
+    vit = make_vit()
+    size = vit.image_size if hasattr(vit, "image_size") else 32
+    with pytest.raises(ImageError, match="cannot take images of"):
+        predict(vit, torch.rand(3, size + 8, size + 8))
+    with pytest.raises(ImageError, match="cannot take images of"):
+        explain(vit, torch.rand(3, size + 8, size + 8), "saliency")
+
+
+@pytest.mark.parametrize("method", ["gradient_shap", "shap_gradient"])
+def test_a_background_sample_is_checked_and_converted_like_the_images(method):
+    background = (torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 255).round()
+    as_uint8 = background.to(torch.uint8)
+    kw = {"seed": 0, "n_samples": 4}
+    got = explain_batch(RGB, GOOD, method, background=as_uint8, **kw)
+    expected = explain_batch(RGB, GOOD, method, background=as_uint8.float() / 255, **kw)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g.attribution, e.attribution, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ImageError, match=r"\[0, 1\].*divide by 255"):
+        explain_batch(RGB, GOOD, method, background=background, **kw)

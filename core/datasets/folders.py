@@ -49,18 +49,46 @@ def _readable(folder: Path) -> bool:
         return False
 
 
-def _class_dirs(folder: Path, unreadable: list[tuple[str, str]] | None = None) -> list[Path]:
-    """Sub-folders of ``folder``; those that cannot be read are left out and added to ``unreadable``
-    (a silent class with 0 images otherwise)."""
+def _link_problem(d: Path, root: Path, siblings: list[Path]) -> str | None:
+    """Why a folder that is a symbolic link is left out: it leads out of the dataset folder, or back into it (the
+    dataset folder itself, or another class's folder: its images would be counted twice, under a wrong class)."""
+    if not d.is_symlink():
+        return None
+    target, top = d.resolve(), root.resolve()
+    if target == top or top.is_relative_to(target):
+        return "a link back to the dataset folder (a loop): left out"
+    if not target.is_relative_to(top):
+        return "a link to a folder outside the dataset folder: left out"
+    for other in siblings:  # the real folders beside it
+        o = other.resolve()
+        if not other.is_symlink() and (target == o or target.is_relative_to(o) or o.is_relative_to(target)):
+            return f"a link to {other.name}'s folder (its images would count twice): left out"
+    return None
+
+
+def _class_dirs(folder: Path, unreadable: list[tuple[str, str]] | None = None, root: Path | None = None) -> list[Path]:
+    """Sub-folders of ``folder``; those that cannot be read, or that are links out of the dataset folder
+    (``root``) or back into it, are left out and added to ``unreadable`` (a silent class with 0 images, or copies
+    of another class's images, otherwise)."""
     dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    bad = [d for d in dirs if not _readable(d)]
+    why = {d: "class folder cannot be read (permissions?): left out" for d in dirs if not _readable(d)}
+    why.update({d: w for d in dirs if d not in why and (w := _link_problem(d, root or folder, dirs))})
     if unreadable is not None:
-        unreadable.extend((_shown(d), "class folder cannot be read (permissions?): left out") for d in bad)
-    return [d for d in dirs if d not in bad]
+        unreadable.extend((_shown(d), w) for d, w in why.items())
+    return [d for d in dirs if d not in why]
 
 
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+def _files(folder: Path, root: Path, skipped: list[tuple[str, str]]) -> list[Path]:
+    """The files under a class folder; a file that is a link to outside the dataset folder is left out, said."""
+    top, out = root.resolve(), []
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        if p.is_symlink() and not p.resolve().is_relative_to(top):
+            skipped.append((_shown(p), "a link to a file outside the dataset folder: left out"))
+            continue
+        out.append(p)
+    return out
 
 
 def scan(root: Path) -> tuple[str, dict[str, list[tuple[Path, str]]], list[str], list[tuple[str, str]]]:
@@ -72,14 +100,14 @@ def scan(root: Path) -> tuple[str, dict[str, list[tuple[Path, str]]], list[str],
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder")
     unreadable: list[tuple[str, str]] = []
-    subdirs = _class_dirs(root, unreadable)
+    subdirs = _class_dirs(root, unreadable, root)
     split_dirs = {SPLIT_ALIASES[d.name.lower()]: d for d in subdirs if d.name.lower() in SPLIT_ALIASES}
     if split_dirs and len(split_dirs) == len(subdirs):
-        per_split = {s: _class_dirs(d, unreadable) for s, d in split_dirs.items()}
+        per_split = {s: _class_dirs(d, unreadable, root) for s, d in split_dirs.items()}
         classes = sorted({c.name for dirs in per_split.values() for c in dirs})
         if not classes:
             raise DatasetError(f"{root} has split folders ({', '.join(split_dirs)}) but no class folders inside them")
-        splits = {s: [(f, c.name) for c in dirs for f in _files(c)] for s, dirs in per_split.items()}
+        splits = {s: [(f, c.name) for c in dirs for f in _files(c, root, unreadable)] for s, dirs in per_split.items()}
         if "val" not in splits and "train" in splits:
             splits["train"], splits["val"] = _stratified(splits["train"], (0.85, 0.15, 0.0))[:2]
         return "split folders", splits, classes, unreadable
@@ -87,7 +115,7 @@ def scan(root: Path) -> tuple[str, dict[str, list[tuple[Path, str]]], list[str],
         raise DatasetError(f"{root} has no class folders: put images in {root}/<class name>/ "
                            f"(or {root}/train/<class name>/ ...)")
     classes = [d.name for d in subdirs]
-    items = [(f, d.name) for d in subdirs for f in _files(d)]
+    items = [(f, d.name) for d in subdirs for f in _files(d, root, unreadable)]
     train, val, test = _stratified(items, FRACTIONS)
     return "class folders", {"train": train, "val": val, "test": test}, classes, unreadable
 

@@ -114,7 +114,27 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
         raise ImageError(f"{name}: not an image file (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: cannot be decoded ({exc})") from exc
+    if img.format == "JPEG":
+        _check_jpeg_fill(img, name)
     return img
+
+
+#: the value libjpeg writes where a JPEG's data is corrupt or ends early (it warns on stderr, and Pillow says nothing)
+JPEG_FILL = 128
+
+
+def _check_jpeg_fill(img: Image.Image, name: str) -> None:
+    """Refuse a JPEG whose bottom rows are all the decoder's grey fill: its data was corrupt or ended early, and the
+    picture decodes without an error to mostly flat grey. A photo's bottom 5 % (at least 8 rows) is never exactly
+    one mid-grey value in every channel; only the bottom rows are read (a large image is not copied)."""
+    w, h = img.size
+    rows = min(h, max(8, h // 20))
+    if h < 16 or img.mode not in ("L", "RGB", "YCbCr"):
+        return
+    bottom = np.asarray(img.crop((0, h - rows, w, h)))
+    if (bottom == JPEG_FILL).all():
+        raise ImageError(f"{name}: the JPEG's data is corrupt or ends early (its bottom rows decode to the decoder's "
+                         "flat grey fill); export or download the file again")
 
 
 def _size(n: int) -> str:

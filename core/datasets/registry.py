@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core import config
+from core.errors import UnknownNameError
 from core.datasets.base import ArrayDataset, DatasetInfo
 from core.datasets.source import Source, Status
 from core.registry import Registry
@@ -46,5 +47,10 @@ def load_dataset(name: str, split: str = "test", size: int | None = None, root: 
             the dataset's own folder.
     Raises:
         DatasetError: files missing (with what to do), malformed, or unreadable.
+        UnknownNameError: no such dataset, or no such split.
     """
-    return DATASETS.get(name).load(split, Path(root) if root else config.data_dir(), size)
+    source = DATASETS.get(name)
+    splits = source.info.splits
+    if split not in splits:
+        raise UnknownNameError(f"Unknown split {split!r} of {name}: use one of {', '.join(splits)}")
+    return source.load(split, Path(root) if root else config.data_dir(), size)

@@ -198,7 +198,8 @@ def explain_batch(model: nn.Module, images: torch.Tensor | np.ndarray, method: s
     chunk = memory.fitting_chunk(cls, full, model, tuple(x.shape[1:]), min(chunk, n))  # or a refusal with the estimate
     wanted = _target_list(targets, n)
     kw = {k: v for k, v in full.items() if k != "seed"}
-    bg = None if background is None else torch.as_tensor(background).to(x.device, torch.float32)
+    # checked like the images: uint8 converted from 0..255, anything else in [0, 1]
+    bg = None if background is None else as_images(background, x.device, channels=expected_channels(model))
     per_image = max(1, int(cls.cost(full, model, tuple(x.shape[1:]))))
     run = _Run(n * per_image, progress, cancel, f"{cls.title} on {n} image{'s' * (n != 1)}")
     run.check()

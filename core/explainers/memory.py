@@ -55,7 +55,7 @@ class _Sizes(TorchDispatchMode):
 
 def activation_bytes(model: nn.Module, image_shape: tuple[int, ...]) -> tuple[int, int]:
     """(every tensor a forward pass creates, the largest of them) in bytes for one image of ``image_shape``."""
-    from core.modelling.prediction import model_device
+    from core.modelling.prediction import logits, model_device
 
     key = tuple(int(d) for d in image_shape)
     with _lock:
@@ -63,8 +63,8 @@ def activation_bytes(model: nn.Module, image_shape: tuple[int, ...]) -> tuple[in
     if known is not None:
         return known
     recorder = _Sizes()
-    with torch.inference_mode(), recorder:
-        model(torch.zeros((1, *key), device=model_device(model)))
+    with recorder:  # the one prediction path: eval mode, inference mode, a size the model cannot take refused
+        logits(model, torch.zeros((1, *key), device=model_device(model)))
     measured = (sum(recorder.sizes), max(recorder.sizes, default=0))
     with _lock:
         _cache.setdefault(model, {})[key] = measured

@@ -21,6 +21,8 @@ import numpy as np
 from core import config
 from core.errors import XaiError
 
+SPLITS = ("train", "val", "test")
+
 
 def _tqdm_progress(desc: str):
     from tqdm import tqdm
@@ -201,6 +203,15 @@ def _engine_progress(desc: str):
     return update
 
 
+def _method_names(text: str) -> list[str]:
+    """``--methods``: comma-separated names (or ``all``); an empty list is an error, not a run that does nothing."""
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise XaiError(f"--methods names no method ({text!r}): give comma-separated names, e.g. grad_cam,saliency, "
+                       "or 'all' (`python -m core list` shows them)")
+    return names
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from core.modelling.checkpoints import load_model, resolve_model_path
     from core.datasets import load_dataset
@@ -209,7 +220,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from core.present.captions import stability_caption
     from core.present.render import overlay, png_bytes
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = _method_names(args.methods)
     model, card = load_model(args.model)
     if methods == ["all"]:
         methods = list_methods(model)  # every method that applies to this model
@@ -324,7 +335,7 @@ def cmd_explain_split(args: argparse.Namespace) -> int:
 
     from core.runs import describe_estimate, explain_split
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = _method_names(args.methods)
     params = _parse_params(args.param or [], methods) if methods != ["all"] else {}
     bar = None
 
@@ -439,7 +450,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from core.explainers import get_method, list_methods
     from core.quality import evaluate, get_metric, list_metrics
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = _method_names(args.methods)
     methods = list_methods() if methods == ["all"] else methods
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     metrics = list_metrics() if metrics == ["all"] else metrics
@@ -578,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", required=True, help="model folder (or id under the models folder)")
     e.add_argument("--dataset", default=None, help="default: the model card's dataset")
     e.add_argument("--data-dir", default=None)
-    e.add_argument("--split", default="test")
+    e.add_argument("--split", default="test", choices=SPLITS)
     e.add_argument("--index", type=int, default=0, help="one image: files straight in --out")
     e.add_argument("--indices", default=None, metavar="SPEC",
                    help="many images in batched calls, e.g. 0-63 or 0-9,20: files in --out/<index>/")
@@ -597,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--model", required=True, help="model folder (or id under the models folder)")
     es.add_argument("--dataset", default=None, help="default: the model card's dataset")
     es.add_argument("--data-dir", default=None)
-    es.add_argument("--split", default="test")
+    es.add_argument("--split", default="test", choices=SPLITS)
     es.add_argument("--methods", default="grad_cam", help="comma-separated, or 'all'")
     es.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE", help="a method parameter; repeatable")
     es.add_argument("--seed", type=int, default=0, help="stochastic methods explain image ID with seed + ID")
@@ -635,7 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
     _metric_option_flags(q)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--dataset", default=None, help="default: the model card's dataset")
-    q.add_argument("--split", default="test")
+    q.add_argument("--split", default="test", choices=SPLITS)
     q.add_argument("--data-dir", default=None)
     q.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE", help="a method parameter; repeatable")
     q.add_argument("--out", required=True)
@@ -668,6 +679,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except XaiError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the user named cannot be read or written (e.g. --out)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

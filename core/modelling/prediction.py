@@ -85,11 +85,26 @@ def _ensure_eval(model: nn.Module) -> None:
         model.eval()
 
 
+_SIZE_WORDS = ("size", "shape", "height", "width", "kernel", "dimension")
+
+
+def forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)``; an image size the model cannot take (too small for its pooling, or not the size a ViT
+    needs) is an :class:`ImageError` that says so, instead of torch's error from deep inside the model."""
+    try:
+        return model(x)
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        if any(w in str(exc).lower() for w in _SIZE_WORDS):
+            raise ImageError(f"the model cannot take images of {x.shape[-2]}x{x.shape[-1]} px ({exc}); resize them "
+                             "to the size it was trained at (its model card's input_size)") from exc
+        raise
+
+
 def logits(model: nn.Module, x: torch.Tensor, batch_size: int = BATCH_SIZE) -> torch.Tensor:
     """Logits (N, K) for a float batch (N, C, H, W) already on the model's device."""
     _ensure_eval(model)
     with torch.inference_mode():
-        return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        return torch.cat([forward(model, x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 def predict(model: nn.Module, image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -110,5 +125,5 @@ def predict_proba(model: nn.Module, images: Any, batch_size: int = BATCH_SIZE) -
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):
             idx = np.arange(i, min(i + batch_size, len(images)))
-            out.append(torch.softmax(model(get(idx).to(device, torch.float32)), dim=1).cpu())
+            out.append(torch.softmax(forward(model, get(idx).to(device, torch.float32)), dim=1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
