@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ResNet-50 at 224 px on the photos, LIME with its defaults (adaptive), one run each")
     b.add_argument("--inference-passes", action="store_true",
                    help="only the seconds per model pass in each inference setting, torch.compile included")
+    b.add_argument("--api-hostile", action="store_true",
+                   help="the API under hostile load: /health under compute load, 16 large uploads, 300 jobs")
+    b.add_argument("--memory-estimate", action="store_true",
+                   help="the engine's memory estimate against the measured peak, per method at high settings")
     return b
 
 

@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
+from benchmarks.common import env
 
 
 def _rss_mib(pid: int) -> float:
@@ -212,8 +212,6 @@ SCENARIOS = ("health", "uploads", "jobs")
 
 
 def run(model_id: str, scenarios: tuple[str, ...] = SCENARIOS) -> str:
-    from benchmarks.bench import _env
-
     png = _png(model_id)
     lines = []
     if "health" in scenarios:
@@ -235,7 +233,7 @@ def run(model_id: str, scenarios: tuple[str, ...] = SCENARIOS) -> str:
         lines.append(f"- up to 300 `async=true` Grad-CAM jobs with `npy=true`: answers {j['codes']}; server RSS "
                      f"{j['before']:.0f} → {j['after']:.0f} MiB; {j['answer_bytes'] / 2**20:.1f} MiB of results "
                      f"answered, {j['disk'] / 2**20:.1f} MiB in the job store on disk")
-    return f"**REST API under hostile load** ({model_id}); {_env()}\n\n" + "\n".join(lines)
+    return f"**REST API under hostile load** ({model_id}); {env()}\n\n" + "\n".join(lines)
 
 
 if __name__ == "__main__":

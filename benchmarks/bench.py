@@ -12,7 +12,6 @@ forward/backward passes it needs (1.0 = nothing).
 """
 from __future__ import annotations
 
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.common import env as _env
 from core import config
 from core.modelling.architectures import build_model
 from core.modelling.checkpoints import load_model
@@ -133,11 +133,6 @@ def table(rows: list[dict], header: str) -> str:
         lines.append(f"| {r['title']}{f' ({settings})' if settings else ''} | {r['seconds']:.4f} | "
                      f"{r['forward_images']:.0f} / {r['grad_images']:.0f} | {r['model_seconds']:.4f} | {r['overhead']:.1f}x |")
     return "\n".join(lines)
-
-
-def _env() -> str:
-    return (f"torch {torch.__version__.split('+')[0]}, {torch.get_num_threads()} threads, "
-            f"{platform.machine()}, device {config.pick_device()}")
 
 
 # --- the batched engine beside the libraries' own batched calls -------------------------------------------
@@ -798,6 +793,14 @@ def main(args) -> int:
         from benchmarks.lime_adaptive import resnet_default
 
         print("\n" + resnet_default(args.photos))
+    if getattr(args, "api_hostile", False):
+        from benchmarks.api_hostile import run as hostile
+
+        print("\n" + hostile(Path(args.model).name if args.model else config.DEMO_MODEL_ID))
+    if getattr(args, "memory_estimate", False):
+        from benchmarks.memory_estimate import report as memory_report
+
+        print("\n" + memory_report(args.model))
     if getattr(args, "inference_passes", False):
         from benchmarks.lime_adaptive import passes_report
 

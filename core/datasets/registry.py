@@ -35,6 +35,10 @@ def dataset_status(name: str, size: int | None = None, root: str | Path | None =
     return DATASETS.get(name).status(Path(root) if root else config.data_dir(), size)
 
 
+#: the splits a dataset may have
+SPLITS = ("train", "val", "test")
+
+
 def load_dataset(name: str, split: str = "test", size: int | None = None, root: str | Path | None = None) -> ArrayDataset:
     """Load one split of a registered dataset.
 
@@ -50,7 +54,6 @@ def load_dataset(name: str, split: str = "test", size: int | None = None, root: 
         UnknownNameError: no such dataset, or no such split.
     """
     source = DATASETS.get(name)
-    splits = source.info.splits
-    if split not in splits:
-        raise UnknownNameError(f"Unknown split {split!r} of {name}: use one of {', '.join(splits)}")
+    if split not in SPLITS:
+        raise UnknownNameError(f"Unknown split {split!r}: use one of {', '.join(SPLITS)}")
     return source.load(split, Path(root) if root else config.data_dir(), size)

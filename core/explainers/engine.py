@@ -195,7 +195,6 @@ def explain_batch(model: nn.Module, images: torch.Tensor | np.ndarray, method: s
         raise ParameterError(f"chunk_size must be at least 1, got {chunk_size}")
     # Global-RNG methods run one image per seeded call, so each image's map depends only on its own seed.
     chunk = 1 if (not cls.batched or global_rng) else int(chunk_size or cls.chunk_for(full, tuple(x.shape[1:])))
-    chunk = memory.fitting_chunk(cls, full, model, tuple(x.shape[1:]), min(chunk, n))  # or a refusal with the estimate
     wanted = _target_list(targets, n)
     kw = {k: v for k, v in full.items() if k != "seed"}
     # checked like the images: uint8 converted from 0..255, anything else in [0, 1]
@@ -206,6 +205,8 @@ def explain_batch(model: nn.Module, images: torch.Tensor | np.ndarray, method: s
     results: list[Explanation] = []
     with sharing.use(model, private=bool(effects & MODEL_EFFECTS)) as m:
         try:
+            # measured on m: a model carrying another library's hooks is measured on a replica without them
+            chunk = memory.fitting_chunk(cls, full, m, tuple(x.shape[1:]), min(chunk, n))  # or refused, with the estimate
             if wanted is None and not cls.predicts_target:
                 wanted = logits(m, x).argmax(dim=1).tolist()
             elif wanted is not None:

@@ -19,9 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from core import config
+from core.datasets.registry import SPLITS
 from core.errors import XaiError
-
-SPLITS = ("train", "val", "test")
 
 
 def _tqdm_progress(desc: str):

@@ -67,7 +67,7 @@ def test_unknown_dataset_and_split():
 
     with pytest.raises(UnknownNameError, match="Available: .*shapes"):
         load_dataset("nope")
-    with pytest.raises(ValueError, match="splits"):
+    with pytest.raises(UnknownNameError, match="Unknown split 'holdout': use one of train, val, test"):
         load_dataset("shapes", split="holdout")
     with pytest.raises(IndexError):
         load_dataset("shapes", split="val")[10_000]
