@@ -1,9 +1,10 @@
 """The REST API under hostile load (issue 21): a real uvicorn server (``python -m core serve``) on a free localhost
 port, three scenarios, each bounded in requests and seconds.
 
-- **health under compute load**: two long LIME calls (20,000 samples) and sixty cheap Grad-CAM calls in flight at once,
-  synchronous, while ``GET /health`` is probed every 0.2 s: its latency (median and worst), and what the compute
-  calls got (200, 503 busy, other).
+- **health under compute load**: after one small LIME (the model's one-time ONNX export), two long LIME calls
+  (20,000 samples) hold both compute threads, then sixty cheap Grad-CAM calls queue behind them (synchronous), while ``GET /health`` is probed
+  every 0.2 s: its latency (median and worst), and what the compute calls got (200, 503 busy, 504 past the
+  synchronous time limit).
 - **large uploads**: sixteen concurrent ``POST /predict`` of one small PNG of 39.7 Mpixel (6300 x 6300, under the
   library's 40 Mpixel limit): the server's RSS before, at its peak (sampled every 50 ms) and 3 s after.
 - **jobs kept**: up to 300 ``async=true`` Grad-CAM explanations with ``npy=true``, submitted as fast as the server
@@ -121,9 +122,13 @@ async def _health_under_load(srv: Server, model_id: str, png: bytes, seconds: fl
                 key = type(exc).__name__
             codes[key] = codes.get(key, 0) + 1
 
-        calls = [call("lime", '{"lime": {"num_samples": 20000}}') for _ in range(2)]
-        calls += [call("grad_cam", "{}") for _ in range(60)]
-        tasks = [asyncio.create_task(x) for x in calls]
+        # warm: the first LIME on a model exports it for ONNX Runtime (once per model and size), and that export
+        # holds the interpreter for about a second; the load below measures the server after it
+        await call("lime", '{"lime": {"num_samples": 50}}')
+        codes.clear()
+        tasks = [asyncio.create_task(call("lime", '{"lime": {"num_samples": 20000}}')) for _ in range(2)]
+        await asyncio.sleep(1.0)  # the long calls hold both compute threads; then the cheap ones queue behind them
+        tasks += [asyncio.create_task(call("grad_cam", "{}")) for _ in range(60)]
         await asyncio.sleep(0.5)
         stop = time.perf_counter() + seconds
         async with httpx2.AsyncClient(base_url=srv.base, timeout=seconds) as probe:
@@ -217,9 +222,11 @@ def run(model_id: str, scenarios: tuple[str, ...] = SCENARIOS) -> str:
     if "health" in scenarios:
         with Server() as srv:
             h = asyncio.run(_health_under_load(srv, model_id, png))
-        lines.append(f"- `/health` while 2 LIME (20,000 samples) and 60 Grad-CAM synchronous calls are in flight: "
-                     f"median {h['health_p50_ms']:.0f} ms, worst {h['health_max_ms']:.0f} ms over {h['probes']} "
-                     f"probes; the compute calls got {h['compute']}")
+        worst = "no answer within 60 s" if h["health_max_ms"] == float("inf") else f"{h['health_max_ms']:.0f} ms"
+        median = "no answer" if h["health_p50_ms"] == float("inf") else f"{h['health_p50_ms']:.0f} ms"
+        lines.append(f"- `/health` while 2 LIME (20,000 samples) hold the compute threads and 60 Grad-CAM synchronous "
+                     f"calls wait behind them: median {median}, worst {worst}, over {h['probes']} probes; the compute "
+                     f"calls got {h['compute']}")
     if "uploads" in scenarios:
         big = _big_png()
         with Server() as srv:

@@ -1,7 +1,6 @@
 """The API under hostile load and for generated clients (issue 21): liveness while compute is saturated, bounded
 queues and kept results, jobs that outlive a restart, slow clients, unparsable input, the OpenAPI contract
 (Schemathesis over it, and a client generated from it), and nothing of the server's own paths or Host reflected."""
-import asyncio
 import json
 import os
 import socket

@@ -36,6 +36,7 @@ def create_app() -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        warm_imports()
         yield
         svc.shutdown()
 
@@ -68,6 +69,18 @@ def create_app() -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+def warm_imports() -> None:
+    """Import what the handlers import on first use (the methods' libraries take seconds), before the server takes
+    requests: a first import in a worker thread holds the interpreter for long stretches, and ``/health`` waited
+    a second behind it on a cold server (``python -m benchmarks --api-hostile``)."""
+    import core.datasets.images  # noqa: F401
+    import core.explainers  # noqa: F401  (every method and its library)
+    import core.modelling.checkpoints  # noqa: F401
+    import core.modelling.trust  # noqa: F401
+    import core.present.render  # noqa: F401
+    import core.quality  # noqa: F401
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:

@@ -128,7 +128,6 @@ class Services:
         """The model input (C, H, W), the display array, a JSON reference to the image, and its label. Runs on a
         ``decode`` thread."""
         from core.datasets.images import preprocess_for, read_upload
-
         from core.modelling.cards import check_dataset_fits
 
         if upload is not None:

@@ -61,14 +61,14 @@ def checked_request(model, methods: str, params: str) -> tuple[list[str], dict]:
              responses={202: {"model": JobInfo}, 404: {"model": Error}, 409: {"model": Error}, 413: {"model": Error},
                         422: {"model": Error}, 504: {"model": Error}})
 async def explain(model: str = Form(...), methods: str = Form("grad_cam", description="comma-separated method names"),
-            params: str = Form("{}", description='JSON: {"method": {"name": value}}'),
-            target: int | None = Form(None, description="class index (default: the predicted class)"),
-            image: UploadFile | None = File(None), dataset: str | None = Form(None),
-            split: Literal["train", "val", "test"] = Form("test"), index: int | None = Form(None),
-            npy: bool = Form(False, description="also return each map as .npy bytes (base64)"),
-            run_as_job: bool = Form(False, alias="async",
-                                    description="run as a job: 202 with its id; GET /jobs/{id} for the result"),
-            svc: Services = Depends(services)):
+                  params: str = Form("{}", description='JSON: {"method": {"name": value}}'),
+                  target: int | None = Form(None, description="class index (default: the predicted class)"),
+                  image: UploadFile | None = File(None), dataset: str | None = Form(None),
+                  split: Literal["train", "val", "test"] = Form("test"), index: int | None = Form(None),
+                  npy: bool = Form(False, description="also return each map as .npy bytes (base64)"),
+                  run_as_job: bool = Form(False, alias="async",
+                                          description="run as a job: 202 with its id; GET /jobs/{id} for the result"),
+                  svc: Services = Depends(services)):
     limit = svc.limits.sync_seconds
     deadline = time.monotonic() + limit
     upload = await svc.upload(image)
@@ -95,7 +95,8 @@ async def explain(model: str = Form(...), methods: str = Form("grad_cam", descri
     timer = threading.Timer(limit, token.cancel)
     timer.start()
     try:
-        return await svc.run(lambda: compute(None, token), deadline)
+        # serialised on the compute thread: a large answer rendered on the event loop would hold up /health
+        return await svc.run(lambda: JSONResponse(compute(None, token).model_dump(mode="json")), deadline)
     except errors.Cancelled:
         raise SyncTimeout(f"the explanation took longer than the {limit:g} s limit for synchronous calls and was "
                           "stopped; send async=true to run it as a job") from None

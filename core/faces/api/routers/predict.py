@@ -6,6 +6,7 @@ from typing import Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi.responses import JSONResponse
 
 from core import config
 from core.faces.api.limits import GUARDED
@@ -19,10 +20,10 @@ router = APIRouter(tags=["predict"], dependencies=GUARDED)
              responses={404: {"model": Error}, 409: {"model": Error}, 413: {"model": Error}, 422: {"model": Error},
                         504: {"model": Error}})
 async def predict(model: str = Form(..., description="model id (GET /models)"),
-            image: UploadFile | None = File(None, description="an image file (PNG, JPEG, TIFF, BMP, WebP)"),
-            dataset: str | None = Form(None), split: Literal["train", "val", "test"] = Form("test"),
-            index: int | None = Form(None), top_k: int = Form(5, ge=1, le=1000),
-            svc: Services = Depends(services)) -> PredictResponse:
+                  image: UploadFile | None = File(None, description="an image file (PNG, JPEG, TIFF, BMP, WebP)"),
+                  dataset: str | None = Form(None), split: Literal["train", "val", "test"] = Form("test"),
+                  index: int | None = Form(None), top_k: int = Form(5, ge=1, le=1000),
+                  svc: Services = Depends(services)) -> JSONResponse:
     from core.modelling.prediction import predict_proba
     from core.modelling.trust import ood_check
 
@@ -35,10 +36,10 @@ async def predict(model: str = Form(..., description="model id (GET /models)"),
 
     m, card, (x, _, ref, _) = await svc.run(prepare, deadline, svc.decode)
 
-    def work() -> PredictResponse:
+    def work() -> JSONResponse:  # serialised here, on the compute thread, not on the event loop
         proba = predict_proba(m, x[None])[0]
         ood = ood_check(m, config.models_dir() / model, x[None]) if upload is not None else None
-        return answer(model, card, ref, proba, ood, top_k)
+        return JSONResponse(answer(model, card, ref, proba, ood, top_k).model_dump(mode="json"))
 
     return await svc.run(work, deadline)
 
