@@ -27,14 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.common import env
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from benchmarks.common import env, rss_mib
 
 
 def _free_port() -> int:
@@ -78,7 +71,7 @@ class Server:
 
     @property
     def rss(self) -> float:
-        return _rss_mib(self.proc.pid)
+        return rss_mib(self.proc.pid)
 
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.jobs_dir.rglob("*") if p.is_file())

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from benchmarks.common import env as _env
+from benchmarks.common import rss_mib
 from core import config
 from core.modelling.architectures import build_model
 from core.modelling.checkpoints import load_model
@@ -615,13 +616,6 @@ API_ROUNDS: list[tuple[str, int, int]] = [  # (mix, concurrent clients, requests
     ("predict", 8, 400)]
 
 
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def api_load(model_id: str, rounds: Sequence[tuple[str, int, int]] = API_ROUNDS, max_seconds: float = 120.0) -> str:
     """The REST API under load: a real uvicorn server (``python -m core serve``) on a free localhost port and an
     async HTTP client (httpx2) with N concurrent clients, each round bounded in requests and seconds. ``predict``:
@@ -697,9 +691,9 @@ def api_load(model_id: str, rounds: Sequence[tuple[str, int, int]] = API_ROUNDS,
         asyncio.run(one_round("predict", 4, 40))  # warm-up: models loaded, first calls done
         for kind, clients, total in rounds:
             print(f"bench: API {kind} x{clients} ({time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
-            before = _rss_mib(proc.pid)
+            before = rss_mib(proc.pid)
             lat, errors, secs = asyncio.run(one_round(kind, clients, total))
-            after = _rss_mib(proc.pid)
+            after = rss_mib(proc.pid)
             ms = np.percentile(np.array(lat) * 1000, [50, 95, 99])
             label = "POST /predict" if kind == "predict" else "mix: /predict, /explain Grad-CAM, /explain IG"
             lines.append(f"| {label} | {clients} | {len(lat)} | {secs:.1f} | {len(lat) / secs:.1f} | {ms[0]:.0f} | "

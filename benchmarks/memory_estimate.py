@@ -61,6 +61,15 @@ print(json.dumps({"added": peak[0] - before, "estimate": cls.peak_images(full, s
 """
 
 
+def measure(model: str, size: int, method: str, params: dict, n: int, demo: str) -> dict:
+    """One case in a fresh process: ``{"added", "estimate", "per_image", "budget"}`` in bytes."""
+    out = subprocess.run([sys.executable, "-c", _CASE, json.dumps([model, size, method, params, n]), demo],
+                         capture_output=True, text=True, timeout=600, cwd=config.ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def report(model_path: str | None = None) -> str:
     demo = model_path or str(config.models_dir() / config.DEMO_MODEL_ID)
     lines = ["| model | method, settings | images | estimate (MiB) | measured peak added (MiB) | measured / estimate |",
@@ -68,12 +77,11 @@ def report(model_path: str | None = None) -> str:
     budget = None
     for model, size, method, params, n in CASES:
         print(f"bench: memory {model} {method} {params}", file=sys.stderr, flush=True)
-        out = subprocess.run([sys.executable, "-c", _CASE, json.dumps([model, size, method, params, n]), demo],
-                             capture_output=True, text=True, timeout=600)
-        if out.returncode != 0:
-            lines.append(f"| {model} | {method} {params} | {n} | failed: {out.stderr.strip().splitlines()[-1]} | | |")
+        try:
+            r = measure(model, size, method, params, n, demo)
+        except RuntimeError as exc:
+            lines.append(f"| {model} | {method} {params} | {n} | failed: {exc} | | |")
             continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
         budget = r["budget"]
         lines.append(f"| {model} ({size} px) | {method} {json.dumps(params)} | {n} | {r['estimate'] / 2**20:.0f} | "
                      f"{r['added'] / 2**20:.0f} | {r['added'] / r['estimate']:.2f} |")

@@ -1,8 +1,5 @@
 """The engine's memory budget (issue 21): every method declares what one call holds at once; the engine measures
 one model image, chunks batched calls to fit, and refuses a call that cannot fit with its estimate and advice."""
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -10,7 +7,7 @@ import torch
 from core import ParameterError, explain_batch, get_method, list_methods
 from core.explainers import memory, resolve_params
 from core.modelling import sharing
-from tests.helpers import ROOT, hooks_on, make_classifier
+from tests.helpers import hooks_on, make_classifier
 
 MODEL = make_classifier(3, num_classes=4, seed=1)
 
@@ -82,35 +79,9 @@ def test_every_parameter_at_the_top_of_its_range_is_estimated_and_run_or_refused
 @pytest.mark.parametrize("method,params", [("gradient_shap", {"n_samples": 512}),
                                            ("smoothgrad", {"n_samples": 256, "batch_size": 256})])
 def test_the_estimate_is_within_a_factor_two_of_the_measured_peak(method, params, tiny_model_dir):
-    """In a fresh process: the peak resident memory a call adds, against the engine's estimate."""
-    code = f"""
-import threading, time, torch
-from core import load_model, explain
-from core.explainers import memory, get_method, resolve_params
+    """In a fresh process (the benchmark's own measurement): the peak resident memory a call adds, sampled every
+    2 ms, against the engine's estimate."""
+    from benchmarks.memory_estimate import measure
 
-def rss():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096
-
-m, card = load_model({str(tiny_model_dir)!r})
-x = torch.rand(3, card.input_size, card.input_size)
-explain(m, x, {method!r}, **{{**{params!r}, "n_samples": 2}})
-before, peak, done = rss(), [0], threading.Event()
-
-def sample():
-    while not done.is_set():
-        peak[0] = max(peak[0], rss())
-        time.sleep(0.002)
-
-t = threading.Thread(target=sample)
-t.start()
-explain(m, x, {method!r}, **{params!r})
-done.set()
-t.join()
-cls = get_method({method!r})
-est = cls.peak_images(resolve_params({method!r}, m, **{params!r}), tuple(x.shape), 1) * memory.per_model_image(
-    cls, m, tuple(x.shape))
-print(peak[0] - before, est)
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    added, est = map(float, out.stdout.split()[-2:])
-    assert est / 2 < added < est * 2, (added / 2**20, est / 2**20)
+    r = measure("demo", 64, method, params, 1, str(tiny_model_dir))
+    assert r["estimate"] / 2 < r["added"] < r["estimate"] * 2, (r["added"] / 2**20, r["estimate"] / 2**20)
