@@ -2,9 +2,9 @@
 port, three scenarios, each bounded in requests and seconds.
 
 - **health under compute load**: after one small LIME (the model's one-time ONNX export), two long LIME calls
-  (20,000 samples) hold both compute threads, then sixty cheap Grad-CAM calls queue behind them (synchronous), while ``GET /health`` is probed
-  every 0.2 s: its latency (median and worst), and what the compute calls got (200, 503 busy, 504 past the
-  synchronous time limit).
+  (20,000 samples) hold both compute threads, then sixty cheap synchronous Grad-CAM calls queue behind them,
+  while ``GET /health`` is probed every 0.2 s: its latency (median and worst), and what the compute calls got
+  (200, 503 busy, 504 past the synchronous time limit).
 - **large uploads**: sixteen concurrent ``POST /predict`` of one small PNG of 39.7 Mpixel (6300 x 6300, under the
   library's 40 Mpixel limit): the server's RSS before, at its peak (sampled every 50 ms) and 3 s after.
 - **jobs kept**: up to 300 ``async=true`` Grad-CAM explanations with ``npy=true``, submitted as fast as the server

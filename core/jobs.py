@@ -49,6 +49,8 @@ class QueueFull(XaiError):
     def __init__(self, message: str, retry_after: int = 10) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
 #: ``progress(done, total, message="")``, in the job's own units
 JobProgress = Callable[..., None]
 Work = Callable[[JobProgress, CancelToken], Any]
@@ -199,7 +201,8 @@ class JobRunner:
         self._lock = threading.Lock()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._seq = itertools.count(1)
-        self.keep, self.id_prefix, self.max_queued, self.max_age, self.store = keep, id_prefix, max_queued, max_age, store
+        self.keep, self.id_prefix, self.max_queued, self.max_age = keep, id_prefix, max_queued, max_age
+        self.store = store
 
     def submit(self, work: Work, *, kind: str = "job", label: str = "", meta: dict[str, Any] | None = None,
                detail: Any = None) -> Job:

@@ -5,8 +5,9 @@ The estimate is the method's declared model images held at once (:meth:`Explaine
 measured memory of one model image on this model at this size: every tensor a forward pass creates, which a
 backward pass keeps (gradient methods), or twice the largest of them for forward-only passes (intermediate outputs
 are freed as the pass goes). Measured once per model and image size, by one forward pass under a dispatch mode
-that records each operation's output (thread-local: no hook on the shared model). The budget, ``XAI_MEMORY_BUDGET_MIB``, defaults to a third of the
-machine's memory, at most 8 GiB. ``python -m benchmarks --memory-estimate`` compares estimates with measured peaks.
+that records each operation's output (thread-local: no hook on the shared model). The budget,
+``XAI_MEMORY_BUDGET_MIB``, defaults to a third of the machine's memory, at most 8 GiB.
+``python -m benchmarks --methods none --memory-estimate`` compares estimates with measured peaks (README).
 """
 from __future__ import annotations
 
