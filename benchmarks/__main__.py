@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only the seconds per model pass in each inference setting, torch.compile included")
     b.add_argument("--api-hostile", action="store_true",
                    help="the API under hostile load: /health under compute load, 16 large uploads, 300 jobs")
+    b.add_argument("--foreign-hooks", action="store_true",
+                   help="Grad-CAM on a model carrying pytorch-grad-cam's hooks, beside the library's own call")
     b.add_argument("--memory-estimate", action="store_true",
                    help="the engine's memory estimate against the measured peak, per method at high settings")
     return b

@@ -791,6 +791,10 @@ def main(args) -> int:
         from benchmarks.api_hostile import run as hostile
 
         print("\n" + hostile(Path(args.model).name if args.model else config.DEMO_MODEL_ID))
+    if getattr(args, "foreign_hooks", False):
+        from benchmarks.foreign_hooks import report as hooks_report
+
+        print("\n" + hooks_report(args.model or str(config.models_dir() / config.DEMO_MODEL_ID)))
     if getattr(args, "memory_estimate", False):
         from benchmarks.memory_estimate import report as memory_report
 
