@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from benchmarks.common import env as _env
+from benchmarks.common import median_seconds as _median_seconds
 from benchmarks.common import rss_mib
 from core import config
 from core.modelling.architectures import build_model
@@ -69,16 +70,6 @@ class CountingModel(nn.Module):
 
     def reset(self) -> None:
         _COUNTS[self.key] = [0, 0]
-
-
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def per_image_costs(model: nn.Module, x: torch.Tensor, batch: int = 64) -> dict[str, float]:

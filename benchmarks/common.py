@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import platform
+import statistics
+import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -21,3 +24,14 @@ def rss_mib(pid: int | str = "self") -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Median seconds of ``repeats`` calls of ``fn``, after one warm-up call."""
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)

@@ -5,12 +5,9 @@ the engine's Grad-CAM on it, one image and 16, beside pytorch-grad-cam's own cal
 """
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 
-from benchmarks.common import env
+from benchmarks.common import env, median_seconds
 from core import explain, explain_batch, load_model
 
 
@@ -22,18 +19,8 @@ def report(model_path: str) -> str:
     cam = GradCAM(model=model, target_layers=[layer])
     x = torch.rand(16, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     cam(input_tensor=x[:1], targets=None)
-    explain(model, x[0], "grad_cam")  # warm-up
-
-    def median(fn, runs: int) -> float:
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
-
-    one = median(lambda: explain(model, x[0], "grad_cam"), 20)
-    many = median(lambda: explain_batch(model, x, "grad_cam"), 5)
-    lib = median(lambda: cam(input_tensor=x, targets=None), 5)
+    one = median_seconds(lambda: explain(model, x[0], "grad_cam"), 20)
+    many = median_seconds(lambda: explain_batch(model, x, "grad_cam"), 5)
+    lib = median_seconds(lambda: cam(input_tensor=x, targets=None), 5)
     return (f"**Grad-CAM on a model carrying pytorch-grad-cam's hooks** (demo model, 64 px; {env()}): one image "
             f"{one * 1000:.1f} ms, 16 images {many:.3f} s, pytorch-grad-cam's own 16 images {lib:.3f} s")
