@@ -113,6 +113,23 @@ def test_beyond_the_waiting_limit_a_computation_is_refused_503_with_retry_after(
     assert _predict(c, model_id, png).status_code == 200  # the slots are free again
 
 
+def test_an_accepted_job_waits_for_a_compute_thread_instead_of_failing_as_busy(make_client, model_id, gate):
+    c = make_client(XAI_API_CONCURRENCY=1, XAI_API_MAX_WAITING=1)
+    png = _png(model_id)
+    with ThreadPoolExecutor(2) as pool:
+        held = [pool.submit(_predict, c, model_id, png) for _ in range(2)]  # one computing, one waiting: full
+        deadline = time.time() + 30
+        while gate.entered < 1 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert _predict(c, model_id, png).status_code == 503
+        r = c.post("/explain", data={"model": model_id, "methods": "saliency", "async": "true", "index": "0"})
+        assert r.status_code == 202, r.text
+        gate.open.set()
+        assert [f.result(timeout=60).status_code for f in held] == [200, 200]
+    assert _wait(c, r.json()["id"])["state"] == "done"
+
+
 def test_uploads_are_decoded_on_a_few_threads_so_at_most_that_many_at_once(make_client, model_id, monkeypatch):
     """A large image costs hundreds of MiB while it is decoded: no more decodes run at once than decode threads,
     and the heap is trimmed after each."""

@@ -54,9 +54,11 @@ class Lane:
         self._lock = threading.Lock()
         self._in = 0  # calls queued or running
 
-    def submit(self, fn: Callable[[], Any]):
+    def submit(self, fn: Callable[[], Any], bounded: bool = True):
+        """``fn`` on a lane thread; ``bounded=False`` for a job's call (jobs are bounded by their own workers and
+        queue: an accepted job waits for a thread instead of failing as busy)."""
         with self._lock:
-            if self._in >= self.threads + self.max_waiting:
+            if bounded and self._in >= self.threads + self.max_waiting:
                 raise ServerBusy(f"the server is busy ({self._in} {self.name} calls queued or running); retry in a "
                                  "few seconds, or send async=true to run it as a job", retry_after=5)
             self._in += 1
@@ -93,8 +95,9 @@ class Services:
                               "call; retry later, or send async=true to run it as a job") from None
 
     def computed(self, fn: Callable[[], Any], deadline: float) -> Any:
-        """``fn()`` on a compute thread, waited for until ``deadline`` (from a job's thread)."""
-        future = self.compute.submit(fn)
+        """``fn()`` on a compute thread, waited for until ``deadline`` (from a job's thread: it waits its turn however
+        many synchronous calls wait)."""
+        future = self.compute.submit(fn, bounded=False)
         try:
             return future.result(timeout=None if deadline == float("inf") else max(0.0, deadline - time.monotonic()))
         except TimeoutError:
