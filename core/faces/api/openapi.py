@@ -1,4 +1,4 @@
-"""The API's OpenAPI schema as clients need it: FastAPI's, with two corrections.
+"""The API's OpenAPI schema as clients need it: FastAPI's, with three corrections.
 
 - Uploads are ``{"type": "string", "format": "binary"}``. Under OpenAPI 3.1 FastAPI describes an ``UploadFile`` by
   ``contentMediaType`` only; client generators (openapi-python-client) then type the field as text and cannot
@@ -6,8 +6,9 @@
 - A form field is never ``null`` (a multipart body cannot say null: the field is left out), so an optional form
   field is described by its type alone, not ``anyOf [type, null]``, which generators would send as the text
   "null".
-- Every error status a route can answer is documented with the one error model, ``Error`` (``{detail, error}``),
-  including 422, which FastAPI documents with its own validation schema although this API answers ``Error``.
+- Every error status a route can answer is documented here, from the route's method and path, with the one error
+  model, ``Error`` (``{detail, error}``), including 422, which FastAPI documents with its own validation schema
+  although this API answers ``Error``. The routes declare only their successful answers.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+
+from core.faces.api.schemas import Error
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
@@ -88,7 +91,8 @@ def documented(app: FastAPI) -> dict[str, Any]:
                                         "content": {"application/json": {"schema": ERROR_REF}}}
     _binary_uploads(spec)
     _form_fields_without_null(spec)
-    schemas = spec.get("components", {}).get("schemas", {})
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = Error.model_json_schema()
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     app.openapi_schema = spec

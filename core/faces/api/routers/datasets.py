@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from core import errors
 from core.faces.api.http_errors import public
 from core.faces.api.limits import GUARDED
-from core.faces.api.schemas import DatasetSummary, Error
+from core.faces.api.schemas import DatasetSummary
 from core.faces.api.services import cached_dataset
 
 router = APIRouter(tags=["datasets"], dependencies=GUARDED)
@@ -29,7 +29,7 @@ def datasets() -> list[DatasetSummary]:
 
 
 @router.get("/datasets/{name}/{split}/{index}", response_class=Response,
-            responses={200: {"content": {"image/png": {}}}, 404: {"model": Error}, 409: {"model": Error}})
+            responses={200: {"content": {"image/png": {}}}})
 def dataset_image(name: str, split: Literal["train", "val", "test"], index: int) -> Response:
     from core.present.render import png_bytes
 

@@ -17,7 +17,7 @@ from core.cancel import CancelToken
 from core.faces.api.http_errors import SyncTimeout
 from core.faces.api.limits import GUARDED
 from core.faces.api.routers.jobs import job_info
-from core.faces.api.schemas import Error, ExplainResponse, JobInfo, MethodResult, encode_array
+from core.faces.api.schemas import ExplainResponse, JobInfo, MethodResult, encode_array
 from core.faces.api.services import Services, jsonable, services
 
 router = APIRouter(tags=["explain"], dependencies=GUARDED)
@@ -58,8 +58,7 @@ def checked_request(model, methods: str, params: str) -> tuple[list[str], dict]:
 
 
 @router.post("/explain", response_model=ExplainResponse | JobInfo,
-             responses={202: {"model": JobInfo}, 404: {"model": Error}, 409: {"model": Error}, 413: {"model": Error},
-                        422: {"model": Error}, 504: {"model": Error}})
+             responses={202: {"model": JobInfo}})
 async def explain(model: str = Form(...), methods: str = Form("grad_cam", description="comma-separated method names"),
                   params: str = Form("{}", description='JSON: {"method": {"name": value}}'),
                   target: int | None = Form(None, description="class index (default: the predicted class)"),

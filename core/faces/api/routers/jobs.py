@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from core.faces.api.limits import GUARDED
-from core.faces.api.schemas import Error, JobInfo
+from core.faces.api.schemas import JobInfo
 from core.faces.api.services import Services, services
 from core.jobs import Job
 
@@ -17,13 +17,13 @@ def job_info(svc: Services, job: Job) -> JobInfo:
                    result=svc.jobs.result(job) if job.state == "done" else None, error=job.error)
 
 
-@router.get("/jobs/{job_id}", response_model=JobInfo, responses={404: {"model": Error}})
+@router.get("/jobs/{job_id}", response_model=JobInfo)
 def job(job_id: str, svc: Services = Depends(services)) -> JobInfo:
     """A job's progress, and its result once done; after a restart, ``interrupted`` for a job that was still
     queued or running (submit it again)."""
     return job_info(svc, svc.jobs.get(job_id))
 
 
-@router.delete("/jobs/{job_id}", response_model=JobInfo, responses={404: {"model": Error}})
+@router.delete("/jobs/{job_id}", response_model=JobInfo)
 def cancel_job(job_id: str, svc: Services = Depends(services)) -> JobInfo:
     return job_info(svc, svc.jobs.cancel(job_id))

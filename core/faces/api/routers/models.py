@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from core.faces.api.limits import GUARDED
-from core.faces.api.schemas import Error, ModelDetail, ModelSummary
+from core.faces.api.schemas import ModelDetail, ModelSummary
 from core.faces.api.services import jsonable, model_card
 
 router = APIRouter(tags=["models"], dependencies=GUARDED)
@@ -34,7 +34,7 @@ def list_models() -> list[ModelSummary]:
     return [ModelSummary(**summary(p, c)) for p, c in all_cards()]
 
 
-@router.get("/models/{model_id}", response_model=ModelDetail, responses={404: {"model": Error}})
+@router.get("/models/{model_id}", response_model=ModelDetail)
 def model_detail(model_id: str) -> ModelDetail:
     from core.modelling.trust import model_warnings
 

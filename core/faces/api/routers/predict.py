@@ -10,15 +10,13 @@ from fastapi.responses import JSONResponse
 
 from core import config
 from core.faces.api.limits import GUARDED
-from core.faces.api.schemas import Error, Ood, PredictResponse, TopK
+from core.faces.api.schemas import Ood, PredictResponse, TopK
 from core.faces.api.services import Services, services
 
 router = APIRouter(tags=["predict"], dependencies=GUARDED)
 
 
-@router.post("/predict", response_model=PredictResponse,
-             responses={404: {"model": Error}, 409: {"model": Error}, 413: {"model": Error}, 422: {"model": Error},
-                        504: {"model": Error}})
+@router.post("/predict", response_model=PredictResponse)
 async def predict(model: str = Form(..., description="model id (GET /models)"),
                   image: UploadFile | None = File(None, description="an image file (PNG, JPEG, TIFF, BMP, WebP)"),
                   dataset: str | None = Form(None), split: Literal["train", "val", "test"] = Form("test"),

@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field
 
 from core import config, errors
 from core.faces.api.limits import GUARDED
-from core.faces.api.schemas import Error
 from core.faces.api.services import Services, model_card, services
 
 router = APIRouter(tags=["runs"], dependencies=GUARDED)
@@ -74,8 +73,7 @@ def _info(svc: Services, run_id: str) -> RunInfo:
     raise errors.UnknownNameError(f"Unknown run {run_id!r}; GET /runs lists them")
 
 
-@router.post("/runs", response_model=RunInfo, status_code=202,
-             responses={404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}})
+@router.post("/runs", response_model=RunInfo, status_code=202)
 async def start_run(req: RunRequest, svc: Services = Depends(services)) -> RunInfo:
     """Start a whole-split run. The plan is checked first (names, parameters, the dataset's files, and slow methods
     over many images without ``sample``: 422 with the estimate); then the run is a job: poll ``GET /runs/{id}``."""
@@ -123,12 +121,12 @@ def list_runs(svc: Services = Depends(services)) -> list[RunInfo]:
     return out
 
 
-@router.get("/runs/{run_id}", response_model=RunInfo, responses={404: {"model": Error}})
+@router.get("/runs/{run_id}", response_model=RunInfo)
 def get_run(run_id: str, svc: Services = Depends(services)) -> RunInfo:
     return _info(svc, run_id)
 
 
-@router.delete("/runs/{run_id}", response_model=RunInfo, responses={404: {"model": Error}})
+@router.delete("/runs/{run_id}", response_model=RunInfo)
 def cancel_run(run_id: str, svc: Services = Depends(services)) -> RunInfo:
     """Cancel a running run (the parts already written are kept); a finished run is left as it is."""
     if any(j.id == run_id for j in svc.jobs.find(kind="run")):
@@ -136,8 +134,7 @@ def cancel_run(run_id: str, svc: Services = Depends(services)) -> RunInfo:
     return _info(svc, run_id)
 
 
-@router.get("/runs/{run_id}/manifest", response_model=dict[str, Any],
-            responses={404: {"model": Error}, 409: {"model": Error}})
+@router.get("/runs/{run_id}/manifest", response_model=dict[str, Any])
 def run_manifest(run_id: str, svc: Services = Depends(services)) -> dict[str, Any]:
     """The finished run's manifest (every part with its rows and SHA-256, the failures, the plan); 409 while it runs.
     Folders are named relative to the runs folder (the server's own paths are not shown)."""
