@@ -32,8 +32,11 @@ def model_label(card) -> str:
     (ImageNet models: the published top-1 accuracy, and whether the weights are here)."""
     if card.from_torchvision:
         top1 = (card.training.get("published_imagenet_1k") or {}).get("acc@1")
+        title = card.training.get("title", card.arch)
+        if card.training.get("published_file") is False or top1 is None:
+            return f"{title} (ImageNet, NOT the published weights: accuracy unknown)"
         here = "" if card.weights_sha256 else ", weights not here yet"
-        return f"{card.training.get('title', card.arch)} (ImageNet, top-1 {top1:.1f}% published{here})"
+        return f"{title} (ImageNet, top-1 {top1:.1f}% published{here})"
     acc = card.metrics.get("accuracy")
     cut = "" if card.training.get("status", "complete") == "complete" else ", stopped early"
     return f"{card.id} ({card.arch}, acc {acc:.1%}{cut})" if acc is not None else f"{card.id} ({card.arch}, not evaluated)"
@@ -43,10 +46,19 @@ def trust_banner(card) -> None:
     """Reasons not to believe this model's predictions, with the numbers (core.modelling.trust decides)."""
     from core.modelling.trust import model_warnings
 
-    for w in model_warnings(card):
-        st.warning(f"**Do not trust this model's predictions blindly:** {w}.", icon=":material/warning:")
+    st_trust_box(model_warnings(card))
     if card.training.get("status", "complete") != "complete":
         st.caption(f"Training {card.training['status']}.")
+
+
+def st_trust_box(reasons: Sequence[str], extra: Sequence[str] = ()) -> None:
+    """One warning box with every reason not to trust what is shown (model-level, then this input's)."""
+    reasons = list(dict.fromkeys([*reasons, *extra]))
+    if len(reasons) == 1:
+        st.warning(f"**Do not trust this model's predictions blindly:** {reasons[0]}.", icon=":material/warning:")
+    elif reasons:
+        st.warning("**Do not trust this model's predictions blindly:**\n" + "\n".join(f"- {r}" for r in reasons),
+                   icon=":material/warning:")
 
 
 def weights_panel(arch: str, problem: Exception) -> None:
@@ -55,8 +67,9 @@ def weights_panel(arch: str, problem: Exception) -> None:
     from core.modelling.pretrained import cache_path, use_weights_file, weights_enum
 
     st.warning(str(problem), icon=":material/download:")
-    st.markdown(f"With internet access: `python -m core fetch-weights {arch}` (progress bar, checksum), or download "
-                f"[{weights_enum(arch).url}]({weights_enum(arch).url}) and save it as `{cache_path(arch)}`.")
+    if weights_enum(arch).url not in str(problem):  # a file that is there but unusable: how to get the right one
+        st.markdown(f"With internet access: `python -m core fetch-weights {arch}` (progress bar, checksum), or download "
+                    f"[{weights_enum(arch).url}]({weights_enum(arch).url}) and save it as `{cache_path(arch)}`.")
     with st.form(key=f"weights_form_{arch}"):
         path = st.text_input("…or the path of the weights file you have", key=f"weights_path_{arch}")
         if st.form_submit_button("Use this file"):
@@ -64,12 +77,10 @@ def weights_panel(arch: str, problem: Exception) -> None:
                 st.error("Type the path of the weights file first")
                 return
             try:
-                notes = use_weights_file(arch, path.strip())
+                use_weights_file(arch, path.strip())  # a file that is not the published one: the card says so
             except core.XaiError as exc:
                 st.error(str(exc))
                 return
-            for n in notes:
-                st.info(n)
             cache.clear_all()
             st.rerun()
 

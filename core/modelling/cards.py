@@ -91,6 +91,10 @@ class ModelCard:
                 raise bad(name, "an object")
         if not isinstance(self.weights_sha256, str) or not isinstance(self.created, str):
             raise bad("weights_sha256" if not isinstance(self.weights_sha256, str) else "created", "a string")
+        trained = self.training.get("size")
+        if whole(trained) and trained != self.input_size:  # every face would run it at a size it never saw
+            raise CheckpointError(f"model card says input_size {self.input_size} px but the model was trained at "
+                                  f"{trained} px (training.size): set input_size to {trained} in card.json, or retrain")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

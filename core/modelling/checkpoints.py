@@ -131,6 +131,13 @@ def load_model(path: str | os.PathLike, device: torch.device | str | None = None
     if problem:
         raise CheckpointError(f"{weights} does not fit architecture {card.arch!r} with {len(card.classes)} classes: {problem}")
     model.load_state_dict(state)
+    layers = dict(model.named_modules())
+    if card.target_layer not in layers:  # every layer method would silently fall back to another layer
+        from core.modelling.architectures import conv_layers
+
+        raise CheckpointError(f"model card's target_layer {card.target_layer!r} is not a layer of {card.arch}; "
+                              f"its default is {model.target_layer!r} (last layers: {', '.join(conv_layers(model)[-3:])}): "
+                              "fix target_layer in card.json")
     model.target_layer = card.target_layer
     model.to(device or config.pick_device()).eval()
     return model, card

@@ -176,6 +176,13 @@ def imagenet_card(arch: str, weights_file: str | Path | None = None):
     except TrainingError:
         path = None
     published = w.meta.get("_metrics", {}).get("ImageNet-1K", {})
+    digest = file_sha256(path) if path else ""
+    prefix = published_sha256_prefix(arch)
+    # a file that is not torchvision's (random, fine-tuned, another release) fits the shapes but not the published
+    # accuracy: the card says so (``published_file`` False) and carries no published accuracy for it
+    published_file = None if not digest else (digest.startswith(prefix) if prefix else True)
+    if published_file is False:
+        published = {}
     return ModelCard(
         id=imagenet_id(arch), dataset=IMAGENET, arch=arch, classes=list(w.meta["categories"]),
         input_size=int(t.crop_size[0]), channels=3, mean=[float(v) for v in t.mean], std=[float(v) for v in t.std],
@@ -185,13 +192,27 @@ def imagenet_card(arch: str, weights_file: str | Path | None = None):
                   "file": str(path) if path else None, "recipe": w.meta.get("recipe"),
                   "num_params": w.meta.get("num_params"), "gflops": w.meta.get("_ops"),
                   "file_mib": w.meta.get("_file_size"), "published_imagenet_1k": published,
-                  "status": "complete"},
-        weights_sha256=file_sha256(path) if path else "",
+                  "published_file": published_file, "published_sha256_prefix": prefix, "status": "complete"},
+        weights_sha256=digest,
     )
 
 
+def unpublished_note(card) -> str:
+    """Why an ImageNet model's weights file is not torchvision's published one (``""`` when it is, or is absent)."""
+    if not card.from_torchvision or card.training.get("published_file") is not False:
+        return ""
+    name = Path(card.training.get("file") or "?").name
+    return (f"its weights file {name} is not torchvision's published {card.arch} file (SHA-256 "
+            f"{card.weights_sha256[:8]}…, the published file's starts with {card.training.get('published_sha256_prefix')})"
+            f": it may be randomly initialised or trained on something else, torchvision's published accuracy does not "
+            f"apply, and how good it is is unknown")
+
+
 def published_accuracy(card) -> str:
-    """``"ImageNet-1K acc@1 80.9%, acc@5 95.4% (published by torchvision, ...)"`` for an ImageNet card, else ``""``."""
+    """``"ImageNet-1K acc@1 80.9%, acc@5 95.4% (published by torchvision, ...)"`` for an ImageNet card with the
+    published file (or none yet); for another file, that its accuracy is unknown; else ``""``."""
+    if unpublished_note(card):
+        return "NOT torchvision's published weights: accuracy unknown"
     got = card.training.get("published_imagenet_1k") or {}
     if not got:
         return ""

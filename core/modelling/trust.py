@@ -29,8 +29,11 @@ def model_warnings(card: ModelCard, metrics: dict | None = None) -> list[str]:
     """Plain-language reasons not to trust this model's predictions, each with its numbers (empty: none)."""
     m = metrics if metrics is not None else card.metrics
     out: list[str] = []
-    if not m and card.from_torchvision:  # ImageNet weights: accuracy published, shown with it
-        return out
+    if not m and card.from_torchvision:  # ImageNet weights: accuracy published, shown with it (if the file is it)
+        from core.modelling.pretrained import unpublished_note
+
+        note = unpublished_note(card)
+        return [note] if note else out
     if not m or "per_class" not in m:
         return ["this model has no test metrics: how good it is is unknown (run `python -m core evaluate`)"]
     k = len(card.classes)

@@ -217,6 +217,34 @@ def test_every_card_field_is_checked_on_load(saved, field, value, message):
         load_model(saved)
 
 
+@pytest.mark.parametrize("edit,message", [
+    ({"input_size": 64, "training": {"size": 32}},
+     "model card says input_size 64 px but the model was trained at 32 px \\(training.size\\): set input_size to 32"),
+    ({"target_layer": "net.no_such_layer"}, "model card's target_layer 'net.no_such_layer' is not a layer of small_cnn"),
+])
+def test_a_card_that_contradicts_its_model_is_refused_with_the_numbers_everywhere(saved, edit, message, capsys):
+    """A card whose input size is not the size it was trained at, or whose target layer does not exist, is refused
+    (before: the CLI ran at the card's size and the pages picked the first conv layer), in the library, in the model
+    lists (broken, with the reason) and in the CLI."""
+    from core.faces.cli import main
+    from core.modelling.checkpoints import broken_models
+
+    card = json.loads((saved / "card.json").read_text())
+    card.update(edit)
+    (saved / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match=message):
+        load_model(saved)
+    if "input_size" in edit:  # refused from the card alone: listed as broken
+        assert [p for p, _ in list_models(saved.parent)] == []
+        assert re.search(message, dict(broken_models(saved.parent))[saved])
+    x = saved.parent / "x.png"
+    from PIL import Image
+    Image.new("RGB", (32, 32), "red").save(x)
+    assert main(["explain", "--model", str(saved), "--image", str(x), "--methods", "grad_cam",
+                 "--out", str(saved.parent / "out")]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
 def test_broken_models_are_listed_with_the_reason_not_hidden(saved, capsys):
     from core.modelling.checkpoints import broken_models, list_models
     from core.faces.cli import main

@@ -159,6 +159,42 @@ def test_a_given_file_is_checked_then_remembered(torch_home, tmp_path):
     assert card.training["file"] == str(good.resolve())
 
 
+def test_a_file_that_is_not_the_published_one_is_flagged_everywhere_and_loses_the_published_accuracy(
+        torch_home, monkeypatch, capsys):
+    """Random tensors of the right shapes under torchvision's file name: the card, the model list's label, the
+    trust warnings, `core list` and the API's /models all say it is not the published file, and none shows
+    torchvision's published accuracy for it. With the published digest it is the published model again."""
+    from fastapi.testclient import TestClient
+
+    from core.faces.api import create_app
+    from core.faces.cli import main
+    from core.modelling.trust import model_warnings
+    from ui.pickers import model_label
+
+    fake_weights("resnet18")
+    _, card = load_model("imagenet-resnet18")
+    assert card.training["published_file"] is False and not card.training["published_imagenet_1k"]
+    warnings = model_warnings(card)
+    assert len(warnings) == 1 and "not torchvision's published resnet18 file" in warnings[0]
+    assert card.weights_sha256[:8] in warnings[0] and "69.8" not in warnings[0]
+    assert "NOT the published weights" in model_label(card) and "69.8" not in model_label(card)
+    assert pretrained.published_accuracy(card) == "NOT torchvision's published weights: accuracy unknown"
+    assert main(["list"]) == 0
+    out, err = capsys.readouterr()
+    line = next(l for l in out.splitlines() if "imagenet-resnet18 " in l)
+    assert "accuracy unknown" in line and "69.8" not in line
+    assert "WARNING: imagenet-resnet18: its weights file resnet18-f37072fd.pth is not torchvision's published" in err
+    listed = {m["id"]: m for m in TestClient(create_app()).get("/models").json()}
+    got = listed["imagenet-resnet18"]
+    assert got["published_top1"] is None and got["published_weights"] is False and got["warnings"] == warnings
+    assert listed["imagenet-resnet50"]["published_top1"] > 80 and listed["imagenet-resnet50"]["warnings"] == []
+    # the published file (its digest starts with the published prefix) keeps the published accuracy, no warning
+    monkeypatch.setattr(pretrained, "published_sha256_prefix", lambda arch: card.weights_sha256[:8])
+    _, card = load_model("imagenet-resnet18")
+    assert card.training["published_file"] is True and model_warnings(card) == []
+    assert "top-1 69.8% published" in model_label(card) and "acc@1 69.8%" in pretrained.published_accuracy(card)
+
+
 def test_fetch_weights_checks_the_published_checksum_and_fails_offline_with_instructions(torch_home, tmp_path,
                                                                                           monkeypatch, capsys):
     from core.faces.cli import main
@@ -335,6 +371,11 @@ def test_app_photo_top5_then_any_class_explained(torch_home, tiny_model_dir):
     assert "Attention rollout" in hidden.markdown[0].value
     assert any("No out-of-distribution check for ImageNet models" in c.value for c in at.caption)
     assert at.selectbox(key="split").disabled  # no dataset images to pick a split of
+    # random weights: the model box says so, and the warning stays above the maps on every rerun
+    assert "NOT the published weights" in at.selectbox(key="model").format_func(at.selectbox(key="model").value)
+    for _ in range(2):
+        assert sum("not torchvision's published resnet18 file" in w.value for w in at.warning) == 1
+        at.run()
 
 
 def test_app_vit_hides_three_methods_with_their_reasons_and_explains(torch_home, tiny_model_dir):
@@ -355,7 +396,7 @@ def test_app_vit_hides_three_methods_with_their_reasons_and_explains(torch_home,
     assert not at.exception and not at.error, [e.value for e in at.error]
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
     assert any(c.startswith("Grad-CAM → ") for c in caps)
-    assert any(c.startswith("Attention rollout → ") and "the same map for every class" in c for c in caps)
+    assert any(c.startswith("Attention rollout (the same map for every class)") for c in caps)
 
 
 def test_app_missing_weights_say_how_and_take_a_file(torch_home, tmp_path, tiny_model_dir):
@@ -363,8 +404,9 @@ def test_app_missing_weights_say_how_and_take_a_file(torch_home, tmp_path, tiny_
     r50 = str(next(p for p, c in list_models(dataset="imagenet") if c.arch == "resnet50"))
     at.selectbox(key="model").set_value(r50).run()
     assert not at.exception
-    assert any("fetch-weights resnet50" in w.value for w in at.warning)
-    assert any("resnet50-11ad3fa6.pth" in m.value for m in at.markdown)
+    assert any("fetch-weights resnet50" in w.value and "resnet50-11ad3fa6.pth" in w.value for w in at.warning)
+    shown = [e.value for e in [*at.warning, *at.markdown, *at.info, *at.caption]]
+    assert sum(pretrained.weights_enum("resnet50").url in v for v in shown) == 1  # the instructions once
     given = tmp_path / "r50.pth"
     fake_weights("resnet50")
     shutil.move(pretrained.cache_path("resnet50"), given)
@@ -376,7 +418,12 @@ def test_app_missing_weights_say_how_and_take_a_file(torch_home, tmp_path, tiny_
     assert not at.exception and not at.error, [e.value for e in at.error]
     at.selectbox(key="model").set_value(r50).run()
     assert not any("fetch-weights resnet50" in w.value for w in at.warning)
-    assert any("acc@1 80.9%" in c.value for c in at.caption)
+    # a random file: not the published accuracy, and a warning that stays while the model is used
+    assert not any("80.9%" in c.value for c in at.caption)
+    assert any("NOT torchvision's published weights: accuracy unknown" in c.value for c in at.caption)
+    for _ in range(2):
+        assert any("r50.pth is not torchvision's published resnet50 file" in w.value for w in at.warning)
+        at.run()
 
 
 def test_fine_tuning_a_resnet18_from_imagenet_weights_on_the_train_page(torch_home, tmp_path, monkeypatch,

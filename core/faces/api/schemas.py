@@ -35,12 +35,14 @@ class ModelSummary(BaseModel):
     published_top1: float | None = Field(None, description="ImageNet-1K acc@1 published by torchvision (percent)")
     weights_present: bool
     ood_statistics: bool = Field(description="uploads get an out-of-distribution check")
+    published_weights: bool | None = Field(None, description="ImageNet models: whether the weights file is "
+                                           "torchvision's published one (null: not here yet, or a trained model)")
+    warnings: list[str] = Field(description="reasons not to trust this model's predictions")
 
 
 class ModelDetail(ModelSummary):
     card: dict[str, Any]
     metrics: dict[str, Any] = Field(description="test metrics, per-class metrics and the confusion matrix, where known")
-    warnings: list[str] = Field(description="reasons not to trust this model's predictions")
 
 
 class MethodInfo(BaseModel):
@@ -52,7 +54,8 @@ class MethodInfo(BaseModel):
     params: list[Param] = Field(description="the method's declared parameters (core.params.Param, as declared)")
     stochastic: bool
     signed: bool
-    class_specific: bool = Field(description="false: the same map for every class (attention rollout)")
+    class_specific: bool = Field(description="false: the same map for every class (attention rollout, Eigen-CAM)")
+    view: Literal["signed", "magnitude"] = Field(description="the colour rule its maps are shown with by default")
     units: str
     requires: dict[str, str] = Field(description="architecture traits the method needs, with the reason")
 

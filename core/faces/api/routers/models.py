@@ -22,11 +22,14 @@ def all_cards():
 
 
 def summary(path: Path, card) -> dict[str, Any]:
+    from core.modelling.trust import model_warnings
+
     return dict(id=card.id, dataset=card.dataset, arch=card.arch, classes=len(card.classes), input_size=card.input_size,
                 channels=card.channels, source="torchvision" if card.from_torchvision else "trained",
                 test_accuracy=card.metrics.get("accuracy"),
                 published_top1=(card.training.get("published_imagenet_1k") or {}).get("acc@1"),
-                weights_present=bool(card.weights_sha256), ood_statistics=(Path(path) / "ood.npz").is_file())
+                weights_present=bool(card.weights_sha256), ood_statistics=(Path(path) / "ood.npz").is_file(),
+                published_weights=card.training.get("published_file"), warnings=model_warnings(card))
 
 
 @router.get("/models", response_model=list[ModelSummary])
@@ -36,8 +39,6 @@ def list_models() -> list[ModelSummary]:
 
 @router.get("/models/{model_id}", response_model=ModelDetail)
 def model_detail(model_id: str) -> ModelDetail:
-    from core.modelling.trust import model_warnings
-
     path, card = model_card(model_id)
     metrics = dict(card.metrics)
     saved = path / "metrics.json"
@@ -46,5 +47,4 @@ def model_detail(model_id: str) -> ModelDetail:
             metrics = {**metrics, **json.loads(saved.read_text())}
         except (OSError, ValueError):
             pass
-    return ModelDetail(**summary(path, card), card=card.to_dict(), metrics=jsonable(metrics),
-                       warnings=model_warnings(card))
+    return ModelDetail(**summary(path, card), card=card.to_dict(), metrics=jsonable(metrics))
