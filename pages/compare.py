@@ -52,8 +52,10 @@ def pick_images(sel: Selection) -> list[int]:
 
 def display_controls() -> dict:
     return {
-        "signed": st.radio("Colours", ["Magnitude", "Signed"], key=state.CMP_COLOURS, horizontal=True,
-                           help="Signed: blue negative, red positive, centred at zero") == "Signed",
+        "colours": st.radio("Colours", list(render.VIEW_CHOICES), key=state.CMP_COLOURS, horizontal=True,
+                            help="Per method: each map in the colours that show it best (magnitude for sparse pixel "
+                                 "gradients, signed for LIME, SHAP and Occlusion). Signed: red for the class, blue "
+                                 "against it, transparent at zero. Unsigned maps are always magnitude."),
         "shared": st.radio("Scale", ["Per map", "Shared"], key=state.CMP_SCALE, horizontal=True,
                            help="Shared: one colour scale for all maps in the same units (CAMs are scaled per "
                                 "image by their library; gradients, logit contributions and LIME's probability "
@@ -65,9 +67,9 @@ def display_controls() -> dict:
 
 
 def grid(sel: Selection, indices: list[int], methods: list[str], params: dict, results: dict, predicted, truth,
-         show: dict, cancelled: bool) -> tuple[list[tuple[np.ndarray, str]], np.ndarray]:
-    """Originals and maps, one row per image, on per-map or shared (per-unit) colour scales; the tiles and the colour
-    bar for the exports."""
+         show: dict, cancelled: bool) -> list[tuple[np.ndarray, str, str | None]]:
+    """Originals and maps, one row per image, each map in its colour rule, on per-map or shared (per-unit) colour
+    scales; the tiles (image, caption, rule) for the exports."""
     units = {m: get_method(m).units_for(params[m]) for m in methods}
     shared: dict[str, float] = {}  # one colour scale per unit: only maps in the same units are comparable
     if show["shared"]:
@@ -75,7 +77,8 @@ def grid(sel: Selection, indices: list[int], methods: list[str], params: dict, r
             u = units[e.method]
             shared[u] = max(shared.get(u, 0.0), robust_scale(e.attribution, get_method(e.method).outlier_perc))
     classes = sel.card.classes
-    tiles: list[tuple[np.ndarray, str]] = []
+    tiles: list[tuple[np.ndarray, str, str | None]] = []
+    choice = render.VIEW_CHOICES[show["colours"]]
     for col, title in zip(st.columns(len(methods) + 1), ["Original", *(get_method(m).title for m in methods)]):
         col.markdown(f"**{title}**")
     for k, i in enumerate(indices):
@@ -84,22 +87,24 @@ def grid(sel: Selection, indices: list[int], methods: list[str], params: dict, r
                  f"{'right' if predicted[k] == truth[k] else 'wrong'}")
         cols = st.columns(len(methods) + 1)
         cols[0].image(original, caption=label, width="stretch")
-        tiles.append((original, label))
+        tiles.append((original, label, None))
         for col, m in zip(cols[1:], methods):
             e = results.get((i, m))
             if e is None:
                 col.warning("not computed" if cancelled else "failed")
-                tiles.append((np.full_like(original, 255), f"{get_method(m).title}: not computed"))
+                tiles.append((np.full_like(original, 255), f"{get_method(m).title}: not computed", None))
                 continue
+            view = render.map_view(get_method(m).view, e.signed, choice)
             tile = render.attribution_overlay(
-                original, e.attribution, signed=show["signed"] and e.signed, scale=shared.get(units[m]),
+                original, e.attribution, signed=view == "signed", scale=shared.get(units[m]),
                 alpha=show["alpha"], top_percent=show["top"], outlier_perc=get_method(m).outlier_perc)
-            col.image(tile, caption=captions.map_caption(e, classes), width="stretch")
-            tiles.append((tile, captions.target_label(e, classes)))
-    cmap = render.SIGNED_CMAP if show["signed"] else render.MAGNITUDE_CMAP
-    bar = render.colorbar(cmap, labels=("negative", "positive") if show["signed"] else ("low", "high"))
-    st.image(bar, caption=captions.scale_caption(methods, units, show["signed"], show["shared"]))
-    return tiles, bar
+            col.image(tile, caption=f"{captions.map_caption(e, classes)} · {view}", width="stretch")
+            tiles.append((tile, captions.target_label(e, classes), view))
+    views = [v for v in ("signed", "magnitude") if v in {t[2] for t in tiles}]
+    for col, v in zip(st.columns(len(views) + 1), views):
+        col.html(render.colorbar_svg(v))
+    st.caption(f"{render.colour_rule_text(views)} {captions.scale_caption(methods, units, show['shared'])}.")
+    return tiles
 
 
 def agreement(indices: list[int], methods: list[str], results: dict) -> None:
@@ -137,11 +142,13 @@ def main() -> None:
     targets = predicted if target_mode == "Predicted" else truth
     known, cancelled = compute.maps(sel, list(images.numpy()), methods, params, targets.tolist(), compute.COMPARE_KEYS)
     results = {(i, m): e for m in methods for i, e in zip(indices, known[m]) if e is not None}
-    tiles, bar = grid(sel, indices, methods, params, results, predicted, truth, show, cancelled)
+    tiles = grid(sel, indices, methods, params, results, predicted, truth, show, cancelled)
     agreement(indices, methods, results)
+    from core.modelling.trust import model_warnings
+
     png, npz = compare_exports(sel.card, sel.dataset_name, sel.split, indices, methods, params, target_mode,
-                               show["signed"], show["shared"], results, tiles, bar,
-                               {i: sel.ds.image(i) for i in indices}, sel.root)
+                               show["colours"], show["shared"], results, tiles,
+                               {i: sel.ds.image(i) for i in indices}, sel.root, model_warnings(sel.card))
     c1, c2 = st.columns(2)
     c1.download_button("Download grid (PNG)", png.data, file_name=png.file_name, mime=png.mime, key=state.CMP_DL_PNG)
     c2.download_button("Download raw maps (.npz)", npz.data, file_name=npz.file_name, mime=npz.mime,

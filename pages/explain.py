@@ -108,9 +108,12 @@ def display_controls(ds, source: str, methods: list[str]) -> dict:
     """Controls that only redraw (never recompute a map), in the sidebar."""
     st.sidebar.subheader("Display")
     show = {
-        "signed": st.sidebar.radio("Colours", ["Signed", "Magnitude"], key=state.COLOURS, horizontal=True,
-                                   help="Signed: red supports the class, blue opposes it, zero is transparent. "
-                                        "Unsigned methods (CAMs, saliency) always show magnitude.") == "Signed",
+        "view": render.VIEW_CHOICES[st.sidebar.radio("Colours", list(render.VIEW_CHOICES), key=state.COLOURS, horizontal=True,
+                                       help="Per method: each map in the colours that show it best (magnitude for "
+                                            "sparse pixel gradients, signed for LIME, SHAP and Occlusion). Signed: "
+                                            "red for the class, blue against it, transparent at zero. Magnitude: "
+                                            "importance whatever its sign. Unsigned maps (CAMs, saliency) are "
+                                            "always magnitude.")],
         "alpha": st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key=state.ALPHA),
         "mask": False,
         "lime_n": 0,
@@ -120,34 +123,37 @@ def display_controls(ds, source: str, methods: list[str]) -> dict:
                                          help="The dataset's object mask, drawn on the original and on every map")
     if "lime" in methods:
         show["lime_n"] = int(st.sidebar.number_input("LIME superpixels shown", 1, 100, 8, key=state.LIME_SHOWN,
-                                                     help="The superpixels with the largest |weight|: green "
-                                                          "supports the class, red opposes it"))
+                                                     help="The superpixels with the largest |weight|: red "
+                                                          "supports the class, blue opposes it (as on signed maps)"))
     return show
 
 
 def show_results(display, mask, card, results: list[core.Explanation], show: dict,
-                 notes: dict[str, str] | None = None) -> tuple[list, object]:
-    """The original and one tile per map (LIME also gets its superpixel picture), in rows of at most six.
-    Returns the tiles with their captions and the colour bar, for the exports."""
+                 notes: dict[str, str] | None = None) -> list:
+    """The original and one tile per map (LIME also gets its superpixel picture), in rows of at most six, each map
+    in its colour rule, the rules stated once with their colour bars. Returns the tiles (image, caption, rule) for
+    the exports."""
     scale = max(1, TILE // display.shape[0])
     base = render.upscale(render.to_rgb_uint8(display), scale)
 
     def outlined(tile):
         return render.outline(tile, mask) if show["mask"] and mask is not None else tile
 
-    tiles = [(outlined(base), "Original", None)]
+    tiles = [(outlined(base), "Original", None, None)]
     for e in results:
         cls = get_method(e.method)
-        tile = render.attribution_overlay(base, e.attribution, signed=show["signed"] and e.signed,
-                                          alpha=show["alpha"], outlier_perc=cls.outlier_perc)
-        tiles.append((outlined(tile), captions.map_caption(e, card.classes), e))
+        view = render.map_view(cls.view, e.signed, show["view"])
+        tile = render.attribution_overlay(base, e.attribution, signed=view == "signed", alpha=show["alpha"],
+                                          outlier_perc=cls.outlier_perc)
+        tiles.append((outlined(tile), f"{captions.map_caption(e, card.classes)} · {view}", view, e))
         if e.segments is not None and show["lime_n"]:
             weights = {int(k): float(v) for k, v in e.extras.get("superpixel_weights", [])}
-            view = render.superpixel_view(base, e.segments, weights, show["lime_n"])
-            tiles.append((outlined(view), f"LIME superpixels → {card.classes[e.target]} (green for, red against)", None))
+            picture = render.superpixel_view(base, e.segments, weights, show["lime_n"])
+            tiles.append((outlined(picture), f"LIME superpixels → {card.classes[e.target]} (red for, blue against)",
+                          "signed", None))
     for start in range(0, len(tiles), MAX_PER_ROW):
         row = tiles[start : start + MAX_PER_ROW]
-        for col, (img, caption, e) in zip(st.columns(MAX_PER_ROW), row):
+        for col, (img, caption, _, e) in zip(st.columns(MAX_PER_ROW), row):
             col.image(img, caption=caption, width="stretch")
             if e is not None and e.flat:
                 col.warning("Flat map: no pixel stands out for this target.")
@@ -156,10 +162,7 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
                 col.caption(note)
             if e is not None and (notes or {}).get(e.method):
                 col.caption(notes[e.method])
-    signed = show["signed"] and any(e.signed for e in results)
-    bar = render.colorbar(render.SIGNED_CMAP if signed else render.MAGNITUDE_CMAP,
-                          labels=("against the class", "for the class") if signed else ("low", "high"))
-    st.image(bar, caption="Colour scale (per map)" + ("; unsigned methods show magnitude" if signed else ""))
+    colour_rules([t[2] for t in tiles])
     for e in results:
         if e.segments is not None and show["lime_n"]:
             top = e.extras.get("superpixel_weights", [])[: show["lime_n"]]
@@ -170,7 +173,17 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
                               "effect": ["for" if w > 0 else "against" for _, w in top]}, hide_index=True)
                 st.caption("± is the half-width of each weight's 95 % credible interval (BayesLIME's posterior): a "
                            "weight within it of 0 could have either sign.")
-    return [(t, c) for t, c, _ in tiles], bar
+    return [(t, c, v) for t, c, v, _ in tiles]
+
+
+def colour_rules(views: list) -> None:
+    """The colour rule of the maps shown, once, with each rule's colour bar drawn as a vector."""
+    kinds = [v for v in ("signed", "magnitude") if v in views]
+    if not kinds:
+        return
+    for col, v in zip(st.columns(len(kinds) + 1), kinds):
+        col.html(render.colorbar_svg(v))
+    st.caption(render.colour_rule_text(kinds) + " Each map is scaled on its own.")
 
 
 def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:
@@ -200,10 +213,10 @@ def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:
     return doubts
 
 
-def exports(card, results, tiles, bar, proba, label, image_ref: dict, doubts: list[str],
+def exports(card, results, tiles, proba, label, image_ref: dict, doubts: list[str],
             quality: dict[str, str] | None = None) -> None:
-    """The figure (PNG) and the one-page report (HTML), each carrying what reproduces it."""
-    png, html = explain_exports(card, results, tiles, bar, proba, label, image_ref, doubts, quality)
+    """The figure (PNG) and the one-page report (HTML), each carrying what reproduces it and every warning."""
+    png, html = explain_exports(card, results, tiles, proba, label, image_ref, doubts, quality)
     c1, c2 = st.columns(2)
     c1.download_button("Download figure (PNG)", png.data, file_name=png.file_name, mime=png.mime, key=state.DL_FIGURE,
                        help="Original, maps, colour scale, prediction, target, model and parameters; the PNG "
@@ -310,7 +323,7 @@ def explained(sel, picked: Picked, methods, params, target: int, show: dict, dou
     if shown is not None:
         results = [known[m][0] for m in methods if known[m][0] is not None]
         more_samples_buttons(results)
-        exports(card, results, *shown, proba, picked.label, picked.ref, doubts,
+        exports(card, results, shown, proba, picked.label, picked.ref, doubts,
                 {e.title: quality[e.method] for e in results if quality.get(e.method)})
 
 

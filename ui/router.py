@@ -20,17 +20,21 @@ UNEXPECTED = ("Something went wrong on this page ({kind}). Try another setting, 
               "page; the details are in the server log.")
 
 
+#: every page: (file, title, icon, what its link on Home says); Home links every other page from this list
+PAGES = [
+    ("pages/home.py", "Home", ":material/home:", "Home"),
+    ("pages/explain.py", "Explain", ":material/image_search:", "Explain one image"),
+    ("pages/compare.py", "Compare", ":material/grid_view:", "Compare methods"),
+    ("pages/quality.py", "Quality", ":material/analytics:", "Which map to trust"),
+    ("pages/dataset.py", "Dataset", ":material/hub:", "Explain a whole split"),
+    ("pages/performance.py", "Performance", ":material/monitoring:", "Model performance"),
+    ("pages/train.py", "Train", ":material/model_training:", "Train a model"),
+    ("pages/data.py", "Data", ":material/dataset:", "Datasets"),
+]
+
+
 def pages() -> list:
-    return [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/explain.py", title="Explain", icon=":material/image_search:"),
-        st.Page("pages/compare.py", title="Compare", icon=":material/grid_view:"),
-        st.Page("pages/quality.py", title="Quality", icon=":material/analytics:"),
-        st.Page("pages/dataset.py", title="Dataset", icon=":material/hub:"),
-        st.Page("pages/performance.py", title="Performance", icon=":material/monitoring:"),
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/data.py", title="Data", icon=":material/dataset:"),
-    ]
+    return [st.Page(path, title=title, icon=icon, default=path == "pages/home.py") for path, title, icon, _ in PAGES]
 
 
 def _icon():

@@ -129,8 +129,12 @@ class Explainer:
     #: architecture traits (``core.modelling.architectures.TRAITS``) the method needs, each with the reason shown where a
     #: model lacks it: the method is then not offered for that model (and the engine refuses it)
     requires: ClassVar[dict[str, str]] = {}
-    #: the map is the same for every class (attention rollout): the target only labels it
+    #: the map is the same for every class (attention rollout, Eigen-CAM): the target only labels it
     class_specific: ClassVar[bool] = True
+    #: the colour rule that shows this method's maps best by default (``core.present.render.map_view``): "signed"
+    #: (red for, blue against: LIME, SHAP, Occlusion) or "magnitude" (sparse pixel gradients, whose signed maps are
+    #: nearly invisible at tile size); unsigned maps are always shown as magnitude
+    view: ClassVar[Literal["signed", "magnitude"]] = "signed"
     #: the parameter that sets how many model images one ``attribute`` call holds at once (see :meth:`peak_images`),
     #: named in the engine's refusal when a call would exceed the memory budget
     peak_param: ClassVar[str | None] = None

@@ -10,6 +10,7 @@ from core.explainers.registry import register
 class DeepLift(Explainer):
     name = "deeplift"
     title = "DeepLIFT"
+    view = "magnitude"  # sparse pixel gradients: a signed map at tile size is nearly invisible
     description = ("Contributions of each pixel to the difference between the output and the output on a baseline "
                    "(Rescale rule); sums to f(x) - f(baseline). Needs separate, non-inplace ReLU modules: our CNNs "
                    "have them.")

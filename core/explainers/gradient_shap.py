@@ -11,6 +11,7 @@ from core.explainers.registry import register
 class GradientShap(Explainer):
     name = "gradient_shap"
     title = "GradientSHAP"
+    view = "magnitude"  # sparse pixel gradients: a signed map at tile size is nearly invisible
     description = ("Expected gradients: gradients at random points between the input (plus noise) and baselines "
                    "drawn from a set, times (input - baseline). Approximates SHAP values.")
     paper = "Lundberg, Lee. A Unified Approach to Interpreting Model Predictions. NeurIPS 2017. arXiv:1705.07874"

@@ -9,6 +9,7 @@ from core.explainers.registry import register
 class GuidedBackprop(CaptumGradientExplainer):
     name = "guided_backprop"
     title = "Guided Backprop"
+    view = "magnitude"  # sparse pixel gradients: a signed map at tile size is nearly invisible
     description = "Gradient where every ReLU also passes back only positive gradients; sharp, edge-like maps."
     paper = "Springenberg et al. Striving for Simplicity: The All Convolutional Net. ICLR Workshop 2015. arXiv:1412.6806"
     captum_class = _GBP

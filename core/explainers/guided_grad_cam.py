@@ -11,6 +11,7 @@ from core.explainers.registry import register
 class GuidedGradCAM(Explainer):
     name = "guided_grad_cam"
     title = "Guided Grad-CAM"
+    view = "magnitude"  # sparse pixel gradients: a signed map at tile size is nearly invisible
     description = "Guided Backprop multiplied element-wise by the upsampled Grad-CAM map: sharp and class-specific."
     paper = "Selvaraju et al. Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization. ICCV 2017. arXiv:1610.02391"
     needs_layer = True

@@ -18,6 +18,7 @@ INTEGRATION = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_ri
 class IntegratedGradients(Explainer):
     name = "integrated_gradients"
     title = "Integrated Gradients"
+    view = "magnitude"  # sparse pixel gradients: a signed map at tile size is nearly invisible
     description = "Path integral of gradients from a baseline image to the input; sums to f(x) - f(baseline)."
     paper = "Sundararajan, Taly, Yan. Axiomatic Attribution for Deep Networks. ICML 2017. arXiv:1703.01365"
     takes_baseline = True

@@ -26,6 +26,7 @@ class _TargetOutput(nn.Module):
 class ShapGradient(Explainer):
     name = "shap_gradient"
     title = "SHAP (Gradient)"
+    view = "magnitude"  # sparse pixel gradients: a signed map at tile size is nearly invisible
     description = ("Expected gradients against a background sample of training images (shap's GradientExplainer); "
                    "without one, a synthetic background (noise, blur, mean) is used.")
     paper = "Erion et al. Improving performance of deep learning models with axiomatic attribution priors and expected gradients. Nature MI 2021. arXiv:1906.10670"

@@ -82,6 +82,7 @@ class _NoiseTunnelExplainer(Explainer):
 class SmoothGrad(_NoiseTunnelExplainer):
     name = "smoothgrad"
     title = "SmoothGrad"
+    view = "magnitude"  # sparse pixel gradients: a signed map at tile size is nearly invisible
     description = "Average of a gradient method's maps over noisy copies of the input: less visual noise."
     paper = "Smilkov et al. SmoothGrad: removing noise by adding noise. arXiv:1706.03825"
     nt_type = "smoothgrad"

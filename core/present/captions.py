@@ -74,8 +74,9 @@ def extras_caption(extras: dict[str, Any]) -> str:
 
 def target_label(e: Explanation, classes: Sequence[str]) -> str:
     """``Grad-CAM → circle``, or ``... (the same map for every class)`` for a class-agnostic method."""
-    agnostic = "" if get_method(e.method).class_specific else " (the same map for every class)"
-    return f"{e.title} → {classes[e.target]}{agnostic}"
+    if not get_method(e.method).class_specific:
+        return f"{e.title} (the same map for every class)"
+    return f"{e.title} → {classes[e.target]}"
 
 
 def map_caption(e: Explanation, classes: Sequence[str]) -> str:
@@ -85,7 +86,7 @@ def map_caption(e: Explanation, classes: Sequence[str]) -> str:
 
 def params_line(e: Explanation, classes: Sequence[str]) -> str:
     """A footer line that reproduces one map: method, class and every parameter (seeds included)."""
-    return f"{e.title} → {classes[e.target]}: {json.dumps(e.params, default=str)}"
+    return f"{target_label(e, classes)}: {json.dumps(e.params, default=str)}"
 
 
 def model_line(card: Any) -> str:
@@ -123,18 +124,18 @@ def quality_note(known: dict[str, tuple[float, int]]) -> str:
             if known else "")
 
 
-def compare_header(card: Any, dataset: str, split: str, target_mode: str, signed: bool, shared: bool,
+def compare_header(card: Any, dataset: str, split: str, target_mode: str, colours: str, shared: bool,
                    created: str) -> list[str]:
     return [f"Model {card.id} ({card.arch}, {card.input_size} px) · {dataset} {split} · class explained: "
             f"{target_mode.lower()}",
-            f"{'Signed' if signed else 'Magnitude'} colours, {'shared' if shared else 'per-map'} scale · {created}"]
+            f"Colours: {colours.lower()}, {'shared' if shared else 'per-map'} scale · {created}"]
 
 
 def method_params_line(method: str, params: dict[str, Any]) -> str:
     return f"{get_method(method).title}: {json.dumps(params, default=str)}"
 
 
-def scale_caption(methods: Sequence[str], units: dict[str, str], signed: bool, shared: bool) -> str:
+def scale_caption(methods: Sequence[str], units: dict[str, str], shared: bool) -> str:
     """What the colour bar under a grid means: per-map or shared within each unit."""
     groups = sorted(set(units.values()))
     if shared:
@@ -143,7 +144,7 @@ def scale_caption(methods: Sequence[str], units: dict[str, str], signed: bool, s
             + "); maps in different units are never put on one scale")
     else:
         text = "Per-map scale"
-    return text + ("; unsigned methods (CAMs, saliency) stay on the magnitude map" if signed else "")
+    return text
 
 
 def cancelled_note(missing: dict[str, int]) -> str:

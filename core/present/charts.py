@@ -142,7 +142,9 @@ def models_side_by_side(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> 
 def quality_bars(rows: Sequence[dict[str, Any]], metric: str, title: str, higher_is_better: bool) -> go.Figure:
     """One bar per method with its 95% confidence interval; the random-map baseline as a line where it exists."""
     rows = [r for r in rows if r["metric"] == metric and not r["skipped"]]
-    fig = go.Figure(go.Bar(x=[r["method"] for r in rows], y=[r["mean"] for r in rows],
+    from core.explainers import get_method
+
+    fig = go.Figure(go.Bar(x=[get_method(r["method"]).title for r in rows], y=[r["mean"] for r in rows],
                            error_y=dict(type="data", array=[r["ci95"] if r["ci95"] == r["ci95"] else 0 for r in rows])))
     base = [r["random_baseline"] for r in rows if r.get("random_baseline") is not None]
     if base:

@@ -22,31 +22,35 @@ class Export:
     mime: str
 
 
-def explain_exports(card: Any, results: Sequence[Explanation], tiles: Sequence[tuple[np.ndarray, str]],
-                    bar: np.ndarray, proba: np.ndarray, label: int | None, image_ref: dict[str, Any],
+def explain_exports(card: Any, results: Sequence[Explanation], tiles: Sequence[report.Tile],
+                    proba: np.ndarray, label: int | None, image_ref: dict[str, Any],
                     doubts: Sequence[str], quality: dict[str, str] | None = None) -> tuple[Export, Export]:
-    """Explain's figure (PNG with the provenance inside) and one-page report (HTML)."""
+    """Explain's figure (PNG with the provenance inside) and one-page report (HTML); both carry every warning
+    (``doubts``: the model's and this input's) and each map's colour rule."""
     prov = report.provenance(card, results, image_ref)
     header = [captions.model_line(card), captions.prediction_line(card, proba, label, prov["created"])]
     footer = [captions.params_line(e, card.classes) for e in results]
     footer += [f"{e.title}: {note}" for e in results if (note := captions.stability_caption(e.extras))]
     name = f"xai_{card.id}_{image_ref.get('index', 'upload')}"
-    png = report.png_with_provenance(report.figure(tiles, header, footer, bar), prov)
-    html = report.report_html(card, tiles, proba, label, results, bar, prov, list(doubts), quality)
+    png = report.png_with_provenance(report.figure(tiles, header, footer, warnings=doubts), prov)
+    html = report.report_html(card, tiles, proba, label, results, prov, list(doubts), quality)
     return Export(png, f"{name}.png", "image/png"), Export(html, f"{name}.html", "text/html")
 
 
 def compare_exports(card: Any, dataset: str, split: str, indices: Sequence[int], methods: Sequence[str],
-                    params: dict[str, dict], target_mode: str, signed: bool, shared: bool,
-                    results: dict[tuple[int, str], Explanation], tiles: Sequence[tuple[np.ndarray, str]],
-                    bar: np.ndarray, images: dict[int, np.ndarray], folder: str | None = None) -> tuple[Export, Export]:
-    """Compare's grid (PNG with the provenance inside) and its raw maps (.npz with the images and a JSON meta)."""
+                    params: dict[str, dict], target_mode: str, colours: str, shared: bool,
+                    results: dict[tuple[int, str], Explanation], tiles: Sequence[report.Tile],
+                    images: dict[int, np.ndarray], folder: str | None = None,
+                    warnings: Sequence[str] = ()) -> tuple[Export, Export]:
+    """Compare's grid (PNG with the provenance and the model's warnings inside) and its raw maps (.npz with the
+    images and a JSON meta)."""
     ordered = [results[(i, m)] for i in indices for m in methods if (i, m) in results]
     prov = report.provenance(card, ordered, {"dataset": dataset, "split": split, "indices": [int(i) for i in indices],
                                              "folder": folder})
-    head = captions.compare_header(card, dataset, split, target_mode, signed, shared, prov["created"])
+    head = captions.compare_header(card, dataset, split, target_mode, colours, shared, prov["created"])
     foot = [captions.method_params_line(m, params[m]) for m in methods]
-    png = report.png_with_provenance(report.figure(tiles, head, foot, bar, per_row=len(methods) + 1), prov)
+    png = report.png_with_provenance(report.figure(tiles, head, foot, per_row=len(methods) + 1, warnings=warnings),
+                                     prov)
     meta = {"model": card.id, "dataset": dataset, "split": split, "classes": list(card.classes),
             "methods": {m: params[m] for m in methods}, "provenance": prov,
             "targets": {f"{i}_{m}": e.target for (i, m), e in results.items()}}

@@ -1,17 +1,94 @@
 """Drawing: attribution overlays and colour bars as uint8 RGB arrays (no UI dependency)."""
 from __future__ import annotations
 
+import functools
 import io
+from pathlib import Path
+from typing import Literal, Sequence
 
 import numpy as np
 from matplotlib import colormaps
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from core.explainers.heatmap import robust_scale
 
 #: colour map for magnitude heat maps in [0, 1], and for signed maps in [-1, 1]
 MAGNITUDE_CMAP = "inferno"
 SIGNED_CMAP = "RdBu_r"
+
+View = Literal["signed", "magnitude"]
+#: each colour rule's map, end labels and its meaning in words (the same on screen and in every export)
+COLOUR_RULES: dict[str, tuple[str, tuple[str, str], str]] = {
+    "signed": (SIGNED_CMAP, ("against the class", "for the class"),
+               "red: for the class, blue: against it, transparent at zero"),
+    "magnitude": (MAGNITUDE_CMAP, ("low", "high"), "dark to bright yellow: importance whatever its sign"),
+}
+
+
+#: the pages' colour choice: each method's own rule, or one rule for every signed map
+VIEW_CHOICES = {"Per method": "auto", "Signed": "signed", "Magnitude": "magnitude"}
+
+
+def map_view(method_view: str, signed_map: bool, choice: str = "auto") -> View:
+    """The colour rule of one map: an unsigned map is always magnitude; ``choice`` "auto" takes the method's own
+    declared view (magnitude for sparse pixel gradients, signed for LIME and SHAP), else "signed" or "magnitude"."""
+    if not signed_map:
+        return "magnitude"
+    return method_view if choice == "auto" else choice  # type: ignore[return-value]
+
+
+def colour_rule_text(views: Sequence[str]) -> str:
+    """One sentence stating the colour rule of every map shown (``views``: each map's rule)."""
+    kinds = [v for v in ("signed", "magnitude") if v in views]
+    names = {"signed": "Red-blue maps", "magnitude": "Dark-to-yellow maps"}
+    return "; ".join(f"{names[k]}: {COLOUR_RULES[k][2]}" for k in kinds) + ("." if kinds else "")
+
+
+# --- text in exported images ----------------------------------------------------------------------------------------
+#: matplotlib (a dependency) ships DejaVu Sans, which has every character our captions use (→, ·, …, −, ×): Pillow's
+#: built-in font lacks them and draws a box
+_FONT_FILE = Path(__import__("matplotlib").get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+
+
+@functools.lru_cache(maxsize=8)
+def font(size: int = 12) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(_FONT_FILE), size)
+
+
+@functools.lru_cache(maxsize=1)
+def _font_chars() -> frozenset[int]:
+    from fontTools.ttLib import TTFont
+
+    return frozenset(TTFont(str(_FONT_FILE)).getBestCmap())
+
+
+def drawable(text: str) -> str:
+    """``text`` with any character the export font lacks (e.g. CJK class names) shown as its code (``<U+732B>``)
+    rather than as a missing-glyph box."""
+    chars = _font_chars()
+    return "".join(c if ord(c) in chars or c in "\n\t" else f"<U+{ord(c):04X}>" for c in text)
+
+
+def wrap(text: str, width: int, size: int = 12) -> list[str]:
+    """``text`` broken into lines that fit ``width`` pixels in the export font: at spaces, and inside a word only
+    when the word alone is wider than a line. Nothing is dropped: the lines joined are the text."""
+    f, out = font(size), []
+    for para in drawable(text).split("\n"):
+        line = ""
+        for word in para.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if f.getlength(candidate) <= width:
+                line = candidate
+                continue
+            if line:
+                out.append(line)
+            while f.getlength(word) > width and len(word) > 1:  # a word wider than the line: cut it
+                k = max(1, next((i for i in range(len(word), 0, -1) if f.getlength(word[:i]) <= width), 1))
+                out.append(word[:k])
+                word = word[k:]
+            line = word
+        out.append(line)
+    return out
 
 
 def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
@@ -75,14 +152,16 @@ def outline(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = 
     return rgb
 
 
-#: LIME view: superpixels for the class in green, against it in red
-SUPPORT_COLOUR, OPPOSE_COLOUR = (44, 160, 44), (214, 39, 40)
+#: LIME's superpixel view uses the signed maps' colours: the red end of the diverging map for the class, the blue
+#: end against it (one colour meaning on every view)
+SUPPORT_COLOUR = tuple(int(v * 255 + 0.5) for v in colormaps[SIGNED_CMAP](1.0)[:3])
+OPPOSE_COLOUR = tuple(int(v * 255 + 0.5) for v in colormaps[SIGNED_CMAP](0.0)[:3])
 
 
 def superpixel_view(image: np.ndarray, segments: np.ndarray, weights: dict[int, float], n_show: int,
                     alpha: float = 0.45) -> np.ndarray:
-    """The classic LIME picture: the ``n_show`` superpixels with the largest |weight| tinted green (they
-    support the class) or red (they oppose it), every superpixel's boundary drawn in yellow."""
+    """The classic LIME picture: the ``n_show`` superpixels with the largest |weight| tinted red (they support the
+    class) or blue (they oppose it), as on the signed maps, every superpixel's boundary drawn in yellow."""
     from skimage.segmentation import find_boundaries
 
     rgb = to_rgb_uint8(image).astype(np.float32)
@@ -105,16 +184,35 @@ def upscale(image: np.ndarray, scale: int) -> np.ndarray:
     return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
 
 
-def colorbar(cmap: str = MAGNITUDE_CMAP, width: int = 256, height: int = 14, labels: tuple[str, str] = ("low", "high")) -> np.ndarray:
-    """A horizontal colour bar with end labels, (height + 14, width, 3) uint8."""
+def colorbar(cmap: str = MAGNITUDE_CMAP, width: int = 256, height: int = 14, labels: tuple[str, str] = ("low", "high"),
+             size: int = 11) -> np.ndarray:
+    """A horizontal colour bar with end labels (drawn at this size: show it at its own width), uint8 RGB."""
     bar = colorize(np.tile(np.linspace(0, 1, width), (height, 1)), cmap)
-    canvas = Image.new("RGB", (width, height + 14), "white")
+    canvas = Image.new("RGB", (width, height + size + 4), "white")
     canvas.paste(Image.fromarray(bar), (0, 0))
     draw = ImageDraw.Draw(canvas)
-    draw.text((1, height + 1), labels[0], fill="black")
-    w = draw.textlength(labels[1])
-    draw.text((width - w - 1, height + 1), labels[1], fill="black")
+    f = font(size)
+    draw.text((1, height + 1), drawable(labels[0]), fill="black", font=f)
+    w = draw.textlength(drawable(labels[1]), font=f)
+    draw.text((width - w - 1, height + 1), drawable(labels[1]), fill="black", font=f)
     return np.asarray(canvas)
+
+
+def rule_colorbar(view: str, width: int = 256, height: int = 14, size: int = 11) -> np.ndarray:
+    cmap, labels, _ = COLOUR_RULES[view]
+    return colorbar(cmap, width, height, labels, size)
+
+
+def colorbar_svg(view: str, width: int = 320) -> str:
+    """A colour rule's bar as SVG (a vector: sharp at any zoom), for the pages."""
+    cmap, (lo, hi), _ = COLOUR_RULES[view]
+    stops = "".join(f'<stop offset="{t:.2f}" stop-color="rgb{tuple(int(c * 255 + 0.5) for c in colormaps[cmap](t)[:3])}"/>'
+                    for t in np.linspace(0, 1, 11))
+    return (f'<svg width="{width}" height="34" role="img" aria-label="{view} colour '
+            f'scale: {lo} to {hi}"><defs><linearGradient id="g-{view}">{stops}</linearGradient></defs>'
+            f'<rect x="0" y="0" width="{width}" height="14" fill="url(#g-{view})"/>'
+            f'<text x="0" y="30" font-family="sans-serif" font-size="12">{lo}</text>'
+            f'<text x="{width}" y="30" font-family="sans-serif" font-size="12" text-anchor="end">{hi}</text></svg>')
 
 
 def png_bytes(image: np.ndarray) -> bytes:

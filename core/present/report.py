@@ -44,35 +44,61 @@ def png_with_provenance(image: np.ndarray, prov: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def _text_block(lines: Sequence[str], width: int, line_height: int = 14) -> np.ndarray:
-    canvas = Image.new("RGB", (width, 4 + line_height * len(lines)), "white")
+#: a tile: the image, its caption, and its colour rule ("signed", "magnitude", or None for an original / a picture)
+Tile = tuple  # (np.ndarray, str) or (np.ndarray, str, str | None)
+
+TEXT, SMALL = 12, 10  # font sizes (px)
+
+
+def _text_block(lines: Sequence[str], width: int, size: int = TEXT, fill: str = "black",
+                background: str = "white") -> np.ndarray:
+    """Lines wrapped to ``width`` (nothing cut), in the export font."""
+    wrapped = [part for line in lines for part in render.wrap(line, width - 8, size)]
+    step = size + 4
+    canvas = Image.new("RGB", (width, 4 + step * len(wrapped)), background)
     draw = ImageDraw.Draw(canvas)
-    for i, line in enumerate(lines):
-        draw.text((4, 2 + i * line_height), line, fill="black")
+    for i, line in enumerate(wrapped):
+        draw.text((4, 2 + i * step), line, fill=fill, font=render.font(size))
     return np.asarray(canvas)
 
 
-def figure(tiles: Sequence[tuple[np.ndarray, str]], header: Sequence[str], footer: Sequence[str],
-           colorbar: np.ndarray, per_row: int = 6) -> np.ndarray:
-    """One image: header lines, the captioned tiles (equal sizes) in rows of ``per_row``, the colour bar,
-    footer lines (e.g. each method's parameters)."""
+def _views(tiles: Sequence[Tile]) -> list[str]:
+    return [t[2] for t in tiles if len(t) > 2 and t[2]]
+
+
+def figure(tiles: Sequence[Tile], header: Sequence[str], footer: Sequence[str], per_row: int = 6,
+           warnings: Sequence[str] = ()) -> np.ndarray:
+    """One image: header lines, every warning shown on screen, the captioned tiles (equal sizes) in rows of
+    ``per_row`` with each map's own colour bar under it, the colour rule in words, then footer lines (e.g. each
+    method's parameters). Text is wrapped, never cut, in a font that has every character used."""
     h, w = tiles[0][0].shape[:2]
-    pad, cap_h = 4, 28
+    pad, step = 6, SMALL + 3
     ncols, nrows = min(per_row, len(tiles)), -(-len(tiles) // per_row)
-    width = max(pad + ncols * (w + pad), colorbar.shape[1] + 2 * pad, 480)
-    grid = Image.new("RGB", (width, pad + nrows * (h + cap_h + pad)), "white")
+    width = max(pad + ncols * (w + pad), 480)
+    captions_ = [render.wrap(t[1], w, SMALL) for t in tiles]
+    cap_h = step * max(len(c) for c in captions_)
+    bar_h = 14 + SMALL + 4 if _views(tiles) else 0
+    cell_h = h + bar_h + cap_h + pad
+    grid = Image.new("RGB", (width, pad + nrows * cell_h), "white")
     draw = ImageDraw.Draw(grid)
-    chars = max(8, w // 6)
-    for k, (tile, caption) in enumerate(tiles):
+    for k, tile in enumerate(tiles):
         r, c = divmod(k, per_row)
-        x, y = pad + c * (w + pad), pad + r * (h + cap_h + pad)
-        grid.paste(Image.fromarray(render.to_rgb_uint8(tile)), (x, y))
-        for i, part in enumerate((caption[:chars], caption[chars : 2 * chars])):
-            draw.text((x, y + h + 2 + 12 * i), part, fill="black")
-    bar = Image.new("RGB", (width, colorbar.shape[0] + 2 * pad), "white")
-    bar.paste(Image.fromarray(render.to_rgb_uint8(colorbar)), (pad, pad))
-    return np.concatenate([_text_block(header, width), np.asarray(grid), np.asarray(bar),
-                           _text_block(footer, width)], axis=0)
+        x, y = pad + c * (w + pad), pad + r * cell_h
+        grid.paste(Image.fromarray(render.to_rgb_uint8(tile[0])), (x, y))
+        y += h + 2
+        view = tile[2] if len(tile) > 2 else None
+        if view:
+            grid.paste(Image.fromarray(render.rule_colorbar(view, width=w, height=8, size=SMALL - 1)), (x, y))
+        y += bar_h
+        for i, line in enumerate(captions_[k]):
+            draw.text((x, y + step * i), line, fill="black", font=render.font(SMALL))
+    blocks = [_text_block(header, width)]
+    if warnings:
+        blocks.append(_text_block([f"⚠ {w_}" for w_ in warnings], width, fill="#7a4b00", background="#fff3cd"))
+    blocks.append(np.asarray(grid))
+    rule = render.colour_rule_text(_views(tiles))
+    blocks.append(_text_block(([f"Colours: {rule}"] if rule else []) + list(footer), width))
+    return np.concatenate(blocks, axis=0)
 
 
 def _img_tag(image: np.ndarray, alt: str, width: int | None = None) -> str:
@@ -81,8 +107,8 @@ def _img_tag(image: np.ndarray, alt: str, width: int | None = None) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"{style}>'
 
 
-def report_html(card: Any, tiles: Sequence[tuple[np.ndarray, str]], proba: np.ndarray, label: int | None,
-                results: Sequence[Explanation], colorbar: np.ndarray, prov: dict[str, Any],
+def report_html(card: Any, tiles: Sequence[Tile], proba: np.ndarray, label: int | None,
+                results: Sequence[Explanation], prov: dict[str, Any],
                 warnings: Sequence[str] = (), quality: dict[str, str] | None = None) -> str:
     """A one-page, self-contained HTML report: image and maps with the colour scale, the prediction with its
     probabilities, each method's parameters, the model card's summary and test metrics, and provenance."""
@@ -95,7 +121,10 @@ def report_html(card: Any, tiles: Sequence[tuple[np.ndarray, str]], proba: np.nd
                           (("accuracy", m.get("accuracy")), ("balanced accuracy", m.get("balanced_accuracy")),
                            ("macro F1", m.get("macro_f1")), ("ROC AUC", m.get("roc_auc")), ("ECE", m.get("ece")))
                           if isinstance(v, (int, float)))
-    figures = "".join(f"<figure>{_img_tag(t, c, 192)}<figcaption>{esc(c)}</figcaption></figure>" for t, c in tiles)
+    figures = "".join(f"<figure>{_img_tag(t[0], t[1], 192)}<figcaption>{esc(t[1])}</figcaption></figure>" for t in tiles)
+    views = list(dict.fromkeys(_views(tiles)))
+    bars = "".join(f"<p>{render.colorbar_svg(v)}</p>" for v in views)
+    rule = esc(render.colour_rule_text(views))
     probs = "".join(f"<tr><td>{esc(card.classes[i])}</td><td>{proba[i]:.1%}</td></tr>" for i in order)
     params = "".join(f"<tr><td>{esc(e.title)}</td><td>{esc(card.classes[e.target])}</td>"
                      f"<td><code>{esc(json.dumps(e.params, default=str))}</code></td><td>{e.seconds:.3f} s</td>"
@@ -118,7 +147,7 @@ code{{font-size:11px}} .warning{{background:#fff3cd;border:1px solid #e0b000;pad
 ({esc(card.arch)}, {card.input_size} px, trained on {esc(card.dataset)}) &middot; {esc(prov["created"])}</p>
 {"".join(f'<p class="warning">&#9888; {esc(w)}</p>' for w in warnings)}
 <div>{figures}</div>
-<p>{_img_tag(colorbar, "colour scale")}<br><small>Colour scale of the maps (each map scaled on its own).</small></p>
+{bars}<p><small>{rule} Each map is scaled on its own.</small></p>
 <h2>Class probabilities (top 5)</h2><table><tr><th>class</th><th>probability</th></tr>{probs}</table>
 <h2>Methods</h2><table><tr><th>method</th><th>explained class</th><th>parameters (seed included)</th><th>time</th><th>notes (LIME: samples and stability)</th></tr>{params}</table>
 {quality_html}

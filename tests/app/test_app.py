@@ -19,6 +19,12 @@ def _run_explain(at: AppTest | None = None) -> AppTest:
     return at
 
 
+def _label_start(method: str) -> str:
+    """How a map's caption starts: "Grad-CAM → class", or "Eigen-CAM (the same map for every class)"."""
+    cls = get_method(method)
+    return cls.title + (" →" if cls.class_specific else " (the same map for every class)")
+
+
 def _map_captions(at: AppTest) -> list[str]:
     titles = {get_method(m).title for m in ("grad_cam", "integrated_gradients", "saliency")}
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
@@ -30,6 +36,10 @@ def test_home_page(tiny_model_dir):
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     assert "Grad-CAM" in text and "shapes-small_cnn" in text
+    from ui.router import PAGES
+
+    linked = {el.proto.page for el in at.get("page_link")}
+    assert linked == {path[6:-3] for path, *_ in PAGES if path != "pages/home.py"}, linked  # Quality and Dataset too
 
 
 def test_explain_page_two_methods_two_maps(tiny_model_dir):
@@ -382,7 +392,7 @@ def test_every_method_alone_on_explain_and_compare(tiny_model_dir, method):
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
-    assert sum(c.startswith(get_method(method).title + " →") for c in caps) == 1
+    assert sum(c.startswith(_label_start(method)) for c in caps) == 1
     at.switch_page("pages/compare.py").run()
     at.multiselect(key="cmp_indices").set_value([1]).run()
     at.multiselect(key="cmp_methods").set_value([method]).run()
@@ -390,7 +400,7 @@ def test_every_method_alone_on_explain_and_compare(tiny_model_dir, method):
     at.run()
     assert not at.exception and not at.error
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
-    assert sum(c.startswith(get_method(method).title + " →") for c in caps) == 1
+    assert sum(c.startswith(_label_start(method)) for c in caps) == 1
 
 
 def test_all_methods_at_once_on_explain(tiny_model_dir):
@@ -404,7 +414,7 @@ def test_all_methods_at_once_on_explain(tiny_model_dir):
     assert not at.exception and not at.error
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
     for m in offered:
-        assert sum(c.startswith(get_method(m).title + " →") for c in caps) == 1, m
+        assert sum(c.startswith(_label_start(m)) for c in caps) == 1, m
 
 
 @pytest.mark.parametrize("page", ["pages/home.py", "pages/explain.py", "pages/compare.py", "pages/data.py"])
@@ -441,9 +451,19 @@ def test_explain_views_signed_lime_and_ground_truth(tiny_model_dir):
     _quick(at, ["lime", "integrated_gradients", "occlusion"])
     at.run()
     assert not at.exception and not at.error
-    assert at.radio(key="colours").value == "Signed"
+    assert at.radio(key="colours").value == "Per method"
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
-    assert any(c.startswith("LIME superpixels") for c in caps)
+    assert any(c.startswith("LIME superpixels") and "(red for, blue against)" in c for c in caps)
+    # each map in its own colour rule, said on the tile, and the rules stated once beside the maps
+    rule = {c.split(" →")[0]: c.rsplit(" · ", 1)[1] for c in caps if " · " in c}
+    assert rule["Integrated Gradients"] == rule["DeepLIFT"] == rule["Grad-CAM"] == "magnitude"
+    assert rule["LIME"] == rule["Occlusion"] == "signed"
+    assert sum("Red-blue maps: red: for the class" in c.value and "Dark-to-yellow maps" in c.value
+               for c in at.caption) == 1
+    at.radio(key="colours").set_value("Signed").run()
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    rule = {c.split(" →")[0]: c.rsplit(" · ", 1)[1] for c in caps if " · " in c}
+    assert rule["Integrated Gradients"] == "signed" and rule["Grad-CAM"] == "magnitude"  # unsigned: magnitude
     assert any("superpixels with the largest" in e.label for e in at.expander)
     at.number_input(key="lime_shown").set_value(3).run()
     table = at.dataframe[-1].value
@@ -520,7 +540,7 @@ def test_compare_rows_say_right_or_wrong_and_shared_scale_stays_within_units(tin
         pred, true = int(predict(model, ds[i][0]).argmax()), int(ds.labels[i])
         assert f"true {card.classes[true]}" in cap and f"predicted {card.classes[pred]}" in cap
         assert cap.endswith("right" if pred == true else "wrong")
-    note = next(im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs and "scale" in im.proto.imgs[0].caption)
+    note = next(c.value for c in at.caption if "Shared scale" in c.value)
     assert "relative: Grad-CAM" in note and "gradient: Saliency" in note and "logit: Integrated Gradients" in note
     assert get_method("lime").units == "probability" and get_method("smoothgrad").units_for({"base": "saliency"}) == "gradient"
 

@@ -57,7 +57,11 @@ def test_contract(method, model_and_image, monkeypatch):
     # target: predicted by default, any class on request
     assert e.target == int(predict(model, image).argmax())
     other = (e.target + 1) % 3
-    assert explain(model, image, method, target=other).target == other
+    again = explain(model, image, method, target=other)
+    assert again.target == other
+    # the declaration says whether the target matters (captions say "the same map for every class" from it)
+    same = np.array_equal(again.attribution, e.attribution)
+    assert same == (not cls.class_specific), f"{method} declares class_specific={cls.class_specific}, maps same={same}"
     assert e.params == resolve_params(method, model) and e.seconds > 0
 
 

@@ -63,6 +63,6 @@ def test_outline_and_superpixel_view():
     assert (out[0] == 0).all()  # nothing outside the object
     seg = np.repeat(np.arange(4).reshape(2, 2), 4, axis=0).repeat(4, axis=1)  # four 4x4 superpixels
     view = render.superpixel_view(np.full((8, 8, 3), 100, np.uint8), seg, {0: 0.5, 1: -0.3, 2: 0.01, 3: 0.0}, n_show=2)
-    assert view[1, 1, 1] > view[1, 1, 0]  # superpixel 0 supports: green
-    assert view[1, 5, 0] > view[1, 5, 1]  # superpixel 1 opposes: red
+    assert view[1, 1, 0] > view[1, 1, 2]  # superpixel 0 supports: red, as on the signed maps
+    assert view[1, 5, 2] > view[1, 5, 0]  # superpixel 1 opposes: blue
     assert tuple(view[5, 1]) == (100, 100, 100)  # beyond the two shown: untouched

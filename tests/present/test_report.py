@@ -20,9 +20,9 @@ def test_png_provenance_recomputes_the_same_maps(tiny_model):
     results = _results(model, x)
     prov = report.provenance(card, results, {"dataset": "shapes", "split": "test", "index": 3})
     tiles = [(render.upscale(render.to_rgb_uint8(x.numpy()), 2), "Original")] + [
-        (render.attribution_overlay(render.upscale(render.to_rgb_uint8(x.numpy()), 2), e.attribution), e.title)
-        for e in results]
-    fig = report.figure(tiles, ["model m", "prediction p"], ["params"], render.colorbar())
+        (render.attribution_overlay(render.upscale(render.to_rgb_uint8(x.numpy()), 2), e.attribution), e.title,
+         "magnitude") for e in results]
+    fig = report.figure(tiles, ["model m", "prediction p"], ["params"])
     assert fig.ndim == 3 and fig.shape[2] == 3 and fig.shape[1] >= 3 * 128
     png = report.png_with_provenance(fig, prov)
     got = json.loads(Image.open(io.BytesIO(png)).text["provenance"])
@@ -40,11 +40,13 @@ def test_report_html_is_self_contained_and_complete(tiny_model):
     x, y = ds[5]
     results = explain_batch(model, x[None], "saliency") + _results(model, x)
     proba = np.array([0.7, 0.2, 0.05, 0.05])
-    tiles = [(render.to_rgb_uint8(x.numpy()), "Original")] + [(render.to_rgb_uint8(x.numpy()), e.title) for e in results]
+    tiles = [(render.to_rgb_uint8(x.numpy()), "Original")] + [(render.to_rgb_uint8(x.numpy()), e.title, v)
+                                                               for e, v in zip(results, ["magnitude", "signed", "signed"])]
     prov = report.provenance(card, results)
-    page = report.report_html(card, tiles, proba, int(y), results, render.colorbar(), prov)
+    page = report.report_html(card, tiles, proba, int(y), results, prov)
     assert page.startswith("<!doctype html>") and "http://" not in page and "https://" not in page  # works offline
-    assert len(re.findall(r'src="data:image/png;base64,', page)) == len(tiles) + 1  # the maps and the colour bar
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == len(tiles)  # the maps
+    assert page.count("<svg") == 2 and "against the class" in page  # one vector colour bar per colour rule shown
     assert card.id in page and card.weights_sha256 in page and card.classes[0] in page
     for e in results:
         assert e.title in page
@@ -55,7 +57,7 @@ def test_report_html_is_self_contained_and_complete(tiny_model):
     assert "60 samples (fixed count): another run would agree" in page  # LIME's samples and stability
     assert "model passes: ONNX Runtime" in page
     # the reasons not to trust the prediction and the quality numbers known for the model, when given
-    page = report.report_html(card, tiles, proba, int(y), results, render.colorbar(), prov,
+    page = report.report_html(card, tiles, proba, int(y), results, prov,
                               ["the model is near chance level"], {"Saliency": "Quality: Deletion AUC 0.41 (n=50)"})
     assert "&#9888; the model is near chance level" in page
     assert "Explanation quality" in page and "Deletion AUC 0.41 (n=50)" in page
@@ -70,12 +72,11 @@ def test_the_png_figure_carries_limes_samples_and_stability(tiny_model, monkeypa
     seen = {}
     real = report.figure
 
-    def spy(tiles, header, footer, bar):
+    def spy(tiles, header, footer, **kw):
         seen["footer"] = list(footer)
-        return real(tiles, header, footer, bar)
+        return real(tiles, header, footer, **kw)
 
     monkeypatch.setattr(report, "figure", spy)
     tiles = [(render.to_rgb_uint8(x.numpy()), "Original")]
-    exports.explain_exports(card, results, tiles, render.colorbar(), np.array([0.4, 0.3, 0.2, 0.1]), None,
-                            {"index": 2}, [])
+    exports.explain_exports(card, results, tiles, np.array([0.4, 0.3, 0.2, 0.1]), None, {"index": 2}, [])
     assert any(line.startswith("LIME: 60 samples (fixed count)") for line in seen["footer"])

@@ -15,5 +15,5 @@ def methods() -> list[MethodInfo]:
 
     return [MethodInfo(name=m, title=(cls := get_method(m)).title, family=cls.family, description=cls.description,
                        paper=cls.paper, params=list(cls.params), stochastic=cls.stochastic, signed=cls.signed,
-                       class_specific=cls.class_specific, units=cls.units, requires=dict(cls.requires))
+                       class_specific=cls.class_specific, view=cls.view if cls.signed else "magnitude", units=cls.units, requires=dict(cls.requires))
             for m in list_methods()]
