@@ -4,7 +4,7 @@ import streamlit as st
 import core
 from core.explainers import get_method
 from ui import data_panel
-from ui.router import page
+from ui.router import PAGES, page
 
 
 def main() -> None:
@@ -25,12 +25,10 @@ def main() -> None:
     takes an uploaded image.
     """
     )
-    cols = st.columns(5)
-    cols[0].page_link("pages/explain.py", label="Explain one image", icon=":material/image_search:")
-    cols[1].page_link("pages/compare.py", label="Compare methods", icon=":material/grid_view:")
-    cols[2].page_link("pages/performance.py", label="Model performance", icon=":material/monitoring:")
-    cols[3].page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
-    cols[4].page_link("pages/data.py", label="Datasets", icon=":material/dataset:")
+    links = [p for p in PAGES if p[0] != "pages/home.py"]  # every other page, from the router's list
+    for start in range(0, len(links), 4):
+        for col, (path, _, icon, label) in zip(st.columns(4), links[start : start + 4]):
+            col.page_link(path, label=label, icon=icon)
 
     left, right = st.columns(2)
     with left:

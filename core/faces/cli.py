@@ -20,7 +20,7 @@ import numpy as np
 
 from core import config
 from core.datasets.registry import SPLITS
-from core.errors import XaiError
+from core.errors import DatasetError, XaiError
 
 
 def _tqdm_progress(desc: str):
@@ -533,12 +533,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("models:")
     for path, card in list_models(args.models_dir):
         print(f"  {path}  ({card.dataset}, {card.arch}, acc {card.metrics.get('accuracy', float('nan')):.3f})")
-    from core.modelling.pretrained import IMAGENET, cache_path, published_accuracy
+    from core.modelling.pretrained import IMAGENET, cache_path, published_accuracy, unpublished_note
 
     print("ImageNet models (any photo: explain --model ID --image FILE):")
     for _, card in list_models(args.models_dir, dataset=IMAGENET):
         where = card.training.get("file") or f"weights missing: python -m core fetch-weights {card.arch} (to {cache_path(card.arch)})"
         print(f"  {card.id:26s} {published_accuracy(card)}; {where}")
+        if unpublished_note(card):
+            print(f"WARNING: {card.id}: {unpublished_note(card)}", file=sys.stderr)
     for path, reason in broken_models(args.models_dir):
         print(f"  {path}  BROKEN: {reason}")
     return 0
@@ -677,7 +679,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except XaiError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        hint = ""
+        if isinstance(exc, DatasetError) and "data_dir" in vars(args) and not args.data_dir:
+            hint = " (or, if the files are in another folder, give it with --data-dir FOLDER)"
+        print(f"error: {exc}{hint}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file or folder the user named cannot be read or written (e.g. --out)
         where = f"{exc.filename}: " if exc.filename else ""

@@ -484,7 +484,9 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
         metrics={},
         dataset_options={
             "size": int(size),
-            **{k: train_ds.extras[k] for k in ("path", "layout", "split_seed", "split_fractions") if k in train_ds.extras},
+            **{k: train_ds.extras[k] for k in ("layout", "split_seed", "split_fractions") if k in train_ds.extras},
+            # absolute: every face finds the files from any working folder (core.modelling.data_roots.locate)
+            **({"path": str(Path(train_ds.extras["path"]).resolve())} if "path" in train_ds.extras else {}),
             "skipped_files": len(train_ds.extras.get("skipped", [])) + len(test_ds.extras.get("skipped", [])),
             "warnings": warnings,
         },

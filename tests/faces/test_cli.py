@@ -134,3 +134,28 @@ def test_list_names_methods_parameters_and_metrics_options_from_their_declaratio
         for p in get_metric(m).params:
             assert f"{p.name}={p.default} ({'|'.join(p.choices)})" in lines[m], lines[m]
     assert "n_steps=64" in lines["integrated_gradients"]
+
+
+def test_a_model_trained_from_a_folder_elsewhere_is_explained_from_any_working_folder(tmp_path, capsys, monkeypatch):
+    """Trained from a folder given relative to the working folder: the card records the folder itself, so the CLI
+    (like the app) reads it from anywhere with no --data-dir; once the folder is gone the error names --data-dir."""
+    import shutil
+
+    from tests.helpers import make_tree
+
+    models, work, elsewhere = tmp_path / "models", tmp_path / "work", tmp_path / "other"
+    make_tree(work / "pets", split_layout=True)
+    elsewhere.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["--models-dir", str(models), "train", "--dataset", "folder", "--data-dir", "pets", "--arch",
+                 "small_cnn", "--epochs", "1", "--size", "32", "--model-id", "pets"]) == 0
+    _, card = load_model(models / "pets")
+    assert card.dataset_options["path"] == str((work / "pets").resolve())
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["--models-dir", str(models), "explain", "--model", str(models / "pets"), "--split", "test",
+                 "--index", "0", "--methods", "grad_cam", "--out", str(elsewhere / "out")]) == 0, capsys.readouterr().err
+    shutil.rmtree(work / "pets")
+    assert main(["--models-dir", str(models), "explain", "--model", str(models / "pets"), "--split", "test",
+                 "--index", "0", "--methods", "grad_cam", "--out", str(elsewhere / "out2")]) == 2
+    assert "--data-dir FOLDER" in capsys.readouterr().err

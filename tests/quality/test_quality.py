@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+import core
 from core.quality import evaluate, get_metric, list_metrics
 from core.quality.base import QualityInputs
 from core.quality.sparseness import gini
@@ -202,6 +203,10 @@ def test_quality_page_computes_ranks_exports_and_explain_shows_the_numbers(shape
     assert (table["Relevance mass on the spurious marker"] == "n/a").all()
     assert any("mean rank" in m.value or "on every one of" in m.value for m in at.markdown)
     assert len(at.get("plotly_chart")) >= 4
+    for chart in at.get("plotly_chart"):  # methods named by their titles, never by registry ids
+        for trace in json.loads(chart.proto.spec)["data"]:
+            names = [*(trace.get("x") or []), trace.get("name")] if trace.get("type") == "bar" else [trace.get("name")]
+            assert not {n for n in names if isinstance(n, str)} & set(core.list_methods()), names
     cells = [json.loads(p.read_text()) for p in (d / "shapes-good" / "quality").glob("*.json")]  # kept with the model
     assert {c["extras"]["replacement"] for c in cells if c["metric"] == "deletion"} == {"mean"}
     from core.quality import run_agreement as stability
