@@ -84,7 +84,9 @@ def test_pages_in_chromium(server, tmp_path):
             assert page.locator("[data-testid='stException']").count() == 0
             nav = page.locator("[data-testid='stSidebarNavLink']").all_inner_texts()
             # the router's pages (their titles, in its order), not file names
-            titles = re.findall(r'st\.Page\([^)]*\btitle="([^"]+)"', (ROOT / "ui" / "router.py").read_text())
+            from ui.router import PAGES
+
+            titles = [title for _, title, _, _ in PAGES]
             assert [t.split()[-1] for t in nav] == titles and "Performance" in titles, nav
             assert page.locator("[data-testid='stAlert'] >> text=/error|failed/i").count() == 0
             captions = page.locator("[data-testid='stImage']").all_inner_texts()
@@ -126,7 +128,8 @@ def test_pages_in_chromium(server, tmp_path):
                 timeout=180_000)
             captions = page.locator("[data-testid='stImage']").all_inner_texts()
             for m in offered:
-                assert sum(c.startswith(get_method(m).title + " →") for c in captions) == 1, (m, captions)
+                start = get_method(m).title + (" →" if get_method(m).class_specific else " (the same map for every")
+                assert sum(c.startswith(start) for c in captions) == 1, (m, captions)
             assert any(c.startswith("LIME superpixels") for c in captions)
             assert page.locator("[data-testid='stException']").count() == 0
             assert page.locator("[data-testid='stAlert'] >> text=/error|failed|went wrong/i").count() == 0
@@ -156,3 +159,64 @@ def test_pages_in_chromium(server, tmp_path):
                 assert page.locator("[data-testid='stException']").count() == 0, path
         finally:
             browser.close()
+
+
+def _chromium(p):
+    return p.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+              "--disable-sync", "--no-first-run", "--disable-quic"])
+
+
+def test_api_docs_load_in_chromium_with_the_network_blocked(tmp_path):
+    """/docs (Swagger UI) renders every operation with every request outside the API's own origin refused:
+    their scripts and styles come from the installed package, not a CDN."""
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    log = open(tmp_path / "api.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "core", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{origin}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("the API did not start:\n" + (tmp_path / "api.log").read_text())
+            time.sleep(0.5)
+        refused: list[str] = []
+
+        def only_the_api(route):
+            if route.request.url.startswith(origin + "/"):
+                return route.continue_()
+            refused.append(route.request.url)
+            return route.abort("internetdisconnected")
+
+        with sync_playwright() as p:
+            browser = _chromium(p)
+            try:
+                page = browser.new_page(viewport={"width": 1300, "height": 1000})
+                page.route("**/*", only_the_api)
+                page.goto(f"{origin}/docs", timeout=60_000)
+                page.wait_for_selector(".swagger-ui .opblock", timeout=60_000)
+                assert "XAI dashboard API" in page.locator(".swagger-ui .info .title").inner_text()
+                paths = page.locator(".opblock-summary-path").all_inner_texts()
+                assert {"/predict", "/explain", "/models"} <= {t.replace("\u200b", "") for t in paths}, paths
+                page.screenshot(path=str(tmp_path / "api_docs.png"), full_page=False)
+                if os.environ.get("XAI_SCREENSHOT_DIR"):
+                    shutil.copy(tmp_path / "api_docs.png", os.environ["XAI_SCREENSHOT_DIR"])
+                assert not refused, refused  # nothing was fetched from anywhere else
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -29,6 +29,10 @@ from core.faces.api.services import Services
 from core.version import project_version
 
 
+#: where the API documentation pages' scripts and styles are served from (never a CDN)
+DOCS_ASSETS = "/docs-assets"
+
+
 def create_app() -> FastAPI:
     """The API, configured from the environment (see the module docstring)."""
     limits = Limits()
@@ -55,9 +59,21 @@ def create_app() -> FastAPI:
     def openapi_json():
         return JSONResponse(app.openapi())
 
+    # Swagger UI's files come from the installed fastapi-offline package, not a CDN: /docs works offline (no ReDoc
+    # page: its bundle fetches its logo from a CDN)
+    from importlib.resources import files
+
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")), name="docs-assets")
+
     @app.get("/docs", include_in_schema=False, dependencies=guard)
     def docs():
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title,
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+
     if limits.cors:
         from fastapi.middleware.cors import CORSMiddleware
 
