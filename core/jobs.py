@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from core.cancel import CancelToken
+from core.eta import UnitClock
 from core.errors import Cancelled, UnknownNameError, XaiError
 from core.io import atomic_write_bytes
 
@@ -64,7 +65,8 @@ class Job:
         self.state: JobState = "queued"
         self.done, self.total, self.message = 0, 0, ""
         self.created, self.started, self.finished = time.time(), None, None
-        self._first: tuple[float, int] | None = None  # (time, done) at the first unit finished: the rate's origin
+        self._clock = UnitClock()  # the rate from the first unit finished on
+        self._left: float | None = None
         self.result: Any = None
         self.error: str | None = None
         self.token = CancelToken()
@@ -75,8 +77,7 @@ class Job:
         self.done, self.total = int(done), int(total)
         if message:
             self.message = message
-        if self._first is None and self.done > 0:
-            self._first = (time.monotonic(), self.done)
+        self._left = self._clock.left(self.done, self.total)
 
     @property
     def running(self) -> bool:
@@ -89,13 +90,9 @@ class Job:
     @property
     def seconds_left(self) -> float | None:
         """From the measured cost per unit since the first unit was done (``None`` until two reports apart)."""
-        if self.state != "running" or self._first is None or not self.total:
+        if self.state != "running" or not self.total:
             return None
-        t0, d0 = self._first
-        if self.done <= d0:
-            return None
-        rate = (time.monotonic() - t0) / (self.done - d0)
-        return max(0.0, rate * (self.total - self.done))
+        return self._left
 
     def cancel(self) -> None:
         self.token.cancel()

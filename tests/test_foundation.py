@@ -128,3 +128,35 @@ def test_the_version_is_the_package_metadata():
 
     with open(ROOT / "pyproject.toml", "rb") as fh:
         assert project_version() == tomllib.load(fh)["project"]["version"]
+
+
+def test_time_left_comes_from_the_measured_rate_after_the_first_unit_and_is_shown_in_minutes():
+    """The first unit carries the start-up (it took 10 s here, the others 1 s each): the estimate ignores it, so after
+    three units of ten the answer is 7 s, not the 30 s a whole-run average gives; then minutes past one minute."""
+    from core.eta import UnitClock, format_duration, format_left
+
+    clock = UnitClock()
+    assert clock.left(0, 10, now=0.0) is None
+    assert clock.left(1, 10, now=10.0) is None  # one unit: no rate yet
+    assert clock.left(2, 10, now=11.0) == pytest.approx(8.0)
+    assert clock.left(3, 10, now=12.0) == pytest.approx(7.0)
+    clock.reset()
+    assert clock.left(5, 10, now=20.0) is None
+    assert format_left(None) == "" and format_left(float("nan")) == ""
+    assert format_left(0.2) == "about 1 s left" and format_left(40) == "about 40 s left"
+    assert format_left(61) == "about 2 min left" and format_left(250) == "about 5 min left"
+    assert format_left(3700) == "about 1 h 2 min left" and format_duration(59.4) == "59 s"
+
+
+def test_a_quality_stage_says_the_time_left_in_that_stage_from_its_own_rate():
+    import time
+
+    from core.eta import UnitClock
+    from ui.progress import stage_text
+
+    clock = UnitClock()
+    assert stage_text(clock, 1, 5, "Deletion", 0, 40) == "Deletion (step 2 of 5): 0/40"
+    clock.left(1, 40, now=time.monotonic() - 9.0)  # the first image of the step done 9 s ago
+    text = stage_text(clock, 1, 5, "Deletion", 10, 40)  # nine more since: 1 s each, 30 to go
+    assert text in ("Deletion (step 2 of 5): 10/40 · about 30 s left in this step",
+                    "Deletion (step 2 of 5): 10/40 · about 31 s left in this step"), text

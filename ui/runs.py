@@ -16,7 +16,7 @@ from core import config
 from core.present import charts
 from core.present.render import overlay
 from core.runs import load_table, read_manifest, strategies
-from core.runs.plan import format_seconds
+from core.eta import format_left
 from ui import cache, jobs
 
 RUN = "dataset.run"  # the folder of the run being looked at
@@ -68,7 +68,7 @@ def running() -> list:
 def live_runs() -> None:
     running_now = running()
     for job in running_now:
-        left = f" · about {format_seconds(job.seconds_left)} left" if job.seconds_left else ""
+        left = f" · {format_left(job.seconds_left)}" if job.seconds_left is not None else ""
         text = f"{job.label}: {job.done:,} / {job.total:,} images · {job.message}{left}" if job.total else \
             f"{job.label}: planning (measuring one batch)…"
         st.progress(job.fraction, text=text)

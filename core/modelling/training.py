@@ -30,6 +30,7 @@ from core.cancel import CancelToken
 from core.modelling.checkpoints import load_model, save_model
 from core.modelling.cards import ModelCard, validate_model_id
 from core.datasets import load_dataset
+from core.eta import UnitClock
 from core.errors import Cancelled, CheckpointError, DatasetError, TrainingError
 from core.modelling.classification import classification_metrics
 
@@ -404,6 +405,21 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
                                           "device": str(device), "class_weighting_applied": weight is not None})
 
     t0 = time.perf_counter()
+    clock = UnitClock()  # train steps, from the first one done (it carries the warm-up)
+    val_seconds: float | None = None  # one validation pass, measured after the first epoch
+
+    def left(step: int) -> float | None:
+        """Steps left at the measured rate, plus the validations still to run and the test evaluation: one
+        validation's measured time (before the first: its forward passes at a third of a train step each)."""
+        train = clock.left(step, total)
+        if train is None:
+            return None
+        per_step = train / max(1, total - step) if total > step else 0.0
+        passes = -(-len(val_ds) // cfg.batch_size)
+        val = val_seconds if val_seconds is not None else passes * per_step / 3
+        test = -(-len(test_ds) // cfg.batch_size) * per_step / 3
+        return train + val * (cfg.epochs - len(history)) + test
+
     step = 0
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
@@ -429,10 +445,11 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
                 step += 1
                 run_loss += loss.item() * len(idx)
                 run_right += int((out.argmax(1) == yb).sum())
-                elapsed = time.perf_counter() - t0
                 notify(TrainProgress(epoch, cfg.epochs, step, total, loss.item(), f"epoch {epoch}/{cfg.epochs}",
-                                     seconds_left=elapsed / step * (total - step)))
+                                     seconds_left=left(step)))
+            t_val = time.perf_counter()
             val_loss, val_proba = _evaluate(model, val_ds)
+            val_seconds = time.perf_counter() - t_val
             vm = classification_metrics(val_ds.labels, val_proba, classes)
             record = {"epoch": epoch, "train_loss": run_loss / n_train, "train_accuracy": run_right / n_train,
                       "val_loss": val_loss, "val_accuracy": vm["accuracy"], "val_balanced_accuracy": vm["balanced_accuracy"],
@@ -442,9 +459,8 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
                 best = {"epoch": epoch, "val": vm, "state": copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})}
             record["best_epoch"] = best["epoch"]
             tracker.metrics({k: v for k, v in record.items() if k not in ("epoch", "best_epoch")}, step=epoch)
-            elapsed = time.perf_counter() - t0
             notify(TrainProgress(epoch, cfg.epochs, step, total, record["train_loss"], f"epoch {epoch}/{cfg.epochs} done",
-                                 seconds_left=elapsed / step * (total - step), history=list(history)))
+                                 seconds_left=left(step), history=list(history)))
     except Cancelled as exc:
         cancelled = exc
         keep = keep_best_on_cancel() if callable(keep_best_on_cancel) else keep_best_on_cancel
@@ -456,7 +472,9 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
     model.load_state_dict(best["state"])
     model.eval()
 
-    notify(TrainProgress(len(history), cfg.epochs, step, total, math.nan, "evaluating on the test split"))
+    notify(TrainProgress(len(history), cfg.epochs, step, total, math.nan,
+                         f"evaluating on the test split ({len(test_ds):,} images: metrics, calibration, "
+                         "out-of-distribution statistics)"))
     status = "complete"
     if cancelled is not None:
         status = (f"cancelled during epoch {len(history) + 1} of {cfg.epochs}: the best epoch so far "
@@ -493,6 +511,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
     )
     model.cpu()
     results = evaluation.compute(model, card, test_ds, train_ds, val_ds)
+    notify(TrainProgress(len(history), cfg.epochs, step, total, math.nan, "saving the model"))
     card.metrics = results.metrics
     path = save_model(model, card, root, extra_files=results.files)
     model.to(device).eval()

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from core.errors import ParameterError, RunRefused
+from core.eta import format_duration as format_seconds  # noqa: F401  (the runs' name for it)
 
 #: the format of the stored run (parts and manifest); readers refuse a newer one
 SCHEMA_VERSION = 1
@@ -118,10 +119,3 @@ def check_slow(methods: dict[str, dict[str, Any]], costs: dict[str, int], second
                    f"--sample {SLOW_LIMIT}), or the first N images: --limit N (at most {SLOW_LIMIT}).")
 
 
-def format_seconds(s: float) -> str:
-    s = max(0.0, float(s))
-    if s < 60:
-        return f"{s:.0f} s"
-    if s < 3600:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"
