@@ -118,6 +118,10 @@ def agreement(indices: list[int], methods: list[str], results: dict) -> None:
 def main() -> None:
     st.title("Compare methods")
     st.caption("Several images × several methods on one screen. Display controls never recompute a map.")
+    job = compute.running("compare")  # a grid being computed for any session: a new one (a reload) takes its choices
+    if job is not None and state.CMP_METHODS not in st.session_state:
+        for k, v in job.meta["selections"].items():
+            st.session_state.setdefault(k, v)
     sel = pick_model(no_model)
     if sel is None:
         return
@@ -140,7 +144,13 @@ def main() -> None:
     truth = sel.ds.labels[np.asarray(indices)]
     # Targets are class indices either way, so a cell whose true and predicted classes agree is computed once.
     targets = predicted if target_mode == "Predicted" else truth
-    known, cancelled = compute.maps(sel, list(images.numpy()), methods, params, targets.tolist(), compute.COMPARE_KEYS)
+    selections = {state.DATASET: sel.dataset_name, state.MODEL: sel.model_path, state.SPLIT: sel.split,
+                  state.CMP_MODE: "Pick", state.CMP_INDICES: list(indices), state.CMP_METHODS: list(methods),
+                  state.CMP_TARGET: target_mode,
+                  **{state.param_key(m, k): v for m in methods for k, v in params[m].items()
+                     if state.param_key(m, k) in st.session_state}}
+    known, cancelled = compute.maps(sel, list(images.numpy()), methods, params, targets.tolist(), compute.COMPARE_KEYS,
+                                    selections=selections)
     results = {(i, m): e for m in methods for i, e in zip(indices, known[m]) if e is not None}
     tiles = grid(sel, indices, methods, params, results, predicted, truth, show, cancelled)
     agreement(indices, methods, results)

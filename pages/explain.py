@@ -39,7 +39,7 @@ def train_panel(dataset_name: str) -> None:
             f"recipe (or with `python -m core train --dataset {dataset_name}`).")
     st.page_link("pages/train.py", label="Every training setting, live curves and past runs: the Train page",
                  icon=":material/model_training:")
-    job = jobs.get(st.session_state.get(state.TRAIN_JOB))
+    job = jobs.adopt(state.TRAIN_JOB, "training", dataset=dataset_name)  # also one started in another tab
     c1, c2 = st.columns(2)
     arch = c1.selectbox("Architecture", list_architectures(), key=state.TRAIN_ARCH)
     epochs = c2.number_input("Epochs", 1, 100, int(recipe(dataset_name)["epochs"]), key=state.TRAIN_EPOCHS)
@@ -61,20 +61,31 @@ def pick_image(ds) -> int:
     def set_index(i: int) -> None:
         st.session_state[state.IMAGE_INDEX] = i
 
-    c1, c2 = st.columns([3, 1])
-    index = c1.number_input(f"Image index (0–{n - 1})", 0, n - 1, key=state.IMAGE_INDEX)
-    c2.button("Random", icon=":material/casino:", key=state.RANDOM_BUTTON, on_click=lambda: set_index(random.randrange(n)),
-              help="Pick a random image of this split")
-    with st.expander("Gallery"):
-        cols = st.columns(GALLERY_SIZE)
+    index = st.number_input(f"Image index (0–{n - 1})", 0, n - 1, key=state.IMAGE_INDEX)
+    st.button("Random image", icon=":material/casino:", key=state.RANDOM_BUTTON, width="stretch",
+              on_click=lambda: set_index(random.randrange(n)), help="Pick a random image of this split")
+    return int(index)
+
+
+def gallery(ds, index: int) -> None:
+    """The images around the chosen one, in the main area where thumbnails have room; *Use* picks one."""
+    n = len(ds)
+
+    def set_index(i: int) -> None:
+        st.session_state[state.IMAGE_INDEX] = i
+
+    with st.expander(f"Gallery: images {index // GALLERY_SIZE * GALLERY_SIZE}–"
+                     f"{min(n, (index // GALLERY_SIZE + 1) * GALLERY_SIZE) - 1} of this split"):
         start = (index // GALLERY_SIZE) * GALLERY_SIZE
-        for j, col in enumerate(cols):
+        for j, col in enumerate(st.columns(GALLERY_SIZE)):
             i = start + j
             if i >= n:
                 break
-            col.image(render.upscale(ds.image(i), 2), caption=f"#{i} {ds.classes[ds.labels[i]]}")
-            col.button("Use", key=state.gallery_key(j), on_click=set_index, args=(i,))
-    return int(index)
+            thumb = ds.image(i)
+            col.image(render.upscale(thumb, max(1, 96 // thumb.shape[0])), caption=f"#{i} {ds.classes[ds.labels[i]]}",
+                      width="stretch")
+            col.button("Use", key=state.gallery_key(j), on_click=set_index, args=(i,), width="stretch",
+                       type="primary" if i == index else "secondary")
 
 
 MAX_PER_ROW = 6
@@ -341,6 +352,8 @@ def main() -> None:
         target = pick_target(sel.card, proba)
         params = method_settings(sel, methods)
         show = display_controls(sel.ds, "Dataset" if picked.label is not None else "Upload", methods)
+    if picked.label is not None:
+        gallery(sel.ds, picked.ref["index"])
     for line in captions.prediction_markdown(sel.card, proba, picked.label, TOP_K):
         st.markdown(line)
     doubts = prediction_doubts(sel, picked.x, proba, uploaded=picked.label is None)

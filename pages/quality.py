@@ -18,12 +18,14 @@ from core.quality import QUALITY_DIR, evaluate, get_metric, list_metrics
 from ui import cache, data_panel
 from ui.data_panel import setup_panel
 from ui.pickers import dataset_models, model_label, pick_methods, trust_banner
-from ui.progress import StageProgress
+from core.eta import UnitClock
+from ui import jobs
+from ui.progress import stage_text
 from ui.widgets import metric_params
 from ui.router import page
 
 DATASET, MODEL, METHODS, METRICS, N, SEED = "q.dataset", "q.model", "q.methods", "q.metrics", "q.n", "q.seed"
-COMPUTE, CANCEL, CANCELLED, RESULT = "q.compute", "q.cancel", "q.cancelled", "q.result"
+COMPUTE, CANCEL, JOB = "q.compute", "q.cancel", "q.job"  # JOB: the quality job this page shows
 DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "saliency"]
 REVEAL = 5  # a map "reveals" the marker when its mass there is at least this many times the marker's area share
 DEFAULT_METRICS = ["deletion", "insertion", "pointing_game", "relevance_mass", "marker_mass", "sparseness"]
@@ -85,29 +87,65 @@ def settings(cards: dict) -> tuple | None:
     return path, model, card, n, seed, methods, metrics, metric_params(metrics, "q.")
 
 
-def computed(key: str, run) -> object | None:
-    """The requested report, computed (or read from the model's cache) with progress, the time left and Cancel."""
-    if st.session_state.get(CANCELLED) == key:
-        st.info("Cancelled. The cells already computed are kept with the model; *Compute* goes on from there.")
-        return None
-    controls = st.empty()
-    controls.button("Cancel", key=CANCEL, icon=":material/cancel:",
-                    on_click=lambda: st.session_state.__setitem__(CANCELLED, key))
-    bar = StageProgress()
-    try:
-        return run(bar)
-    except core.XaiError as exc:
-        st.error(str(exc))
-        return None
-    finally:
-        bar.empty()
-        controls.empty()
+def start(key: str, name: str, path: str, card, model, ds, methods, metrics, n: int, seed: int, options: dict,
+          background) -> None:
+    """Hand the evaluation to the server's job runner: it goes on through reloads and other pages, and any session
+    that opens this page sees it with its progress and Cancel. Cells are written to the model's folder as they are
+    computed, so a cancelled run goes on from there."""
+    def work(progress, cancel):
+        clock, current = UnitClock(), [None]
+
+        def stage(i: int, stages: int, label: str, done: int, total: int) -> None:
+            if current[0] != (i, label):
+                clock.reset()
+                current[0] = (i, label)
+            progress(i * 1000 + int(1000 * done / max(total, 1)), stages * 1000,
+                     stage_text(clock, i, stages, label, done, total))
+
+        return evaluate(model, ds, methods, metrics, n=n, seed=seed, background=background, progress=stage,
+                        cancel=cancel, cache_dir=Path(path) / QUALITY_DIR, weights=card.weights_sha256,
+                        model_id=card.id, metric_params=options)
+
+    job = jobs.runner().submit(work, kind="quality", label=f"{card.id}: {len(methods)} methods × {len(metrics)} "
+                               f"metrics on {n} images", meta={"key": key, "dataset": name, "model": path,
+                                                               "methods": methods, "metrics": metrics, "n": n,
+                                                               "seed": seed})
+    st.session_state[JOB] = job.id
+
+
+def draw(job) -> None:
+    """A quality job as it is now: progress with the time left in its current step, and Cancel."""
+    st.progress(job.fraction, text=f"{job.label} · {job.message or 'waiting for a worker…'}")
+    st.button("Cancel", key=CANCEL, icon=":material/cancel:", on_click=job.cancel,
+              help="Stops it for every tab; the cells already computed are kept with the model")
+
+
+@st.fragment(run_every=1.0)
+def live() -> None:
+    """Redrawn every second while the job runs; when it ends the whole page reruns and shows the report."""
+    job = jobs.get(st.session_state.get(JOB))
+    if job is None:
+        return
+    draw(job)
+    if not job.running:
+        st.rerun()
+
+
+def follow_settings() -> None:
+    """A new session, or back from another page, while a quality job runs: the selections are the job's."""
+    job = jobs.adopt(JOB, "quality")
+    if job is None or not job.running:
+        return
+    for k, v in ((DATASET, job.meta["dataset"]), (MODEL, job.meta["model"]), (METHODS, job.meta["methods"]),
+                 (METRICS, job.meta["metrics"]), (N, job.meta["n"]), (SEED, job.meta["seed"])):
+        st.session_state.setdefault(k, v)
 
 
 def main() -> None:
     st.title("Explanation quality")
     st.caption("Which map to trust: how faithful, well localised, stable and sane each method's maps are for this "
                "model, over a sample of test images. Results are kept with the model.")
+    follow_settings()
     picked = dataset_models(DATASET)
     chosen = settings(picked[1]) if picked is not None else None
     if chosen is None:
@@ -123,18 +161,25 @@ def main() -> None:
     slow = [get_metric(m).title for m in metrics if get_metric(m).reexplains]
     if slow:
         st.caption(f"{', '.join(slow)} run every method again (several times): the slowest part.")
-    if st.button("Compute", key=COMPUTE, type="primary", icon=":material/analytics:",
-                 help="Cells already computed for these settings are read from the model's folder"):
-        st.session_state[CANCELLED] = None
-        st.session_state[RESULT] = (key,)  # requested: later reruns (any click) show it again, from the cache
-    if st.session_state.get(RESULT, (None,))[0] == key:
+    job = jobs.get(st.session_state.get(JOB))
+    busy = job is not None and job.running
+    if st.button("Compute", key=COMPUTE, type="primary", icon=":material/analytics:", disabled=busy,
+                 help="A quality run is in progress (from this or another tab): wait for it, or cancel it" if busy
+                 else "Runs on the server: you can leave the page. Cells already computed for these settings are "
+                      "read from the model's folder"):
         background = (cache.background(picked[0], card.input_size, root)
                       if any(get_method(m).needs_background for m in methods) else None)
-        report = computed(key, lambda bar: evaluate(
-            model, ds, methods, metrics, n=n, seed=seed, background=background, progress=bar,
-            cache_dir=Path(path) / QUALITY_DIR, weights=card.weights_sha256, model_id=card.id, metric_params=options))
-        if report is not None:
-            show(report, metrics)
+        start(key, picked[0], path, card, model, ds, methods, metrics, n, seed, options, background)
+        job, busy = jobs.get(st.session_state.get(JOB)), True
+    if busy:
+        live()
+    elif job is not None and job.meta.get("key") == key:
+        if job.state == "done":
+            show(job.result, metrics)
+        elif job.state == "cancelled":
+            st.info("Cancelled. The cells already computed are kept with the model; *Compute* goes on from there.")
+        else:
+            st.error(f"The quality run failed: {job.error}")
     lime_samples(model, ds, seed)
 
 

@@ -17,12 +17,12 @@ from core.modelling.training import (CLASS_WEIGHTING, FLIPS, IMBALANCE_RATIO, OP
                            unique_model_id)
 from ui import cache, data_panel
 from ui.data_panel import setup_panel
-from ui import jobs, training
+from ui import jobs, state, training
 from ui.pickers import model_label
 from ui.router import page
 
 DATASET = "train.dataset"
-JOB = "train.job"  # id of the run this session started
+JOB = "train.job"  # id of the training this page shows (its own, or one running on the server)
 START = "train.start"
 
 
@@ -40,15 +40,32 @@ def sizes_for(name: str, root: str | None) -> list[int]:
     return [int(src.info.image_size)]
 
 
-def class_counts(name: str, size: int, root: str | None) -> np.ndarray:
+def class_counts(name: str, size: int, root: str | None) -> tuple[list[str], np.ndarray]:
+    """The training split's classes (a folder's come from its files, not the registry) and images per class."""
     ds = cache.dataset(name, "train", size, root)
-    return np.bincount(ds.labels, minlength=len(ds.classes))
+    return list(ds.classes), np.bincount(ds.labels, minlength=len(ds.classes))
+
+
+#: fewer validation images than this make the best epoch a coin toss: said beside the settings
+FEW_VAL = 20
+
+
+def split_sizes_note(name: str, size: int, root: str | None) -> str:
+    """"Train 40, val 3, test 9 images" for the settings, with a warning when val is too small to choose an epoch."""
+    n = {s: len(cache.dataset(name, s, size, root)) for s in ("train", "val", "test")}
+    text = f"Images: train {n['train']:,}, val {n['val']:,}, test {n['test']:,}."
+    if n["val"] < FEW_VAL:
+        text += (f" :orange[Only {n['val']} validation images: the best epoch is chosen on them, so the choice is "
+                 f"noisy; a folder with more images (or train/val/test folders) gives a steadier one.]")
+    return text
 
 
 def settings_form(name: str, root: str | None) -> TrainConfig | None:
     r = recipe(name)
     sizes = sizes_for(name, root)
-    default_size = r.get("size") if r.get("size") in sizes else sizes[0]
+    lo, hi = ARCHITECTURES.get(r["arch"]).sizes
+    fitting = [s for s in sizes if lo <= s <= hi]  # the defaults never trigger their own size warning
+    default_size = r.get("size") if r.get("size") in sizes else (fitting or sizes)[0]
     c1, c2, c3 = st.columns(3)
     size = c1.selectbox("Image size (px)", sizes, index=sizes.index(default_size), key=key(name, "size"),
                         help="Only the sizes whose files are on disk")
@@ -99,14 +116,15 @@ def settings_form(name: str, root: str | None) -> TrainConfig | None:
     shift = c3.slider("Shift (± fraction of the side)", 0.0, 0.5, float(r["shift"]), 0.01, key=key(name, "shift"))
     jitter = c4.slider("Colour jitter", 0.0, 1.0, float(r["color_jitter"]), 0.05, key=key(name, "jitter"),
                        help="Brightness and contrast (and saturation for colour images)")
-    counts = class_counts(name, size, root)
+    classes, counts = class_counts(name, size, root)
     present = counts[counts > 0]
     ratio = float(present.max() / present.min())
     weighting = st.radio("Class weighting", CLASS_WEIGHTING, index=CLASS_WEIGHTING.index(r["class_weighting"]),
                          horizontal=True, key=key(name, "weighting"),
                          help="Weight the loss by inverse class frequency, so rare classes count as much as common ones")
     auto_on = ratio >= IMBALANCE_RATIO
-    st.caption(f"Training images per class: {', '.join(f'{c} {n:,}' for c, n in zip(core.dataset_info(name).classes, counts))}. "
+    st.caption(split_sizes_note(name, size, root))
+    st.caption(f"Training images per class: {', '.join(f'{c} {n:,}' for c, n in zip(classes, counts))}. "
                + (f"Auto weighting is **{'on' if auto_on else 'off'}**: the largest class has {ratio:.1f}x the "
                   f"images of the smallest (on from {IMBALANCE_RATIO}x)." if weighting == "auto" else ""))
     channels = core.dataset_info(name).channels
@@ -123,6 +141,20 @@ def settings_form(name: str, root: str | None) -> TrainConfig | None:
                        shift=float(shift), color_jitter=float(jitter), class_weighting=weighting, freeze=tuple(freeze),
                        pretrained=pretrained_on, weights_file=weights_file, seed=int(seed), size=int(size),
                        data_root=root, model_id=model_id.strip() or None)
+
+
+#: the form's widget names for the TrainConfig fields a running job shows again in a new session
+FORM_FIELDS = {"size": "size", "arch": "arch", "seed": "seed", "epochs": "epochs", "batch_size": "batch",
+               "optimizer": "opt", "schedule": "sched", "weight_decay": "wd", "flip": "flip", "rotation": "rot",
+               "shift": "shift", "color_jitter": "jitter", "class_weighting": "weighting", "model_id": "id"}
+
+
+def follow_settings(cfg: TrainConfig) -> None:
+    """The settings of the training shown, in the form of a session that did not start it (a reload)."""
+    for field, name in FORM_FIELDS.items():
+        value = getattr(cfg, field)
+        if value is not None:
+            st.session_state.setdefault(key(cfg.dataset, name), int(value) if name == "rot" else value)
 
 
 def past_runs(name: str) -> None:
@@ -149,7 +181,13 @@ def past_runs(name: str) -> None:
 
 def main() -> None:
     st.title("Train a model")
+    job = jobs.adopt(JOB, "training")  # a training any session started: shown with progress and Cancel
+    if DATASET not in st.session_state and job is not None and job.running:  # a new session: the job's settings
+        st.session_state[DATASET] = job.meta["dataset"]
+        follow_settings(job.detail.cfg)
+    state.restore(DATASET)  # back from another page: the dataset chosen before
     name = st.selectbox("Dataset", core.list_datasets(labelled=True), key=DATASET, format_func=data_panel.label)
+    state.remember(DATASET)
     st.caption(data_panel.state_caption(name))
     root, status = data_panel.resolve(name)
     if not status.ready:
@@ -158,7 +196,6 @@ def main() -> None:
     existing = cache.models_for(name)
     if existing:
         st.caption("Models of this dataset: " + "; ".join(model_label(c) for _, c in existing))
-    job = jobs.get(st.session_state.get(JOB))
     busy = job is not None and job.running
     with st.container(border=True):
         try:
@@ -168,7 +205,7 @@ def main() -> None:
             return
         go = st.button("Train", key=START, type="primary", disabled=busy, icon=":material/model_training:",
                        help="Runs in the background: you can use other pages meanwhile" if not busy
-                       else "A run of yours is in progress")
+                       else f"Training {job.label} is in progress (from this or another tab): wait for it, or cancel it")
     if go:
         try:
             st.session_state[JOB] = jobs.start_training(cfg).id

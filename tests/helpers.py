@@ -156,4 +156,24 @@ def rerun_until(at: AppTest, done) -> None:
         if done(at):
             return
         time.sleep(0.5)
-    raise AssertionError("the training run did not finish in time")
+    raise AssertionError(f"the background job did not reach the expected state in {WAIT_LIMIT} s")
+
+
+def fake_weights(arch: str, seed: int = 0) -> dict:
+    """A random state dict of torchvision's ``arch`` saved where torchvision caches the real file (set TORCH_HOME
+    first): the right shapes, not the published tensors."""
+    import torch
+
+    from core.modelling import pretrained
+    from core.modelling.architectures import build_model
+
+    torch.manual_seed(seed)
+    net = build_model(arch, 1000, 3, pretrained.IMAGENET_MEAN, pretrained.IMAGENET_STD).net
+    for m in net.modules():  # torchvision starts ViT's head at zero: every class would score the same
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, std=0.02)
+    state = net.state_dict()
+    path = pretrained.cache_path(arch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return state

@@ -123,7 +123,8 @@ def results() -> ResultStore:
 
 def explanations(model_path: str, weights_sha256: str, images: Sequence[np.ndarray], method: str, params: dict,
                  targets: Sequence[int], background_key: str = "", background=None,
-                 progress: Callable[[int, int], None] | None = None, compute: bool = True) -> list[core.Explanation | None]:
+                 progress: Callable[[int, int], None] | None = None, compute: bool = True,
+                 cancel=None) -> list[core.Explanation | None]:
     """One explanation per image (C, H, W float in [0, 1]) for its target class, through the shared store.
 
     The key of a cell is everything that determines it: model folder and weights digest, image digest,
@@ -141,7 +142,7 @@ def explanations(model_path: str, weights_sha256: str, images: Sequence[np.ndarr
         m, _ = model(model_path, weights_sha256)
         batch = np.stack([images[i] for i in missing])
         computed = core.explain_batch(m, batch, method, targets=[int(targets[i]) for i in missing],
-                                      background=background, progress=progress, **params)
+                                      background=background, progress=progress, cancel=cancel, **params)
         for i, e in zip(missing, computed):
             store.put(keys[i], e)
             found[i] = e

@@ -1,8 +1,13 @@
 """The pages' one compute loop for maps: what is already in the shared result store is shown at once; the missing
-maps are computed one method at a time (a batched engine call each) with a progress bar and the time left; Cancel
-stops it and keeps what is done; a cancelled request is not computed again until "Compute the rest"."""
+maps are computed by a job on the server's map runner (one batched engine call per method), which the page follows
+with a progress bar, the time left in the current step and Cancel, and redraws as each method is done. The job
+belongs to the server: a reload or another tab with the same request follows the same job (the Compare page takes
+the running job's selections), and nothing is computed twice. A cancelled request is not computed again until
+"Compute the rest"."""
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -10,14 +15,19 @@ import numpy as np
 import streamlit as st
 
 import core
+from core.errors import UnknownNameError
+from core.eta import UnitClock
 from core.explainers import get_method
+from core.jobs import Job, JobRunner
 from core.present import captions
 from ui import cache, state
 from ui.pickers import Selection, explain_cached
-from ui.progress import EngineProgress
+from ui.progress import stage_text
 
 #: method -> one Explanation (or None: not computed) per image
 Maps = dict[str, list["core.Explanation | None"]]
+#: the job's progress units per method (a method's share of the bar)
+UNITS = 1000
 
 
 @dataclass(frozen=True)
@@ -27,49 +37,117 @@ class Keys:
     cancel: str
     resume: str
     cancelled: str  # the session key holding the request the user cancelled
+    page: str  # the page whose selections a job carries (a new session on that page takes them)
 
 
-EXPLAIN_KEYS = Keys(state.CANCEL, state.RESUME, state.CANCELLED)
-COMPARE_KEYS = Keys(state.CMP_CANCEL, state.CMP_RESUME, state.CMP_CANCELLED)
+EXPLAIN_KEYS = Keys(state.CANCEL, state.RESUME, state.CANCELLED, "explain")
+COMPARE_KEYS = Keys(state.CMP_CANCEL, state.CMP_RESUME, state.CMP_CANCELLED, "compare")
+
+
+@st.cache_resource
+def runner() -> JobRunner:
+    """The server's runner for map requests (its own workers: a training never holds a map up)."""
+    return JobRunner(workers=2, name="xai-maps")
 
 
 def request_key(weights_sha256: str, image_digest: str, methods: Sequence[str], params: dict, targets: Sequence[int]) -> str:
     """What identifies one request (for Cancel: a cancelled request is not computed again)."""
-    import json
-
     return json.dumps([weights_sha256, image_digest, list(methods), params, [int(t) for t in targets]],
                       sort_keys=True, default=str)
 
 
+def _job(job_id: str | None) -> Job | None:
+    try:
+        return runner().get(job_id) if job_id else None
+    except UnknownNameError:
+        return None
+
+
+def running(page: str) -> Job | None:
+    """The newest running map job started from ``page`` (by any session)."""
+    found = runner().find(kind="maps", running=True, page=page)
+    return found[0] if found else None
+
+
+def _submit(sel: Selection, images: Sequence[np.ndarray], missing: list[str], params: dict[str, dict],
+            targets: Sequence[int], request: str, keys: Keys, selections: dict) -> Job:
+    def work(progress, cancel):
+        errors: list[str] = []
+        for k, m in enumerate(missing):
+            clock, title = UnitClock(), get_method(m).title
+
+            def tick(done: int, total: int, k=k, title=title, clock=clock) -> None:  # done, total: model images
+                progress(k * UNITS + int(UNITS * done / max(total, 1)), len(missing) * UNITS,
+                         stage_text(clock, k, len(missing), title, done, total))
+
+            try:
+                explain_cached(sel, images, m, params[m], targets, tick, cancel=cancel)
+            except core.Cancelled:
+                raise
+            except core.XaiError as exc:
+                errors.append(f"{title}: {exc}")
+            progress((k + 1) * UNITS, len(missing) * UNITS, "")
+        return errors
+
+    return runner().submit(work, kind="maps", label=f"{len(missing)} method{'s' * (len(missing) != 1)} on "
+                           f"{len(images)} image{'s' * (len(images) != 1)}",
+                           meta={"request": request, "page": keys.page, "selections": selections})
+
+
+def _cancel(keys: Keys, request: str, job: Job) -> None:
+    st.session_state[keys.cancelled] = request
+    job.cancel()
+
+
 def maps(sel: Selection, images: Sequence[np.ndarray], methods: Sequence[str], params: dict[str, dict],
-         targets: Sequence[int], keys: Keys, redraw: Callable[[Maps], None] | None = None) -> tuple[Maps, bool]:
+         targets: Sequence[int], keys: Keys, redraw: Callable[[Maps], None] | None = None,
+         selections: dict | None = None) -> tuple[Maps, bool]:
     """Every method's maps of ``images`` for ``targets``, and whether the user cancelled this request (its missing
     maps are then not computed). ``redraw(known)`` is called as soon as something is known and after each method
-    while computing, so results appear as they come. Errors are shown, one per method."""
+    while computing, so results appear as they come. Errors are shown, one per method. ``selections``: the page's
+    widget values that reproduce this request (a new session on the page takes them while the job runs)."""
     request = request_key(sel.card.weights_sha256, ",".join(cache.image_digest(a) for a in images), methods, params,
                           targets)
-    known: Maps = {m: explain_cached(sel, images, m, params[m], targets, compute=False) for m in methods}
+
+    def read() -> Maps:
+        return {m: explain_cached(sel, images, m, params[m], targets, compute=False) for m in methods}
+
+    known = read()
     missing = [m for m in methods if any(e is None for e in known[m])]
     cancelled = st.session_state.get(keys.cancelled) == request
     controls = st.empty()
     errors: list[str] = []
     if missing and not cancelled:
-        controls.button("Cancel", key=keys.cancel, icon=":material/cancel:", on_click=state.set_value,
-                        args=(keys.cancelled, request), help="Stop computing; the maps already computed stay")
+        found = runner().find(kind="maps", running=True, request=request)  # this request, from any session
+        mine = f"maps.job.{keys.page}"
+        previous = _job(st.session_state.get(mine))
+        if previous is not None and previous.running and previous.meta["request"] != request:
+            previous.cancel()  # this session's last request, left for another one: not worth finishing
+        job = found[0] if found else _submit(sel, images, missing, params, targets, request, keys, selections or {})
+        st.session_state[mine] = job.id
+        controls.button("Cancel", key=keys.cancel, icon=":material/cancel:", on_click=_cancel,
+                        args=(keys, request, job), help="Stop computing; the maps already computed stay")
         if redraw:
             redraw(known)
-        bar = EngineProgress(len(missing))
-        for k, m in enumerate(missing):
-            bar.start(k, f"{get_method(m).title} on {len(images)} image{'s' * (len(images) != 1)}")
-            try:
-                known[m] = explain_cached(sel, images, m, params[m], targets, bar)
-            except core.XaiError as exc:
-                errors.append(f"{get_method(m).title}: {exc}")
-            if redraw and k < len(missing) - 1:
-                redraw(known)
+        bar, shown = st.progress(0.0, text="Computing attributions…"), 0
+        while job.running:
+            bar.progress(job.fraction, text=job.message or "Waiting for a worker…")
+            if redraw and job.done // UNITS > shown:  # a method is done: draw its maps
+                shown = job.done // UNITS
+                redraw(read())
+            time.sleep(0.2)
         bar.empty()
         controls.empty()
-    elif missing:
+        known = read()
+        if job.state == "done":
+            errors = list(job.result or [])
+        elif job.state == "cancelled":
+            st.session_state[keys.cancelled] = request
+            cancelled = True
+        elif job.state == "failed":
+            errors = [job.error or "the computation failed"]
+    if cancelled and any(e is None for m in methods for e in known[m]):
+        missing = [m for m in methods if any(e is None for e in known[m])]
         with controls.container():
             st.info(captions.cancelled_note({get_method(m).title: sum(e is None for e in known[m]) for m in missing}))
             st.button("Compute the rest", key=keys.resume, on_click=state.set_value, args=(keys.cancelled, None))

@@ -12,7 +12,7 @@ from core.modelling.training import TrainConfig, TrainingRun
 
 @st.cache_resource
 def runner() -> JobRunner:
-    return JobRunner(workers=2, name="xai-train")
+    return JobRunner(workers=2, name="xai-page-job")
 
 
 def start_training(cfg: TrainConfig, models_dir=None) -> Job:
@@ -27,6 +27,18 @@ def get(job_id: str | None) -> Job | None:
         return runner().get(job_id)
     except UnknownNameError:
         return None
+
+
+def adopt(job_key: str, kind: str, **meta) -> Job | None:
+    """The job a page shows under ``job_key``: the newest running job of ``kind`` (with these ``meta`` values) that
+    any session started, else the one this session followed last. Jobs belong to the server: after a reload, in
+    another tab or on coming back to the page, a running job is shown with its progress and its Cancel."""
+    running = runner().find(kind=kind, running=True, **meta)
+    job = get(st.session_state.get(job_key))
+    if running and (job is None or not job.running):
+        job = running[0]
+        st.session_state[job_key] = job.id
+    return job
 
 
 def stop(job: Job, keep_best: bool) -> None:

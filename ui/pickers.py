@@ -99,7 +99,7 @@ def dataset_models(key: str) -> tuple[str, dict[str, Any]] | None:
 
 def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
     """Dataset, model and split selectors; calls ``on_missing(dataset)`` when no model exists for it."""
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = st.columns([2, 3, 1])  # the model's name is the longest: its box has the room
     dataset_name = c1.selectbox("Dataset", core.list_datasets(), key=state.DATASET, format_func=data_panel.label)
     c1.caption(data_panel.state_caption(dataset_name))
     models = cache.models_for(dataset_name)
@@ -146,10 +146,12 @@ def pick_methods(model, key: str, default: Sequence[str]) -> list[str]:
     from core.explainers import hidden_methods
 
     offered = core.list_methods(model)
+    state.restore(key)  # a run that did not draw the picker (an upload not chosen yet) keeps the choice
     if key in st.session_state:  # a choice made for another model keeps what still applies
         st.session_state[key] = [m for m in st.session_state[key] if m in offered]
     methods = st.multiselect("Methods", offered, default=[m for m in default if m in offered], key=key,
                              format_func=lambda m: get_method(m).title)
+    state.remember(key)
     hidden = hidden_methods(model)
     if hidden:
         with st.expander(f"{len(hidden)} method{'s' * (len(hidden) != 1)} not offered for this model"):
@@ -159,7 +161,8 @@ def pick_methods(model, key: str, default: Sequence[str]) -> list[str]:
 
 
 def explain_cached(sel: Selection, images: Sequence[np.ndarray], method: str, params: dict, targets: Sequence[int],
-                   progress: Callable[[int, int], None] | None = None, compute: bool = True) -> list[core.Explanation | None]:
+                   progress: Callable[[int, int], None] | None = None, compute: bool = True,
+                   cancel=None) -> list[core.Explanation | None]:
     """Explanations of ``images`` for ``targets`` (class indices) through the shared result store
     (raises :class:`core.XaiError` on bad input)."""
     bg, bg_key = None, ""
@@ -167,7 +170,7 @@ def explain_cached(sel: Selection, images: Sequence[np.ndarray], method: str, pa
         bg = cache.background(sel.dataset_name, sel.card.input_size, sel.root)
         bg_key = cache.background_key(sel.dataset_name, sel.card.input_size, sel.root)
     return cache.explanations(sel.model_path, sel.card.weights_sha256, images, method, params, targets, bg_key, bg,
-                              progress, compute)
+                              progress, compute, cancel)
 
 
 #: methods estimated slower than this (seconds per image) are named before the user picks them

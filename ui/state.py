@@ -63,3 +63,23 @@ def set_value(key: str, value) -> None:
     import streamlit as st
 
     st.session_state[key] = value
+
+
+def restore(key: str, default=None) -> None:
+    """Call before drawing the widget ``key``: if Streamlit dropped its value (a run that did not draw it, e.g. the
+    Upload view before an image is chosen, or another page), put back the value :func:`remember` kept, else
+    ``default`` (when given)."""
+    import streamlit as st
+
+    if key not in st.session_state:
+        kept = st.session_state.get(f"_kept.{key}", default)
+        if kept is not None:
+            st.session_state[key] = kept
+
+
+def remember(key: str) -> None:
+    """Call after drawing the widget ``key``: keep its value under a key that is not a widget's (never dropped)."""
+    import streamlit as st
+
+    if key in st.session_state:
+        st.session_state[f"_kept.{key}"] = st.session_state[key]

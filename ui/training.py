@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.eta import format_left
 from core.jobs import Job
 from core.present import charts
 from ui import jobs
@@ -16,8 +17,8 @@ def show(job: Job, prefix: str) -> None:
     p = run.latest
     if job.running:
         if p is not None:
-            left = f" · about {p.seconds_left:.0f} s left" if p.seconds_left else ""
-            st.progress(p.fraction, text=f"{run.cfg.model_id or 'model'}: {p.message}{left}")
+            left = f" · {format_left(p.seconds_left)}" if p.seconds_left is not None else " · estimating the time left…"
+            st.progress(p.fraction, text=f"{run.cfg.model_id or job.label}: {p.message}{left}")
         else:
             st.progress(0.0, text="Starting…" if job.state == "running" else "Waiting for another training to end…")
         c1, c2 = st.columns(2)
@@ -59,7 +60,7 @@ def live(job_key: str, prefix: str) -> None:
 
 
 def follow(job_key: str, prefix: str) -> Job | None:
-    """The job this session started (its id under ``job_key``): live while it runs, its outcome once it ended."""
+    """The job under ``job_key`` (see :func:`ui.jobs.adopt`): live while it runs, its outcome once it ended."""
     job = jobs.get(st.session_state.get(job_key))
     if job is not None and job.running:
         live(job_key, prefix)

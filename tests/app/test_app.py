@@ -201,7 +201,7 @@ def test_data_page_shows_every_dataset_and_the_shapes_details(tiny_model_dir):
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("pages/data.py").run()
     assert not at.exception
-    df = at.dataframe[0].value
+    df = at.table[0].value  # a static table: long instructions wrap rather than being cut
     assert set(df["name"]) >= {"shapes", "pathmnist", "pneumoniamnist", "chest_xray", "dogs_vs_wolves", "insects", "folder"}
     assert df.set_index("name").loc["shapes", "state"] == "ready"
     assert df.set_index("name").loc["pathmnist", "state"] == "needs download"
@@ -328,7 +328,7 @@ def test_typed_data_folder_survives_reruns_and_trains(tiny_model_dir, tmp_path, 
     def states_on_data_page() -> dict:
         fresh = AppTest.from_file(APP, default_timeout=120).run()  # a new browser session
         fresh.switch_page("pages/data.py").run()
-        return dict(zip(fresh.dataframe[0].value["name"], fresh.dataframe[0].value["state"]))
+        return dict(zip(fresh.table[0].value["name"], fresh.table[0].value["state"]))
 
     # a new session (and a restart: nothing but files) remembers the folder ...
     assert states_on_data_page()["pneumoniamnist"] == "ready"
@@ -638,3 +638,43 @@ def test_broken_models_are_shown_with_the_reason(tiny_model_dir, tmp_path, monke
     broken = [e for e in at.expander if "cannot be used" in e.label]
     assert broken and any("damaged" in m.value and "not valid JSON" in m.value for m in broken[0].markdown)
     assert any(str(o).startswith("shapes-small_cnn") for o in at.selectbox(key="model").options)
+
+
+def test_chosen_methods_survive_the_upload_view_and_a_failed_upload(tiny_model_dir):
+    """The methods picker is not drawn while the Upload view has no image (or a failed one): the choice is kept."""
+    at = _run_explain()
+    at.multiselect(key="methods").set_value(["grad_cam", "saliency"]).run()
+    at.radio(key="image_source").set_value("Upload").run()
+    assert not at.exception and not any(m.key == "methods" for m in at.multiselect)  # not drawn: no image yet
+    at.file_uploader(key="upload").set_value(("broken.png", b"\x89PNG\r\n\x1a\nnot really", "image/png")).run()
+    assert at.error  # the failed upload, said
+    at.radio(key="image_source").set_value("Dataset").run()
+    assert at.multiselect(key="methods").value == ["grad_cam", "saliency"]
+    caps = _map_captions(at)
+    assert len(caps) == 2
+
+
+def test_a_compare_grid_in_progress_belongs_to_the_server_and_a_new_session_takes_its_choices(tiny_model_dir):
+    """A grid being computed is a job on the server's map runner: a new session on Compare (a reload, another tab)
+    takes its images and methods, finds the same request running and follows it rather than starting another."""
+    import threading
+
+    from ui import compute
+
+    release = threading.Event()
+    selections = {"cmp_mode": "Pick", "cmp_indices": [2, 5], "cmp_methods": ["saliency"], "cmp_target": "True"}
+    job = compute.runner().submit(lambda progress, cancel: release.wait(30) and [], kind="maps", label="test",
+                                  meta={"request": "another request", "page": "compare", "selections": selections})
+    try:
+        at = AppTest.from_file(APP, default_timeout=180).run()
+        at.switch_page("pages/compare.py").run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert at.multiselect(key="cmp_indices").value == [2, 5]
+        assert at.multiselect(key="cmp_methods").value == ["saliency"]
+        assert at.radio(key="cmp_target").value == "True"
+        # its own request was computed through the same runner, and is remembered for its next runs
+        mine = compute.runner().get(at.session_state["maps.job.compare"])
+        assert mine.kind == "maps" and mine.meta["page"] == "compare" and mine.state == "done"
+        assert mine.meta["selections"]["cmp_indices"] == [2, 5]
+    finally:
+        release.set()

@@ -58,6 +58,32 @@ def test_train_page_cancel_keeps_nothing(models_dir):
     assert sorted(p.name for p in models_dir.iterdir()) == ["shapes-small_cnn"]
 
 
+def test_a_training_belongs_to_the_server_a_reload_sees_it_with_cancel_and_its_dataset(models_dir):
+    """A training started in one session is seen by a new session (a browser reload, another tab) with its progress
+    and Cancel, Train disabled, and the Dataset box on the job's dataset, also after leaving the page and coming
+    back; Cancel there stops it for everyone."""
+    first = _page("train")
+    first.selectbox(key="train.dataset").set_value("shapes_spurious").run()
+    first.selectbox(key="train.shapes_spurious.size").set_value(32).run()
+    first.number_input(key="train.shapes_spurious.epochs").set_value(40).run()
+    first.button(key="train.start").click().run()
+    rerun_until(first, lambda a: any(b.key == "train.cancel" for b in a.button))
+    reload = _page("train")  # a new session: nothing in its state
+    assert not reload.exception and not reload.error
+    assert reload.selectbox(key="train.dataset").value == "shapes_spurious"
+    assert reload.number_input(key="train.shapes_spurious.epochs").value == 40  # the job's settings, not the recipe's
+    assert reload.selectbox(key="train.shapes_spurious.size").value == 32
+    assert any(b.key == "train.cancel" for b in reload.button)
+    assert reload.button(key="train.start").disabled
+    reload.switch_page("pages/explain.py").run()
+    reload.switch_page("pages/train.py").run()
+    assert reload.selectbox(key="train.dataset").value == "shapes_spurious"
+    assert any(b.key == "train.cancel" for b in reload.button)
+    reload.button(key="train.cancel").click().run()
+    rerun_until(first, lambda a: any("Cancelled" in i.value for i in a.info))
+    assert not first.button(key="train.start").disabled
+
+
 def test_train_page_refuses_bad_settings_and_says_how_to_get_imagenet_weights(models_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
     at = _page("train")
@@ -155,3 +181,38 @@ def test_explain_warns_on_an_upload_unlike_the_training_images(tmp_path, monkeyp
     at.file_uploader(key="upload").set_value(("shape.png", _png(shape), "image/png")).run()
     assert not any("unlike the images" in w.value for w in at.warning)
     assert any("like the training images" in c.value for c in at.caption)
+
+
+def test_train_page_on_a_folder_dataset_names_its_classes_and_split_sizes_with_defaults_that_fit(models_dir, tmp_path):
+    """A folder's classes come from its files (the registry has none), its default size fits the default
+    architecture (no size warning from the page's own defaults), and a tiny validation split is said."""
+    from tests.helpers import make_tree
+
+    tree = make_tree(tmp_path / "pets", split_layout=False)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.session_state["data_roots"] = {"folder": str(tree)}
+    at.switch_page("pages/train.py").run()
+    at.selectbox(key="train.dataset").set_value("folder").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    captions = [c.value for c in at.caption]
+    assert not any("is meant for" in c for c in captions), captions
+    per_class = next(c for c in captions if c.startswith("Training images per class:"))
+    assert "cats " in per_class and "dogs " in per_class
+    sizes = next(c for c in captions if c.startswith("Images: train "))
+    assert "validation images: the best epoch is chosen on them" in sizes
+
+
+def test_performance_models_box_follows_a_dataset_switch(models_dir):
+    """Switching the dataset shows that dataset's newest model in the Models box (it was left empty)."""
+    other = models_dir / "spurious-copy"
+    shutil.copytree(next(models_dir.iterdir()), other)
+    card = json.loads((other / "card.json").read_text())
+    card.update(id="spurious-copy", dataset="shapes_spurious")
+    (other / "card.json").write_text(json.dumps(card))
+    at = _page("performance")
+    assert at.multiselect(key="perf.models").value == [str(models_dir / "shapes-small_cnn")]
+    at.selectbox(key="perf.dataset").set_value("shapes_spurious").run()
+    assert not at.exception
+    assert at.multiselect(key="perf.models").value == [str(other)]
+    at.selectbox(key="perf.dataset").set_value("shapes").run()
+    assert at.multiselect(key="perf.models").value == [str(models_dir / "shapes-small_cnn")]

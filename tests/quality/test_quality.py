@@ -197,6 +197,9 @@ def test_quality_page_computes_ranks_exports_and_explain_shows_the_numbers(shape
     at.multiselect(key="q.metrics").set_value(["deletion", "pointing_game", "randomisation", "marker_mass"]).run()
     at.selectbox(key="q.replacement").set_value("mean").run()
     at.button(key="q.compute").click().run()
+    from tests.helpers import rerun_until
+
+    rerun_until(at, lambda a: bool(a.dataframe) or bool(a.error))  # a job on the server: the page follows it
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert set(table.index) == {"Grad-CAM", "Saliency"} and "Deletion AUC" in table.columns
@@ -214,11 +217,19 @@ def test_quality_page_computes_ranks_exports_and_explain_shows_the_numbers(shape
     monkeypatch.setattr(stability, "LIME_SAMPLE_SIZES", (20, 60))
     at.button(key="q.lime").click().run()
     assert not at.exception and any("LIME run-to-run" in str(c.proto.spec) for c in at.get("plotly_chart"))
-    # a cancel (the Cancel button's callback marks the request) shows what to do; Compute goes on from the cache
-    at.session_state["q.cancelled"] = at.session_state["q.result"][0]
-    at.run()
-    assert any("Cancelled" in i.value for i in at.info) and not at.dataframe
+    # a cancelled run says what to do; Compute goes on from the cells kept with the model
+    at.number_input(key="q.n").set_value(30).run()
     at.button(key="q.compute").click().run()
+    rerun_until(at, lambda a: any(b.key == "q.cancel" for b in a.button))
+    other = AppTest.from_file(APP, default_timeout=300).run()  # another tab (or a reload) sees it, and can cancel it
+    other.switch_page("pages/quality.py").run()
+    assert other.number_input(key="q.n").value == 30 and other.button(key="q.compute").disabled
+    other.button(key="q.cancel").click().run()
+    rerun_until(at, lambda a: any("Cancelled" in i.value for i in a.info))
+    assert not at.dataframe
+    at.number_input(key="q.n").set_value(4).run()
+    at.button(key="q.compute").click().run()
+    rerun_until(at, lambda a: bool(a.dataframe) or bool(a.error))
     assert not at.exception and at.dataframe
     at.switch_page("pages/explain.py").run()
     assert any(c.value.startswith("Quality: ") and "Deletion AUC" in c.value and "(n=4)" in c.value for c in at.caption)
