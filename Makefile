@@ -8,18 +8,21 @@ PORT   ?= 8501
 
 # The virtual environment is rebuilt whenever requirements.txt changes.
 $(VENV)/.installed: requirements.txt
+	@echo "[1/3] Creating $(VENV) and installing the Python packages (first run only: a few minutes; pip lists each one)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --progress-bar on -r requirements.txt
 	touch $@
 
 setup: $(VENV)/.installed
 
 # Trains the demo model (small_cnn on the built-in shapes data) the first time only, with a progress bar.
 demo: setup
+	@echo "[2/3] The demo model (trained on the built-in shapes data the first time only, about 2 minutes)"
 	$(PY) -m core ensure-demo
 
 run: demo
+	@echo "[3/3] Serving the app on http://localhost:$(PORT)"
 	$(PY) -m streamlit run streamlit_app.py --server.headless true --server.port $(PORT) \
 		--server.fileWatcherType none --browser.gatherUsageStats false
 

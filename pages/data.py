@@ -23,7 +23,8 @@ def overview() -> None:
     statuses = {n: data_panel.status(n) for n in core.list_datasets()}
     rows = [{"dataset": get_source(n).info.title, "name": n, "state": s.state, "where / what to do": s.detail}
             for n, s in statuses.items()]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    # a static table: the last column's instructions wrap instead of being cut at the cell's edge
+    st.table(pd.DataFrame(rows).set_index("dataset"))
 
 
 def pick_size(name: str, root: str | None) -> int | None:

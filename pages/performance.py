@@ -116,6 +116,8 @@ def main() -> None:
     if picked is None:
         return
     name, cards = picked
+    if MODELS in st.session_state:  # another dataset's models are not this one's: its own newest model then
+        st.session_state[MODELS] = [p for p in st.session_state[MODELS] if p in cards] or [next(iter(cards))]
     chosen = st.multiselect("Models (two or more: side by side)", list(cards), default=[next(iter(cards))], key=MODELS,
                             format_func=lambda p: model_label(cards[p]))
     if not chosen:

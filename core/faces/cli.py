@@ -24,26 +24,29 @@ from core.errors import DatasetError, XaiError
 
 
 def _tqdm_progress(desc: str):
+    """A training's progress on the terminal: a line per stage before and after the steps (loading data, evaluating,
+    saving), a bar with the loss during them; nothing sits at 100 % without saying what it is doing."""
     from tqdm import tqdm
 
-    bar = None
+    bar, closed = None, False
 
     def update(p) -> None:
-        nonlocal bar
-        if bar is None and p.total_steps <= 1:
+        nonlocal bar, closed
+        if closed or (bar is None and p.total_steps <= 1) or p.message.startswith(("evaluating", "saving")):
+            if bar is not None and not closed:
+                bar.n = p.step
+                bar.close()
+                closed = True
             print(f"{desc}: {p.message}…", file=sys.stderr, flush=True)
             return
-        if bar is None and p.total_steps > 1:
+        if bar is None:
             bar = tqdm(total=p.total_steps, desc=desc, unit="step", file=sys.stderr)
-        if bar is not None:
-            bar.n = p.step
-            if p.loss == p.loss:  # not NaN
-                bar.set_postfix_str(f"{p.message} loss={p.loss:.3f}", refresh=False)
-            else:
-                bar.set_postfix_str(p.message, refresh=False)
-            bar.refresh()
-            if p.step >= p.total_steps and p.message.startswith("evaluating"):
-                bar.close()
+        bar.n = p.step
+        if p.loss == p.loss:  # not NaN
+            bar.set_postfix_str(f"{p.message} loss={p.loss:.3f}", refresh=False)
+        else:
+            bar.set_postfix_str(p.message, refresh=False)
+        bar.refresh()
 
     return update
 

@@ -26,6 +26,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture
+def random_imagenet_weights(tmp_path, monkeypatch):
+    """Random tensors of ResNet-18's shapes under torchvision's file name in the server's TORCH_HOME: a weights file
+    that fits but is not the published one."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    from tests.helpers import fake_weights
+
+    fake_weights("resnet18")
+
+
+@pytest.fixture
 def server(tiny_model_dir, tmp_path):
     port = _free_port()
     log = open(tmp_path / "streamlit.log", "w")
@@ -220,3 +230,114 @@ def test_api_docs_load_in_chromium_with_the_network_blocked(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def _idle(page, timeout: int = 180_000) -> None:
+    page.wait_for_timeout(300)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
+
+
+def _choose(page, key: str, option: str) -> None:
+    """Pick the option whose text starts with ``option`` in the select box with widget key ``key``."""
+    page.locator(f".st-key-{key} input").first.click()
+    page.keyboard.type(option)
+    page.locator("[role='option']", has_text=re.compile("^" + re.escape(option))).first.click()
+    _idle(page)
+
+
+def _shot(page, tmp_path, name: str) -> None:
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    if os.environ.get("XAI_SCREENSHOT_DIR"):
+        shutil.copy(tmp_path / f"{name}.png", os.environ["XAI_SCREENSHOT_DIR"])
+
+
+def test_demo_flows_in_chromium(random_imagenet_weights, server, tmp_path):
+    """The flows of a demo, in a real browser: the exports carry the model's warnings and each map's colour bar;
+    the chosen methods survive the Upload view; a training goes on through a reload with its Cancel; a weights file
+    that is not the published one is said where the model is shown."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = _chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.goto(f"{server}/explain", timeout=60_000)
+            page.wait_for_selector("text=Explain a prediction", timeout=60_000)
+            _idle(page)
+            page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 4",
+                                   timeout=180_000)
+            # the exports: the figure carries the warning the page shows (the demo model is flagged) and a colour bar
+            # under each map; the report carries it too
+            warned = page.locator("[data-testid='stAlert']", has_text="Do not trust").count()
+            assert warned == 1  # the test's demo model (one short epoch) is flagged: one box with every reason
+            with page.expect_download(timeout=60_000) as got:
+                page.get_by_role("button", name="Download figure (PNG)").click()
+            figure = Image.open(got.value.path())
+            meta = json.loads(figure.text["provenance"])
+            assert meta["model"] == "shapes-small_cnn"
+            band = (np.abs(np.asarray(figure.convert("RGB")).astype(int) - (255, 243, 205)).sum(axis=-1) < 6)
+            assert (band.mean(axis=1) > 0.5).sum() >= 16  # the warning, on its band, in the figure
+            with page.expect_download(timeout=60_000) as got:
+                page.get_by_role("button", name="Download report (HTML)").click()
+            report = open(got.value.path(), encoding="utf-8").read()
+            assert "&#9888;" in report and "<svg" in report
+            figure.save(tmp_path / "exported_figure.png")
+            if os.environ.get("XAI_SCREENSHOT_DIR"):
+                shutil.copy(tmp_path / "exported_figure.png", os.environ["XAI_SCREENSHOT_DIR"])
+
+            # the chosen methods survive the Upload view (its picker is not drawn until there is an image)
+            page.locator(".st-key-methods input").click()
+            page.keyboard.type("Grad-CAM++")
+            page.locator("[role='option']", has_text=re.compile("^Grad-CAM\\+\\+$")).first.click()
+            page.keyboard.press("Escape")
+            _idle(page)
+            tags = ("els => els.map(e => e.getAttribute('aria-label'))")
+            before = page.locator(".st-key-methods [data-tag]").evaluate_all(tags)
+            assert "Grad-CAM++" in before, before
+            page.locator(".st-key-image_source").get_by_text("Upload", exact=True).click()
+            _idle(page)
+            page.wait_for_selector("text=Upload an image to explain", timeout=60_000)
+            page.locator(".st-key-image_source").get_by_text("Dataset", exact=True).click()
+            _idle(page)
+            page.wait_for_selector(".st-key-methods [data-tag]", timeout=60_000)
+            after = page.locator(".st-key-methods [data-tag]").evaluate_all(tags)
+            assert after == before, (before, after)
+
+            # a training goes on through a reload: progress and Cancel again, Train disabled, then Cancel stops it
+            page.goto(f"{server}/train", timeout=60_000)
+            page.wait_for_selector("text=Train a model", timeout=60_000)
+            _idle(page)
+            epochs = page.get_by_label("Epochs", exact=True)
+            epochs.fill("40")
+            epochs.press("Enter")
+            _idle(page)
+            page.get_by_role("button", name="Train", exact=True).click()
+            page.wait_for_selector("text=Cancel (keep nothing)", timeout=120_000)
+            page.reload()
+            page.wait_for_selector("text=Cancel (keep nothing)", timeout=120_000)
+            assert page.get_by_role("button", name="Train", exact=True).is_disabled()
+            page.locator("[data-testid='stProgress']", has_text=re.compile(r"(s|min) left|estimating")).first.wait_for(
+                timeout=60_000)  # the time left, or that it is coming
+            _shot(page, tmp_path, "train_after_reload")
+            page.get_by_role("button", name="Cancel (keep nothing)").click()
+            page.wait_for_selector("text=Cancelled", timeout=120_000)
+            expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled(timeout=30_000)
+
+            # a weights file that is not torchvision's published one: said in the model box and above the maps
+            page.goto(f"{server}/explain", timeout=60_000)
+            page.wait_for_selector("text=Explain a prediction", timeout=60_000)
+            _idle(page)
+            _choose(page, "dataset", "ImageNet models")
+            page.wait_for_selector("text=/not torchvision's published resnet18 file/", timeout=120_000)
+            shown = page.locator(".st-key-model").evaluate(
+                "e => e.textContent + ' ' + Array.from(e.querySelectorAll('input')).map(i => i.value).join(' ')")
+            assert "NOT the published weights" in shown, shown
+            assert page.locator("text=/top-1 69.8% published/").count() == 0
+            _shot(page, tmp_path, "explain_unpublished_weights")
+            assert page.locator("[data-testid='stException']").count() == 0
+        finally:
+            browser.close()

@@ -159,3 +159,27 @@ def test_a_model_trained_from_a_folder_elsewhere_is_explained_from_any_working_f
     assert main(["--models-dir", str(models), "explain", "--model", str(models / "pets"), "--split", "test",
                  "--index", "0", "--methods", "grad_cam", "--out", str(elsewhere / "out2")]) == 2
     assert "--data-dir FOLDER" in capsys.readouterr().err
+
+
+def test_the_terminal_says_what_a_training_does_after_its_last_step(capsys):
+    """`make run`'s demo training: a bar during the steps, then a line for the evaluation and one for the save
+    (the bar sat at 100 % for a minute with nothing said)."""
+    import math
+
+    from core.faces.cli import _tqdm_progress
+    from core.modelling.training import TrainProgress
+
+    update = _tqdm_progress("training the demo model")
+    update(TrainProgress(0, 2, 0, 1, math.nan, "loading data"))
+    for step in range(1, 5):
+        update(TrainProgress(1 + (step > 2), 2, step, 4, 0.5, f"epoch {1 + (step > 2)}/2"))
+    update(TrainProgress(2, 2, 4, 4, math.nan, "evaluating on the test split (1,000 images: metrics, calibration, "
+                                               "out-of-distribution statistics)"))
+    update(TrainProgress(2, 2, 4, 4, math.nan, "saving the model"))
+    err = capsys.readouterr().err
+    lines = [l for l in err.replace("\r", "\n").splitlines() if l.strip()]
+    assert lines[0] == "training the demo model: loading data…"
+    assert any("4/4" in l for l in lines)  # the bar reached its end
+    assert lines[-2] == ("training the demo model: evaluating on the test split (1,000 images: metrics, calibration, "
+                         "out-of-distribution statistics)…")
+    assert lines[-1] == "training the demo model: saving the model…"

@@ -17,7 +17,7 @@ from core.modelling.architectures import build_model, traits_of
 from core.explainers import hidden_methods
 from core.datasets.images import open_image, preprocess_for
 from core.modelling import pretrained
-from tests.helpers import make_vit, real_images
+from tests.helpers import fake_weights, make_vit, real_images
 
 ARCHS = ["resnet18", "resnet50", "densenet121", "efficientnet_b0", "vit_b_16"]
 
@@ -27,20 +27,6 @@ def torch_home(tmp_path, monkeypatch):
     home = tmp_path / "torch_home"
     monkeypatch.setenv("TORCH_HOME", str(home))
     return home
-
-
-def fake_weights(arch: str, seed: int = 0) -> dict:
-    """A random state dict of torchvision's ``arch`` saved where torchvision caches the real file."""
-    torch.manual_seed(seed)
-    net = build_model(arch, 1000, 3, pretrained.IMAGENET_MEAN, pretrained.IMAGENET_STD).net
-    for m in net.modules():  # torchvision starts ViT's head at zero: every class would score the same
-        if isinstance(m, torch.nn.Linear):
-            torch.nn.init.normal_(m.weight, std=0.02)
-    state = net.state_dict()
-    path = pretrained.cache_path(arch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    return state
 
 
 @pytest.mark.parametrize("arch", ARCHS)
