@@ -18,9 +18,8 @@ from core.quality import QUALITY_DIR, evaluate, get_metric, list_metrics
 from ui import cache, data_panel
 from ui.data_panel import setup_panel
 from ui.pickers import dataset_models, model_label, pick_methods, trust_banner
-from core.eta import UnitClock
 from ui import jobs
-from ui.progress import stage_text
+from ui.progress import staged
 from ui.widgets import metric_params
 from ui.router import page
 
@@ -93,16 +92,7 @@ def start(key: str, name: str, path: str, card, model, ds, methods, metrics, n: 
     that opens this page sees it with its progress and Cancel. Cells are written to the model's folder as they are
     computed, so a cancelled run goes on from there."""
     def work(progress, cancel):
-        clock, current = UnitClock(), [None]
-
-        def stage(i: int, stages: int, label: str, done: int, total: int) -> None:
-            if current[0] != (i, label):
-                clock.reset()
-                current[0] = (i, label)
-            progress(i * 1000 + int(1000 * done / max(total, 1)), stages * 1000,
-                     stage_text(clock, i, stages, label, done, total))
-
-        return evaluate(model, ds, methods, metrics, n=n, seed=seed, background=background, progress=stage,
+        return evaluate(model, ds, methods, metrics, n=n, seed=seed, background=background, progress=staged(progress),
                         cancel=cancel, cache_dir=Path(path) / QUALITY_DIR, weights=card.weights_sha256,
                         model_id=card.id, metric_params=options)
 
@@ -118,17 +108,6 @@ def draw(job) -> None:
     st.progress(job.fraction, text=f"{job.label} · {job.message or 'waiting for a worker…'}")
     st.button("Cancel", key=CANCEL, icon=":material/cancel:", on_click=job.cancel,
               help="Stops it for every tab; the cells already computed are kept with the model")
-
-
-@st.fragment(run_every=1.0)
-def live() -> None:
-    """Redrawn every second while the job runs; when it ends the whole page reruns and shows the report."""
-    job = jobs.get(st.session_state.get(JOB))
-    if job is None:
-        return
-    draw(job)
-    if not job.running:
-        st.rerun()
 
 
 def follow_settings() -> None:
@@ -172,7 +151,7 @@ def main() -> None:
         start(key, picked[0], path, card, model, ds, methods, metrics, n, seed, options, background)
         job, busy = jobs.get(st.session_state.get(JOB)), True
     if busy:
-        live()
+        jobs.live(JOB, draw)
     elif job is not None and job.meta.get("key") == key:
         if job.state == "done":
             show(job.result, metrics)

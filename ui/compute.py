@@ -15,19 +15,15 @@ import numpy as np
 import streamlit as st
 
 import core
-from core.errors import UnknownNameError
-from core.eta import UnitClock
 from core.explainers import get_method
-from core.jobs import Job, JobRunner
+from core.jobs import Job
 from core.present import captions
-from ui import cache, state
+from ui import cache, jobs, state
 from ui.pickers import Selection, explain_cached
-from ui.progress import stage_text
+from ui.progress import UNITS, staged
 
 #: method -> one Explanation (or None: not computed) per image
 Maps = dict[str, list["core.Explanation | None"]]
-#: the job's progress units per method (a method's share of the bar)
-UNITS = 1000
 
 
 @dataclass(frozen=True)
@@ -44,28 +40,15 @@ EXPLAIN_KEYS = Keys(state.CANCEL, state.RESUME, state.CANCELLED, "explain")
 COMPARE_KEYS = Keys(state.CMP_CANCEL, state.CMP_RESUME, state.CMP_CANCELLED, "compare")
 
 
-@st.cache_resource
-def runner() -> JobRunner:
-    """The server's runner for map requests (its own workers: a training never holds a map up)."""
-    return JobRunner(workers=2, name="xai-maps")
-
-
 def request_key(weights_sha256: str, image_digest: str, methods: Sequence[str], params: dict, targets: Sequence[int]) -> str:
     """What identifies one request (for Cancel: a cancelled request is not computed again)."""
     return json.dumps([weights_sha256, image_digest, list(methods), params, [int(t) for t in targets]],
                       sort_keys=True, default=str)
 
 
-def _job(job_id: str | None) -> Job | None:
-    try:
-        return runner().get(job_id) if job_id else None
-    except UnknownNameError:
-        return None
-
-
 def running(page: str) -> Job | None:
     """The newest running map job started from ``page`` (by any session)."""
-    found = runner().find(kind="maps", running=True, page=page)
+    found = jobs.maps_runner().find(kind="maps", running=True, page=page)
     return found[0] if found else None
 
 
@@ -73,15 +56,13 @@ def _submit(sel: Selection, images: Sequence[np.ndarray], missing: list[str], pa
             targets: Sequence[int], request: str, keys: Keys, selections: dict) -> Job:
     def work(progress, cancel):
         errors: list[str] = []
+        report = staged(progress)  # a step per method, in model images
         for k, m in enumerate(missing):
-            clock, title = UnitClock(), get_method(m).title
-
-            def tick(done: int, total: int, k=k, title=title, clock=clock) -> None:  # done, total: model images
-                progress(k * UNITS + int(UNITS * done / max(total, 1)), len(missing) * UNITS,
-                         stage_text(clock, k, len(missing), title, done, total))
-
+            title = get_method(m).title
             try:
-                explain_cached(sel, images, m, params[m], targets, tick, cancel=cancel)
+                explain_cached(sel, images, m, params[m], targets,
+                               lambda done, total, k=k, title=title: report(k, len(missing), title, done, total),
+                               cancel=cancel)
             except core.Cancelled:
                 raise
             except core.XaiError as exc:
@@ -89,7 +70,7 @@ def _submit(sel: Selection, images: Sequence[np.ndarray], missing: list[str], pa
             progress((k + 1) * UNITS, len(missing) * UNITS, "")
         return errors
 
-    return runner().submit(work, kind="maps", label=f"{len(missing)} method{'s' * (len(missing) != 1)} on "
+    return jobs.maps_runner().submit(work, kind="maps", label=f"{len(missing)} method{'s' * (len(missing) != 1)} on "
                            f"{len(images)} image{'s' * (len(images) != 1)}",
                            meta={"request": request, "page": keys.page, "selections": selections})
 
@@ -118,9 +99,9 @@ def maps(sel: Selection, images: Sequence[np.ndarray], methods: Sequence[str], p
     controls = st.empty()
     errors: list[str] = []
     if missing and not cancelled:
-        found = runner().find(kind="maps", running=True, request=request)  # this request, from any session
+        found = jobs.maps_runner().find(kind="maps", running=True, request=request)  # this request, from any session
         mine = f"maps.job.{keys.page}"
-        previous = _job(st.session_state.get(mine))
+        previous = jobs.get(st.session_state.get(mine), jobs.maps_runner())
         if previous is not None and previous.running and previous.meta["request"] != request:
             previous.cancel()  # this session's last request, left for another one: not worth finishing
         job = found[0] if found else _submit(sel, images, missing, params, targets, request, keys, selections or {})

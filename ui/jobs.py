@@ -1,7 +1,9 @@
-"""The pages' side of the job runner (:mod:`core.jobs`): one runner for the server process (``st.cache_resource``),
-so a training goes on through reruns, other pages and other sessions; a session remembers the id of the job it
-started."""
+"""The pages' side of the job runner (:mod:`core.jobs`): runners for the server process (``st.cache_resource``), so
+a training, a quality evaluation or a map request goes on through reruns, other pages and other sessions; a session
+remembers the id of the job it shows."""
 from __future__ import annotations
+
+from typing import Any, Callable
 
 import streamlit as st
 
@@ -12,7 +14,14 @@ from core.modelling.training import TrainConfig, TrainingRun
 
 @st.cache_resource
 def runner() -> JobRunner:
+    """Trainings and quality evaluations."""
     return JobRunner(workers=2, name="xai-page-job")
+
+
+@st.cache_resource
+def maps_runner() -> JobRunner:
+    """Map requests (their own workers: a training never holds a map up)."""
+    return JobRunner(workers=2, name="xai-maps")
 
 
 def start_training(cfg: TrainConfig, models_dir=None) -> Job:
@@ -22,11 +31,24 @@ def start_training(cfg: TrainConfig, models_dir=None) -> Job:
                            meta={"dataset": cfg.dataset, "model_id": cfg.model_id})
 
 
-def get(job_id: str | None) -> Job | None:
+def get(job_id: str | None, pool: JobRunner | None = None) -> Job | None:
+    """The job ``job_id`` of ``pool`` (default: :func:`runner`), or None (none, or forgotten)."""
     try:
-        return runner().get(job_id)
+        return (pool or runner()).get(job_id) if job_id else None
     except UnknownNameError:
         return None
+
+
+@st.fragment(run_every=1.0)
+def live(job_key: str, draw: Callable[..., None], *args: Any) -> None:
+    """``draw(job, *args)`` every second while the job under ``job_key`` runs; when it ends the whole page reruns
+    (its result, a new model in the lists)."""
+    job = get(st.session_state.get(job_key))
+    if job is None:
+        return
+    draw(job, *args)
+    if not job.running:
+        st.rerun()
 
 
 def adopt(job_key: str, kind: str, **meta) -> Job | None:

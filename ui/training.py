@@ -48,22 +48,11 @@ def show(job: Job, prefix: str) -> None:
         c2.plotly_chart(acc, width="stretch", key=f"{prefix}.acc.{job.id}.{len(run.history)}")
 
 
-@st.fragment(run_every=1.0)
-def live(job_key: str, prefix: str) -> None:
-    """Redrawn every second while the job runs; when it ends the whole page reruns (the new model is in the lists)."""
-    job = jobs.get(st.session_state.get(job_key))
-    if job is None:
-        return
-    show(job, prefix)
-    if not job.running:
-        st.rerun()
-
-
 def follow(job_key: str, prefix: str) -> Job | None:
     """The job under ``job_key`` (see :func:`ui.jobs.adopt`): live while it runs, its outcome once it ended."""
     job = jobs.get(st.session_state.get(job_key))
     if job is not None and job.running:
-        live(job_key, prefix)
+        jobs.live(job_key, show, prefix)
     elif job is not None:
         show(job, prefix)
     return job

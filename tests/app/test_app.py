@@ -458,7 +458,7 @@ def test_explain_views_signed_lime_and_ground_truth(tiny_model_dir):
     rule = {c.split(" →")[0]: c.rsplit(" · ", 1)[1] for c in caps if " · " in c}
     assert rule["Integrated Gradients"] == rule["DeepLIFT"] == rule["Grad-CAM"] == "magnitude"
     assert rule["LIME"] == rule["Occlusion"] == "signed"
-    assert sum("Red-blue maps: red: for the class" in c.value and "Dark-to-yellow maps" in c.value
+    assert sum("Red-blue maps: red for the class, blue against it" in c.value and "Dark-to-yellow maps" in c.value
                for c in at.caption) == 1
     at.radio(key="colours").set_value("Signed").run()
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
@@ -659,12 +659,12 @@ def test_a_compare_grid_in_progress_belongs_to_the_server_and_a_new_session_take
     takes its images and methods, finds the same request running and follows it rather than starting another."""
     import threading
 
-    from ui import compute
+    from ui import jobs
 
     release = threading.Event()
     selections = {"cmp_mode": "Pick", "cmp_indices": [2, 5], "cmp_methods": ["saliency"], "cmp_target": "True"}
-    job = compute.runner().submit(lambda progress, cancel: release.wait(30) and [], kind="maps", label="test",
-                                  meta={"request": "another request", "page": "compare", "selections": selections})
+    jobs.maps_runner().submit(lambda progress, cancel: release.wait(30) and [], kind="maps", label="test",
+                              meta={"request": "another request", "page": "compare", "selections": selections})
     try:
         at = AppTest.from_file(APP, default_timeout=180).run()
         at.switch_page("pages/compare.py").run()
@@ -673,7 +673,7 @@ def test_a_compare_grid_in_progress_belongs_to_the_server_and_a_new_session_take
         assert at.multiselect(key="cmp_methods").value == ["saliency"]
         assert at.radio(key="cmp_target").value == "True"
         # its own request was computed through the same runner, and is remembered for its next runs
-        mine = compute.runner().get(at.session_state["maps.job.compare"])
+        mine = jobs.maps_runner().get(at.session_state["maps.job.compare"])
         assert mine.kind == "maps" and mine.meta["page"] == "compare" and mine.state == "done"
         assert mine.meta["selections"]["cmp_indices"] == [2, 5]
     finally:
