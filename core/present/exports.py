@@ -32,7 +32,8 @@ def explain_exports(card: Any, results: Sequence[Explanation], tiles: Sequence[r
     footer = [captions.params_line(e, card.classes) for e in results]
     footer += [f"{e.title}: {note}" for e in results if (note := captions.stability_caption(e.extras))]
     name = f"xai_{card.id}_{image_ref.get('index', 'upload')}"
-    png = report.png_with_provenance(report.figure(tiles, header, footer, warnings=doubts), prov)
+    png = report.png_with_provenance(report.figure(tiles, header, footer, warnings=doubts), prov,
+                                     report.figure_text(tiles, header, footer, doubts))
     html = report.report_html(card, tiles, proba, label, results, prov, list(doubts), quality)
     return Export(png, f"{name}.png", "image/png"), Export(html, f"{name}.html", "text/html")
 
@@ -50,7 +51,7 @@ def compare_exports(card: Any, dataset: str, split: str, indices: Sequence[int],
     head = captions.compare_header(card, dataset, split, target_mode, colours, shared, prov["created"])
     foot = [captions.method_params_line(m, params[m]) for m in methods]
     png = report.png_with_provenance(report.figure(tiles, head, foot, per_row=len(methods) + 1, warnings=warnings),
-                                     prov)
+                                     prov, report.figure_text(tiles, head, foot, warnings))
     meta = {"model": card.id, "dataset": dataset, "split": split, "classes": list(card.classes),
             "methods": {m: params[m] for m in methods}, "provenance": prov,
             "targets": {f"{i}_{m}": e.target for (i, m), e in results.items()}}

@@ -20,8 +20,8 @@ View = Literal["signed", "magnitude"]
 #: each colour rule's map, end labels and its meaning in words (the same on screen and in every export)
 COLOUR_RULES: dict[str, tuple[str, tuple[str, str], str]] = {
     "signed": (SIGNED_CMAP, ("against the class", "for the class"),
-               "red: for the class, blue: against it, transparent at zero"),
-    "magnitude": (MAGNITUDE_CMAP, ("low", "high"), "dark to bright yellow: importance whatever its sign"),
+               "red for the class, blue against it, transparent at zero"),
+    "magnitude": (MAGNITUDE_CMAP, ("low", "high"), "the brighter, the more important, whatever the sign"),
 }
 
 

@@ -35,10 +35,13 @@ def provenance(card: Any, results: Sequence[Explanation], image: dict[str, Any] 
     }
 
 
-def png_with_provenance(image: np.ndarray, prov: dict[str, Any]) -> bytes:
-    """PNG bytes with the provenance JSON in a ``provenance`` text chunk (``Image.open(f).text["provenance"]``)."""
+def png_with_provenance(image: np.ndarray, prov: dict[str, Any], text: Sequence[str] = ()) -> bytes:
+    """PNG bytes with the provenance JSON in a ``provenance`` text chunk (``Image.open(f).text["provenance"]``) and
+    the text drawn in the image, as drawn, in a ``Description`` chunk (screen readers, search, checks)."""
     info = PngImagePlugin.PngInfo()
     info.add_text("provenance", json.dumps(prov, default=str))
+    if text:
+        info.add_itxt("Description", "\n".join(text))
     buf = io.BytesIO()
     Image.fromarray(render.to_rgb_uint8(image)).save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
@@ -64,6 +67,15 @@ def _text_block(lines: Sequence[str], width: int, size: int = TEXT, fill: str = 
 
 def _views(tiles: Sequence[Tile]) -> list[str]:
     return [t[2] for t in tiles if len(t) > 2 and t[2]]
+
+
+def figure_text(tiles: Sequence[Tile], header: Sequence[str], footer: Sequence[str],
+                warnings: Sequence[str] = ()) -> list[str]:
+    """Every text :func:`figure` draws, as drawn (characters the font lacks written as their code)."""
+    rule = render.colour_rule_text(_views(tiles))
+    lines = [*header, *(f"⚠ {w}" for w in warnings), *(t[1] for t in tiles), *([f"Colours: {rule}"] if rule else []),
+             *footer, *(label for v in dict.fromkeys(_views(tiles)) for label in render.COLOUR_RULES[v][1])]
+    return [render.drawable(line) for line in lines]
 
 
 def figure(tiles: Sequence[Tile], header: Sequence[str], footer: Sequence[str], per_row: int = 6,

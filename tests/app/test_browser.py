@@ -279,6 +279,11 @@ def test_demo_flows_in_chromium(random_imagenet_weights, server, tmp_path):
             figure = Image.open(got.value.path())
             meta = json.loads(figure.text["provenance"])
             assert meta["model"] == "shapes-small_cnn"
+            from core.present.render import _font_chars
+
+            drawn = figure.text["Description"]  # every text the figure draws, as drawn
+            assert "→" in drawn and "Do not trust" not in drawn and "near chance level" in drawn
+            assert not {c for c in drawn if ord(c) not in _font_chars() and c != "\n"}  # no missing glyph
             band = (np.abs(np.asarray(figure.convert("RGB")).astype(int) - (255, 243, 205)).sum(axis=-1) < 6)
             assert (band.mean(axis=1) > 0.5).sum() >= 16  # the warning, on its band, in the figure
             with page.expect_download(timeout=60_000) as got:

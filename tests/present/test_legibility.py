@@ -151,6 +151,9 @@ def test_the_png_carries_every_warning_and_each_maps_own_colour_bar(tiny_model):
     np.testing.assert_allclose(sig_row[1], render.OPPOSE_COLOUR, atol=12)
     assert (img[top + 3, x_of(0): x_of(0) + w] == 255).all()  # the original has no bar
     assert "⚠ the model is near chance level" not in html.data and "&#9888; the model is near chance level" in html.data
-    assert "<svg" in html.data and "for the class" in html.data and "dark to bright yellow" in html.data
+    assert "<svg" in html.data and "for the class" in html.data and "the brighter, the more important" in html.data
     meta = json.loads(Image.open(io.BytesIO(png.data)).text["provenance"])
     assert meta["model"] == card.id
+    drawn = Image.open(io.BytesIO(png.data)).text["Description"].splitlines()  # the text drawn, as drawn
+    assert drawn[2:4] == [f"⚠ {d}" for d in doubts] and "Colours: " in " ".join(drawn)
+    assert not {c for line in drawn for c in line if ord(c) not in render._font_chars()}
