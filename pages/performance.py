@@ -11,7 +11,7 @@ from core.modelling.classification import HEADLINE, confident_mistakes
 from core.modelling.trust import model_warnings
 from ui import cache, data_panel, state
 from ui.data_panel import setup_panel
-from ui.pickers import dataset_models, model_label
+from ui.pickers import dataset_models, model_label, st_trust_box
 from ui.router import page
 
 DATASET = "perf.dataset"
@@ -137,8 +137,7 @@ def main() -> None:
     if not evals:
         return
     for path, (ev, card) in evals.items():
-        for w in model_warnings(card, ev.metrics):
-            st.warning(f"**{card.id}:** {w}.", icon=":material/warning:")
+        st_trust_box(model_warnings(card, ev.metrics), card.id)  # one box per model, every reason in it
     table = headline_table(evals)
     if len(evals) > 1:
         st.subheader("Side by side")

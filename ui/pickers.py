@@ -51,13 +51,13 @@ def trust_banner(card) -> None:
         st.caption(f"Training {card.training['status']}.")
 
 
-def st_trust_box(reasons: Sequence[str], extra: Sequence[str] = ()) -> None:
-    """One warning box with every reason not to trust what is shown (model-level, then this input's)."""
-    reasons = list(dict.fromkeys([*reasons, *extra]))
+def st_trust_box(reasons: Sequence[str], who: str = "this model") -> None:
+    """One warning box with every reason not to trust ``who``'s predictions."""
+    reasons = list(dict.fromkeys(reasons))
     if len(reasons) == 1:
-        st.warning(f"**Do not trust this model's predictions blindly:** {reasons[0]}.", icon=":material/warning:")
+        st.warning(f"**Do not trust {who}'s predictions blindly:** {reasons[0]}.", icon=":material/warning:")
     elif reasons:
-        st.warning("**Do not trust this model's predictions blindly:**\n" + "\n".join(f"- {r}" for r in reasons),
+        st.warning(f"**Do not trust {who}'s predictions blindly:**\n" + "\n".join(f"- {r}" for r in reasons),
                    icon=":material/warning:")
 
 

@@ -155,6 +155,9 @@ def test_a_near_chance_model_is_flagged_on_every_page_that_predicts(models_dir, 
     at = _page(page)
     assert not at.exception
     assert any("near chance level" in w.value and "26.0%" in w.value for w in at.warning), [w.value for w in at.warning]
+    # one box with every reason (near chance, and each class rarely recognised), not a box per reason
+    boxes = [w.value for w in at.warning if "Do not trust" in w.value]
+    assert len(boxes) == 1 and boxes[0].count("rarely recognised") == 4, boxes
 
 
 def _png(array: np.ndarray) -> bytes:
