@@ -8,13 +8,14 @@ import core
 from core.explainers import get_method
 from core.explainers.agreement import agreement_matrix
 from core.explainers.heatmap import robust_scale
+from core.modelling.trust import model_warnings
 from core.present import captions, charts, render
 from core.present.exports import compare_exports
 from ui import compute, state
 from ui.data_panel import setup_panel
 from ui.pickers import Selection, pick_methods, pick_model
 from ui.router import page
-from ui.widgets import method_params
+from ui.widgets import colour_rules, method_params
 
 DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "lime"]
 MAX_IMAGES = 8
@@ -100,10 +101,7 @@ def grid(sel: Selection, indices: list[int], methods: list[str], params: dict, r
                 alpha=show["alpha"], top_percent=show["top"], outlier_perc=get_method(m).outlier_perc)
             col.image(tile, caption=f"{captions.map_caption(e, classes)} · {view}", width="stretch")
             tiles.append((tile, captions.target_label(e, classes), view))
-    views = [v for v in ("signed", "magnitude") if v in {t[2] for t in tiles}]
-    for col, v in zip(st.columns(len(views) + 1), views):
-        col.html(render.colorbar_svg(v))
-    st.caption(f"{render.colour_rule_text(views)} {captions.scale_caption(methods, units, show['shared'])}.")
+    colour_rules([t[2] for t in tiles], captions.scale_caption(methods, units, show["shared"]) + ".")
     return tiles
 
 
@@ -154,8 +152,6 @@ def main() -> None:
     results = {(i, m): e for m in methods for i, e in zip(indices, known[m]) if e is not None}
     tiles = grid(sel, indices, methods, params, results, predicted, truth, show, cancelled)
     agreement(indices, methods, results)
-    from core.modelling.trust import model_warnings
-
     png, npz = compare_exports(sel.card, sel.dataset_name, sel.split, indices, methods, params, target_mode,
                                show["colours"], show["shared"], results, tiles,
                                {i: sel.ds.image(i) for i in indices}, sel.root, model_warnings(sel.card))

@@ -22,7 +22,7 @@ from ui import cache, compute, data_panel, jobs, state, training
 from ui.data_panel import setup_panel
 from ui.pickers import pick_methods, pick_model, slow_methods_note
 from ui.router import page
-from ui.widgets import method_params
+from ui.widgets import colour_rules, method_params
 
 DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "saliency"]
 GALLERY_SIZE = 8
@@ -173,7 +173,7 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
                 col.caption(note)
             if e is not None and (notes or {}).get(e.method):
                 col.caption(notes[e.method])
-    colour_rules([t[2] for t in tiles])
+    colour_rules([t[2] for t in tiles], "Each map is scaled on its own.")
     for e in results:
         if e.segments is not None and show["lime_n"]:
             top = e.extras.get("superpixel_weights", [])[: show["lime_n"]]
@@ -185,16 +185,6 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
                 st.caption("± is the half-width of each weight's 95 % credible interval (BayesLIME's posterior): a "
                            "weight within it of 0 could have either sign.")
     return [(t, c, v) for t, c, v, _ in tiles]
-
-
-def colour_rules(views: list) -> None:
-    """The colour rule of the maps shown, once, with each rule's colour bar drawn as a vector."""
-    kinds = [v for v in ("signed", "magnitude") if v in views]
-    if not kinds:
-        return
-    for col, v in zip(st.columns(len(kinds) + 1), kinds):
-        col.html(render.colorbar_svg(v))
-    st.caption(render.colour_rule_text(kinds) + " Each map is scaled on its own.")
 
 
 def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:

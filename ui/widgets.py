@@ -66,3 +66,16 @@ def metric_params(metrics: Sequence[str], key_prefix: str) -> dict[str, dict[str
     return {m: {p.name: values[p.name] for p in get_metric(m).params} for m in metrics if get_metric(m).params}
 
 
+
+
+def colour_rules(views: Sequence[str | None], scale_note: str) -> None:
+    """The colour rule of every map shown (``views``: each tile's rule), once, with each rule's colour bar drawn as
+    a vector, then ``scale_note`` (per-map or shared scale)."""
+    from core.present import render
+
+    kinds = [v for v in ("signed", "magnitude") if v in views]
+    if not kinds:
+        return
+    for col, v in zip(st.columns(len(kinds) + 1), kinds):
+        col.html(render.colorbar_svg(v))
+    st.caption(f"{render.colour_rule_text(kinds)} {scale_note}")
