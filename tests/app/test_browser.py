@@ -1,4 +1,5 @@
 """Real-browser smoke test: `streamlit run` headless + Debian's Chromium driven by Playwright."""
+import contextlib
 import os
 import re
 import shutil
@@ -35,29 +36,24 @@ def random_imagenet_weights(tmp_path, monkeypatch):
     fake_weights("resnet18")
 
 
-@pytest.fixture
-def server(tiny_model_dir, tmp_path):
-    port = _free_port()
-    log = open(tmp_path / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+@contextlib.contextmanager
+def _serving(args: list[str], log_path, health_url: str, what: str):
+    """Run ``python args...`` (a server on localhost) until ``health_url`` answers 200, bounded to 60 s; stop it after."""
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=os.environ.copy(), stdout=log,
+                            stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 60
         while True:
             try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                if urllib.request.urlopen(health_url, timeout=2).status == 200:
                     break
             except OSError:
                 pass
             if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text())
+                raise RuntimeError(f"{what} did not start:\n" + log_path.read_text())
             time.sleep(0.5)
-        yield url
+        yield
     finally:
         proc.terminate()
         try:
@@ -67,15 +63,22 @@ def server(tiny_model_dir, tmp_path):
         log.close()
 
 
+@pytest.fixture
+def server(tiny_model_dir, tmp_path):
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with _serving(["-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
+                   "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+                   "--browser.gatherUsageStats", "false"], tmp_path / "streamlit.log", f"{url}/_stcore/health",
+                  "streamlit"):
+        yield url
+
+
 def test_pages_in_chromium(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )
+        browser = _chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1300})
             page.goto(f"{server}/explain", timeout=60_000)
@@ -184,21 +187,9 @@ def test_api_docs_load_in_chromium_with_the_network_blocked(tmp_path):
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
-    log = open(tmp_path / "api.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "core", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
     origin = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{origin}/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("the API did not start:\n" + (tmp_path / "api.log").read_text())
-            time.sleep(0.5)
+    with _serving(["-m", "core", "serve", "--host", "127.0.0.1", "--port", str(port)], tmp_path / "api.log",
+                  f"{origin}/health", "the API"):
         refused: list[str] = []
 
         def only_the_api(route):
@@ -223,13 +214,6 @@ def test_api_docs_load_in_chromium_with_the_network_blocked(tmp_path):
                 assert not refused, refused  # nothing was fetched from anywhere else
             finally:
                 browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _idle(page, timeout: int = 180_000) -> None:
