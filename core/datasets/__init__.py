@@ -2,10 +2,10 @@
 
 One file per source, each registering its datasets on import (the order below is the order of every list):
 the synthetic shapes (:mod:`.shapes_source`), MedMNIST (:mod:`.medmnist_source`), image folders
-(:mod:`.folders`, the named ones declared in :mod:`.folder_datasets`) and the ImageNet models' photos
-(:mod:`.imagenet_source`).
+(:mod:`.folders`, the named ones declared in :mod:`.folder_datasets`), the ImageNet models' photos
+(:mod:`.imagenet_source`) and the imported models' (:mod:`.imported_source`).
 """
-from core.datasets import shapes_source, medmnist_source, folder_datasets, imagenet_source  # noqa: F401,I001  (registration)
+from core.datasets import shapes_source, medmnist_source, folder_datasets, imagenet_source, imported_source  # noqa: F401,I001  (registration)
 from core.datasets.base import ArrayDataset, DatasetInfo
 from core.datasets.registry import (DATASETS, dataset_info, dataset_status, get_source, list_datasets, load_dataset,
                                     register_source)

@@ -289,3 +289,20 @@ class FolderSource(Source):
                                     "modes": meta["modes"], "sizes": meta["sizes"],
                                     "split_seed": SPLIT_SEED if layout == "class folders" else None,
                                     "split_fractions": FRACTIONS if layout == "class folders" else None})
+
+
+def images_in(root: Path) -> tuple[list[Path], list[str | None]]:
+    """Every image file under ``root`` with its class: the class folders' name (in any split folder), or ``None``
+    for a folder of images without class folders. Links out of the folder are left out; sorted by path."""
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder")
+    try:
+        _, splits, _, _ = scan(root)
+        pairs = sorted({(p, c) for items in splits.values() for p, c in items}, key=lambda pc: str(pc[0]))
+        found: list[tuple[Path, str | None]] = [(p, c) for p, c in pairs]
+    except DatasetError:
+        found = [(p, None) for p in _files(root, root, [])]
+    found = [(p, c) for p, c in found if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not found:
+        raise DatasetError(f"{root} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return [p for p, _ in found], [c for _, c in found]

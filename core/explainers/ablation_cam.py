@@ -15,6 +15,9 @@ class AblationCAM(CamExplainer):
     needs_gradients = False
     scores_each_channel = True
     cam_class = _AblationCAM
+    requires = {"swappable": "Ablation-CAM swaps the layer for one that zeroes its feature maps in turn; this model's "
+                             "layers are read where they are computed (a TorchScript file), not modules that can be "
+                             "swapped"}
     params = (LAYER, Param("batch_size", "int", 64, help="Ablated copies per forward pass", min=1, max=1024, label="Batch size"))
 
     peak_param = "batch_size"

@@ -157,9 +157,18 @@ class Explainer:
 
     @classmethod
     def unavailable(cls, model: nn.Module) -> str | None:
-        """Why this method does not apply to ``model`` (``None``: it does), from :attr:`requires`."""
+        """Why this method does not apply to ``model`` (``None``: it does), from :attr:`requires` and
+        :attr:`needs_gradients`. A model that says why it lacks a trait (``trait_notes``, e.g. an ONNX graph run
+        by ONNX Runtime) has its reason added."""
         traits = traits_of(model)
-        return next((why for trait, why in cls.requires.items() if trait not in traits), None)
+        needs = dict(cls.requires)
+        if cls.needs_gradients:
+            needs.setdefault("gradients", f"{cls.title} needs the gradient of the model's output")
+        for trait, why in needs.items():
+            if trait not in traits:
+                note = (getattr(model, "trait_notes", None) or {}).get(trait)
+                return f"{why} ({note})" if note else why
+        return None
 
     @classmethod
     def implied(cls, given: dict[str, Any]) -> dict[str, Any]:

@@ -95,8 +95,10 @@ class CamExplainer(Explainer):
     @classmethod
     def unavailable(cls, model: nn.Module) -> str | None:
         if not traits_of(model) & {"spatial", "tokens"}:
-            return "CAM methods weight a layer's feature maps (or a transformer's patch tokens); this model has neither"
-        return None
+            why = "CAM methods weight a layer's feature maps (or a transformer's patch tokens); this model has neither"
+            note = (getattr(model, "trait_notes", None) or {}).get("spatial")
+            return f"{why} ({note})" if note else why
+        return super().unavailable(model)
 
     @property
     def tokens(self) -> bool:

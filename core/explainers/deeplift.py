@@ -2,7 +2,7 @@
 from captum.attr import DeepLift as _DeepLift
 
 from core.explainers.base import Attribution, Explainer, seed_param
-from core.explainers.baselines import baseline_param, make_baseline
+from core.explainers.baselines import baseline_param, describe, make_baseline
 from core.explainers.registry import register
 
 
@@ -31,4 +31,5 @@ class DeepLift(Explainer):
         base = make_baseline(x, baseline, seeds, self.model)
         attr, delta = _DeepLift(self.model).attribute(self.grad_input(x), baselines=base,
                                                       target=targets, return_convergence_delta=True)
-        return Attribution.with_extras(attr, convergence_delta=delta.abs())
+        said = [describe(baseline, x[i:i + 1], self.model, seeds[i] if seeds else None) for i in range(len(x))]
+        return Attribution.with_extras(attr, convergence_delta=delta.abs(), baseline=said)

@@ -28,7 +28,7 @@ from torch import nn
 from core.cancel import CancelToken  # noqa: F401  (re-exported: engine callers import it from here)
 from core.errors import AttributionError, Cancelled, NotApplicableError, ParameterError, XaiError
 from core.explainers.heatmap import to_heatmap
-from core.modelling.prediction import as_images, expected_channels, logits, model_device
+from core.modelling.prediction import as_images, expected_channels, logits, model_device, value_range
 from core.explainers import memory, seeding
 from core.modelling import sharing
 from core.explainers.base import MODEL_EFFECTS, Attribution, Explainer, Explanation
@@ -185,7 +185,7 @@ def explain_batch(model: nn.Module, images: torch.Tensor | np.ndarray, method: s
     why = cls.unavailable(model)
     if why is not None:
         raise NotApplicableError(f"{cls.title} does not apply to this model: {why}")
-    x = as_images(images, model_device(model), channels=expected_channels(model))
+    x = as_images(images, model_device(model), channels=expected_channels(model), value_range=value_range(model))
     n = len(x)
     shape = tuple(x.shape[-2:])
     seeds = seeding.image_seeds(full.get("seed"), n)
@@ -198,7 +198,8 @@ def explain_batch(model: nn.Module, images: torch.Tensor | np.ndarray, method: s
     wanted = _target_list(targets, n)
     kw = {k: v for k, v in full.items() if k != "seed"}
     # checked like the images: uint8 converted from 0..255, anything else in [0, 1]
-    bg = None if background is None else as_images(background, x.device, channels=expected_channels(model))
+    bg = None if background is None else as_images(background, x.device, channels=expected_channels(model),
+                                                   value_range=value_range(model))
     per_image = max(1, int(cls.cost(full, model, tuple(x.shape[1:]))))
     run = _Run(n * per_image, progress, cancel, f"{cls.title} on {n} image{'s' * (n != 1)}")
     run.check()
@@ -258,7 +259,7 @@ def explain(model: nn.Module, image: torch.Tensor | np.ndarray, method: str, tar
         target: class index to explain; ``None`` = the predicted class.
         Others as :func:`explain_batch`.
     """
-    x = as_images(image, single=True)
+    x = as_images(image, single=True, value_range=value_range(model))
     return explain_batch(model, x, method, targets=target, background=background, progress=progress, cancel=cancel,
                          **params)[0]
 

@@ -2,8 +2,8 @@
 import torch
 from captum.attr import GradientShap as _GradientShap
 
-from core.explainers.base import Explainer, Param, seed_param
-from core.explainers.baselines import BASELINES, make_baseline
+from core.explainers.base import Attribution, Explainer, Param, seed_param
+from core.explainers.baselines import BASELINES, describe, make_baseline
 from core.explainers.registry import register
 
 
@@ -41,4 +41,6 @@ class GradientShap(Explainer):
         kinds = BASELINES if baselines == "all" else (baselines,)
         base = torch.cat([make_baseline(x, k, seeds, self.model) for k in kinds])
         xg = self.grad_input(x)
-        return _GradientShap(self.model).attribute(xg, baselines=base, target=targets, n_samples=n_samples, stdevs=stdev)
+        attr = _GradientShap(self.model).attribute(xg, baselines=base, target=targets, n_samples=n_samples, stdevs=stdev)
+        said = "; ".join(describe(k, x, self.model, seeds[0] if seeds else None).removeprefix("baseline: ") for k in kinds)
+        return Attribution.with_extras(attr, baseline=f"baselines drawn from: {said}" if len(kinds) > 1 else f"baseline: {said}")

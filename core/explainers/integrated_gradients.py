@@ -6,7 +6,7 @@ import torch
 from captum.attr import IntegratedGradients as _IG
 
 from core.explainers.base import Attribution, Explainer, Param, seed_param
-from core.explainers.baselines import baseline_param, make_baseline
+from core.explainers.baselines import baseline_param, describe, make_baseline
 from core.explainers.registry import register
 
 #: input values per forward pass when ``internal_batch_size`` is 0 (auto): 64 images of 3 x 64 x 64
@@ -65,4 +65,5 @@ class IntegratedGradients(Explainer):
         with torch.no_grad():
             rows = torch.arange(len(x), device=x.device)
             gap = self.model(x)[rows, targets] - self.model(base)[rows, targets]
-        return Attribution.with_extras(attr, convergence_delta=delta.abs(), output_difference=gap)
+        said = [describe(baseline, x[i:i + 1], self.model, seeds[i] if seeds else None) for i in range(len(x))]
+        return Attribution.with_extras(attr, convergence_delta=delta.abs(), output_difference=gap, baseline=said)

@@ -148,7 +148,9 @@ class Lime(Explainer):
             return probabilities(torch.from_numpy(np.ascontiguousarray(batch)).float().permute(0, 3, 1, 2))
 
         explainer = lime_image.LimeImageExplainer(random_state=seed)
-        segments = segmenter(segmentation, n_segments, compactness, kernel_size, max_dist, scale)(image)
+        lo, hi = float(image.min()), float(image.max())  # a module given its own preprocessed inputs: segment a [0, 1] copy
+        seen = image if lo >= 0.0 and hi <= 1.0 else (image - lo) / max(hi - lo, 1e-12)
+        segments = segmenter(segmentation, n_segments, compactness, kernel_size, max_dist, scale)(seen)
         fudged = fudged_image(image, segments, HIDE[hide_color])
         n_features = int(np.unique(segments).shape[0])
         k = min(top_k, n_features)

@@ -6,6 +6,7 @@ the attribution baselines (a "zeros" baseline is a black image).
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -63,7 +64,11 @@ TRAITS = {
     "relu": "every non-linearity is its own non-inplace ReLU module and residual adds are out of place, so "
             "DeepLIFT's Rescale rule and guided backpropagation apply",
     "attention": "self-attention layers whose attention matrices can be read (attention rollout)",
+    "gradients": "torch computes the gradient of its output with respect to its input (every gradient method)",
+    "swappable": "its layers are modules that a method may swap for another while it runs (Ablation-CAM)",
 }
+#: what every model built in torch offers (a model converted from elsewhere may lack them: its own traits say so)
+TORCH_TRAITS = frozenset({"gradients", "swappable"})
 
 ARCHITECTURES: Registry[ArchSpec] = Registry("architecture")
 
@@ -71,8 +76,8 @@ ARCHITECTURES: Registry[ArchSpec] = Registry("architecture")
 def _register(name: str, description: str, target_layer: str, sizes: tuple[int, int], imagenet: str | None = None,
               traits: frozenset[str] = frozenset({"spatial", "relu"}), title: str = ""):
     def deco(fn: Callable[[int, int], nn.Module]) -> Callable[[int, int], nn.Module]:
-        ARCHITECTURES.register(name)(ArchSpec(name, description, fn, target_layer, sizes, imagenet, traits,
-                                              title or name))
+        ARCHITECTURES.register(name)(ArchSpec(name, description, fn, target_layer, sizes, imagenet,
+                                              traits | TORCH_TRAITS, title or name))
         return fn
 
     return deco
@@ -232,6 +237,27 @@ def vit_b_16(num_classes: int, in_channels: int) -> nn.Module:
     return net
 
 
+def _vgg(depth: int, num_classes: int, in_channels: int) -> nn.Module:
+    from torchvision.models import vgg11, vgg16
+
+    net = _fresh_relus({11: vgg11, 16: vgg16}[depth](num_classes=num_classes))
+    if in_channels != 3:
+        net.features[0] = _first_conv_grey(net.features[0])
+    return net
+
+
+@_register("vgg11", "torchvision VGG-11 (ReLUs made separate and non-inplace), for 128 px and up", "features",
+           (128, 512), imagenet="VGG11_Weights.IMAGENET1K_V1", title="VGG-11")
+def vgg11(num_classes: int, in_channels: int) -> nn.Module:
+    return _vgg(11, num_classes, in_channels)
+
+
+@_register("vgg16", "torchvision VGG-16 (ReLUs made separate and non-inplace), for 128 px and up", "features",
+           (128, 512), imagenet="VGG16_Weights.IMAGENET1K_V1", title="VGG-16")
+def vgg16(num_classes: int, in_channels: int) -> nn.Module:
+    return _vgg(16, num_classes, in_channels)
+
+
 def list_architectures() -> list[str]:
     return ARCHITECTURES.names()
 
@@ -257,7 +283,7 @@ def traits_of(model: nn.Module) -> frozenset[str]:
     if declared is not None:
         return frozenset(declared)
     modules = list(model.modules())
-    found = set()
+    found = set(TORCH_TRAITS)
     if any(isinstance(m, nn.MultiheadAttention) for m in modules):
         found |= {"tokens", "attention"}
     elif any(isinstance(m, nn.Conv2d) for m in modules):
@@ -268,23 +294,33 @@ def traits_of(model: nn.Module) -> frozenset[str]:
     return frozenset(found)
 
 
+#: tokens before the patches a transformer may carry: a class token, a distillation token, register tokens
+MAX_PREFIX_TOKENS = 8
+
+
 def tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
-    """A transformer layer's output (N, 1 + h*w, C), class token first, as feature maps (N, C, h, w): what CAM
-    methods weight (pytorch-grad-cam's ``reshape_transform``). The grid is square, as in ViT."""
+    """A transformer layer's output (N, p + h*w, C), ``p`` prefix tokens (a class token, distillation or register
+    tokens; none for a pooled model) before the patches, as feature maps (N, C, h, w): what CAM methods weight
+    (pytorch-grad-cam's ``reshape_transform``). The grid is square, as in ViT, so ``p`` is what is left over."""
     if tokens.ndim != 3:
         return tokens
-    n_patches = tokens.shape[1] - 1
-    side = int(round(n_patches ** 0.5))
-    if side * side != n_patches:
-        raise ValueError(f"{n_patches} patch tokens do not form a square grid")
-    return tokens[:, 1:, :].reshape(tokens.shape[0], side, side, tokens.shape[2]).permute(0, 3, 1, 2)
+    side = math.isqrt(tokens.shape[1])
+    prefix = tokens.shape[1] - side * side
+    if side == 0 or prefix > MAX_PREFIX_TOKENS:
+        raise ValueError(f"{tokens.shape[1]} tokens do not form a square grid of patches after at most "
+                         f"{MAX_PREFIX_TOKENS} prefix tokens")
+    return tokens[:, prefix:, :].reshape(tokens.shape[0], side, side, tokens.shape[2]).permute(0, 3, 1, 2)
 
 
 def conv_layers(model: nn.Module) -> list[str]:
     """Names of layers with spatial outputs that CAM methods can target: every Conv2d and every container whose
     name is a known block (ResNet ``layerN``, small_cnn ``blockN``, DenseNet ``denseblockN`` / ``transitionN`` /
     ``features``, EfficientNet's numbered stages); for a transformer, each encoder layer's input norm (``ln_1``),
-    whose tokens are reshaped to a grid."""
+    whose tokens are reshaped to a grid. A model made elsewhere lists its own (``cam_layers``, found by running it:
+    :mod:`core.importers`)."""
+    listed = getattr(model, "cam_layers", None)
+    if listed is not None:
+        return list(listed)
     if "tokens" in traits_of(model):
         return [name for name, m in model.named_modules() if name.endswith("ln_1") and isinstance(m, nn.LayerNorm)]
     names = []

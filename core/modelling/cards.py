@@ -44,6 +44,17 @@ class ModelCard:
     created: str = ""
     weights_sha256: str = ""
     format_version: int = FORMAT_VERSION
+    #: what the model's own first layer expects, for models made elsewhere (ours take RGB in [0, 1] and normalise
+    #: inside): its channel order, and the pixel range its ``mean`` / ``std`` are given in (1: [0, 1]; 255: [0, 255])
+    channel_order: str = "rgb"
+    pixel_range: int = 1
+    #: what the model returns: "logits", or "probabilities" (it ends in a softmax that could not be taken off: the
+    #: methods then explain the log-probability, whose softmax is the same)
+    output: str = "logits"
+    #: where an imported model came from (empty for models trained here): ``format``, the source file's ``name`` and
+    #: ``sha256``, the ``model_file`` kept in the model's folder, where each card value came from (``detected``),
+    #: and ``notes`` on what the import assumed or changed (see :mod:`core.importers`)
+    source: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelCard":
@@ -82,10 +93,24 @@ class ModelCard:
             raise bad("resize_size", "0 or a whole number of pixels from input_size to 2048")
         if self.interpolation not in ("bilinear", "bicubic", "nearest"):
             raise bad("interpolation", "bilinear, bicubic or nearest")
+        if self.channel_order not in ("rgb", "bgr"):
+            raise bad("channel_order", "rgb or bgr")
+        if not (whole(self.pixel_range) and self.pixel_range in (1, 255)):
+            raise bad("pixel_range", "1 (pixels in [0, 1]) or 255 (pixels in [0, 255])")
+        if self.output not in ("logits", "probabilities"):
+            raise bad("output", "logits or probabilities")
         if not numbers(self.mean, self.channels):
             raise bad("mean", f"{self.channels} finite numbers (one per channel)")
         if not (numbers(self.std, self.channels) and all(x > 0 for x in self.std)):
             raise bad("std", f"{self.channels} positive finite numbers (one per channel)")
+        if any(not 0 <= m <= self.pixel_range for m in self.mean):  # e.g. 104, 117, 123 given for pixels in [0, 1]
+            hint = "; a mean in 0..255 needs pixel_range 255" if self.pixel_range == 1 and max(self.mean) <= 255 else ""
+            raise CheckpointError(f"model card's mean {self.mean} is outside the pixel range [0, {self.pixel_range}]{hint}")
+        if not isinstance(self.source, dict) or (self.source and not isinstance(self.source.get("format"), str)):
+            raise bad("source", "an object with the imported model's format")
+        kept = self.source.get("model_file", WEIGHTS_FILE)
+        if not (isinstance(kept, str) and kept and not Path(kept).is_absolute() and ".." not in Path(kept).parts):
+            raise bad("source", "an object whose model_file is a path inside the model's folder")
         for name in ("training", "metrics", "dataset_options"):
             if not isinstance(getattr(self, name), dict):
                 raise bad(name, "an object")
@@ -98,6 +123,25 @@ class ModelCard:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def imported(self) -> bool:
+        """Made elsewhere and imported (:mod:`core.importers`): no training record, no metric it was not measured on."""
+        return bool(self.source)
+
+    @property
+    def model_file(self) -> str:
+        """The file in the model's folder that ``weights_sha256`` is the digest of."""
+        return self.source.get("model_file", WEIGHTS_FILE)
+
+    def input_normalisation(self) -> tuple[list[float], list[float]]:
+        """``mean`` and ``std`` in [0, 1] units and RGB (input) order: what a model's normalising layer subtracts and
+        divides by, before the channels are put in the model's own order."""
+        mean = [m / self.pixel_range for m in self.mean]
+        std = [s / self.pixel_range for s in self.std]
+        if self.channel_order == "bgr":
+            mean, std = mean[::-1], std[::-1]
+        return mean, std
 
     @property
     def from_torchvision(self) -> bool:
@@ -135,16 +179,62 @@ def validate_model_id(model_id: str) -> str:
     return model_id
 
 
+def _name_key(name: str) -> str:
+    return " ".join(name.replace("_", " ").replace("-", " ").casefold().split())
+
+
+def class_mapping(model_classes: Sequence[str], data_classes: Sequence[str]) -> list[int] | None:
+    """For each dataset class, the index of the model's class of the same name (case, spaces, ``-`` and ``_``
+    ignored), or ``None`` when the names differ as sets (a model made elsewhere may order its classes otherwise)."""
+    model_keys = [_name_key(c) for c in model_classes]
+    data_keys = [_name_key(c) for c in data_classes]
+    if len(set(model_keys)) != len(model_keys) or sorted(model_keys) != sorted(data_keys):
+        return None
+    return [model_keys.index(k) for k in data_keys]
+
+
+def mapping_note(card: ModelCard, data_classes: Sequence[str]) -> str:
+    """"dataset class -> model class" for a dataset whose classes the model names in another order ("" when the
+    order is the same)."""
+    order = class_mapping(card.classes, data_classes)
+    if order is None or order == list(range(len(order))):
+        return ""
+    return "class order mapped: " + ", ".join(f"{d} (dataset #{i}) → {card.classes[j]} (model #{j})"
+                                               for i, (d, j) in enumerate(zip(data_classes, order)))
+
+
 def check_dataset_fits(card: ModelCard, dataset_name: str, classes: Sequence[str], channels: int) -> None:
-    """Refuse, with one message, a dataset whose images or classes the model was not trained on."""
+    """Refuse, with one message, a dataset whose images or classes the model cannot take: other class names, or
+    colour images for a one-channel model (one-channel images for a colour model are repeated over its channels;
+    classes the model names in another order are mapped, see :func:`fit_dataset`)."""
     problems = []
-    if channels != card.channels:
+    if channels != card.channels and not (channels == 1 and card.channels == 3):
         problems.append(f"{channels}-channel images (the model takes {card.channels})")
-    if list(classes) != list(card.classes):
+    if list(classes) != list(card.classes) and class_mapping(card.classes, classes) is None:
         problems.append(f"classes {', '.join(classes)} (the model knows {', '.join(card.classes)})")
     if problems:
         raise CheckpointError(f"model {card.id} was trained on {card.dataset}; {dataset_name} has "
                               + " and ".join(problems) + ". Pick a model trained on this dataset, or train one")
+
+
+def fit_dataset(card: ModelCard, ds: Any) -> Any:
+    """``ds`` as ``card``'s model sees it: the same dataset when it fits as it is; else a view whose labels are the
+    model's class indices (classes matched by name, :func:`class_mapping`) and whose one-channel images are repeated
+    over the model's three, with the mapping in ``extras["class_mapping"]``. Raises :class:`CheckpointError` (see
+    :func:`check_dataset_fits`) when the model cannot take it."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    channels = ds.images.shape[-1]
+    check_dataset_fits(card, ds.info.name, ds.classes, channels)
+    if list(ds.classes) == list(card.classes) and channels == card.channels:
+        return ds
+    order = np.asarray(class_mapping(card.classes, ds.classes) or range(len(card.classes)), dtype=np.int64)
+    images = np.repeat(ds.images, 3, axis=-1) if channels == 1 and card.channels == 3 else ds.images
+    extras = {**ds.extras, "class_mapping": mapping_note(card, ds.classes)}
+    return replace(ds, info=replace(ds.info, classes=tuple(card.classes), channels=card.channels), images=images,
+                   labels=order[ds.labels], extras=extras)
 
 
 def state_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str:

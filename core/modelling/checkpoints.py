@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch import nn
 
 from core import config
+from core.registry import Registry
 from core.modelling.architectures import Classifier, build_model
 from core.errors import CheckpointError, UnknownNameError
 from core.io import atomic_write_json, atomic_write_with, shared_mode
@@ -41,6 +43,21 @@ def save_model(model: Classifier, card: ModelCard, models_dir: str | os.PathLike
 
     ``extra_files(card)`` (called once the card holds the weights' digest) gives more files to publish with the
     model in the same switch, e.g. its test predictions and metrics."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+    def write(folder: Path) -> str:
+        atomic_write_with(folder / WEIGHTS_FILE, lambda fh: torch.save(state, fh))
+        return WEIGHTS_FILE
+
+    return publish_model(card, write, models_dir, extra_files)
+
+
+def publish_model(card: ModelCard, write: Callable[[Path], str], models_dir: str | os.PathLike | None = None,
+                  extra_files: Callable[[ModelCard], dict[str, bytes]] | None = None) -> Path:
+    """The one way a model folder appears: ``write(folder)`` writes the model's file(s) into a new hidden folder and
+    names the one whose digest the card records; the card is written beside it, and the folder is switched into
+    place as ``<models_dir>/<card.id>/`` (replacing a model of that id). A kill at any point leaves the old model or
+    the new one, never half of either (:func:`recover`)."""
     validate_model_id(card.id)
     root = Path(models_dir) if models_dir else config.models_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -50,13 +67,14 @@ def save_model(model: Classifier, card: ModelCard, models_dir: str | os.PathLike
     tmp = Path(tempfile.mkdtemp(prefix=f".{card.id}.new-{os.getpid()}-", dir=root))  # the pid lets recover() clean up
     try:
         tmp.chmod(shared_mode(directory=True))
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        atomic_write_with(tmp / WEIGHTS_FILE, lambda fh: torch.save(state, fh))
-        card.weights_sha256 = file_sha256(tmp / WEIGHTS_FILE)
+        kept = write(tmp)
+        if kept != card.model_file:
+            raise CheckpointError(f"the model's file is {kept}, but its card names {card.model_file}")
+        card.weights_sha256 = file_sha256(tmp / kept)
         card.created = card.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
         atomic_write_json(tmp / CARD_FILE, card.to_dict())
         for name, data in (extra_files(card) if extra_files else {}).items():
-            if Path(name).name != name or name in (CARD_FILE, WEIGHTS_FILE):
+            if Path(name).name != name or name in (CARD_FILE, kept):
                 raise CheckpointError(f"extra model file name {name!r} is not allowed")
             atomic_write_with(tmp / name, lambda fh, data=data: fh.write(data))
         old = None
@@ -95,8 +113,23 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     return ModelCard.from_dict(data)
 
 
-def load_model(path: str | os.PathLike, device: torch.device | str | None = None) -> tuple[Classifier, ModelCard]:
-    """Load a saved model in eval mode, with its card.
+#: loaders of models kept in another format than this project's state dict, by ``card.source["format"]``,
+#: registered by :mod:`core.importers`: ``loader(folder, card)`` returns the model, taking images in [0, 1]
+MODEL_FORMATS: Registry[Callable[[Path, ModelCard], nn.Module]] = Registry("model format")
+
+
+def _checked_file(path: Path, card: ModelCard) -> Path:
+    weights = path / card.model_file
+    if not weights.is_file():
+        raise CheckpointError(f"No weights at {weights}")
+    if card.weights_sha256 and file_sha256(weights) != card.weights_sha256:
+        raise CheckpointError(f"{weights} does not match the SHA-256 in its card: the file is corrupt or was replaced")
+    return weights
+
+
+def load_model(path: str | os.PathLike, device: torch.device | str | None = None) -> tuple[nn.Module, ModelCard]:
+    """Load a saved model in eval mode, with its card (a model imported from another format through its format's
+    loader, :data:`MODEL_FORMATS`).
 
     Raises:
         CheckpointError: missing files, corrupt weights, digest mismatch, or weights that do not fit the
@@ -106,11 +139,11 @@ def load_model(path: str | os.PathLike, device: torch.device | str | None = None
     if (arch := _imagenet(path)) is not None:
         return load_imagenet(arch, device)
     card = read_card(path)
-    weights = path / WEIGHTS_FILE
-    if not weights.is_file():
-        raise CheckpointError(f"No weights at {weights}")
-    if card.weights_sha256 and file_sha256(weights) != card.weights_sha256:
-        raise CheckpointError(f"{weights} does not match the SHA-256 in its card: the file is corrupt or was replaced")
+    weights = _checked_file(path, card)
+    if card.imported:
+        model = MODEL_FORMATS.get(card.source["format"])(path, card)
+        model.to(device or config.pick_device()).eval()
+        return model, card
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -197,20 +230,42 @@ def broken_models(models_dir: str | os.PathLike | None = None) -> list[tuple[Pat
                 continue
             try:
                 card = read_card(p)
-                if not (p / WEIGHTS_FILE).is_file():
-                    raise CheckpointError(f"{WEIGHTS_FILE} is missing")
-                if card.weights_sha256 and file_sha256(p / WEIGHTS_FILE) != card.weights_sha256:
-                    raise CheckpointError(f"{WEIGHTS_FILE} does not match the SHA-256 in its card")
+                if not (p / card.model_file).is_file():
+                    raise CheckpointError(f"{card.model_file} is missing")
+                if card.weights_sha256 and file_sha256(p / card.model_file) != card.weights_sha256:
+                    raise CheckpointError(f"{card.model_file} does not match the SHA-256 in its card")
+                if card.imported and card.source["format"] not in MODEL_FORMATS:
+                    raise CheckpointError(f"imported from a {card.source['format']} file, a format this version "
+                                          "cannot read")
             except CheckpointError as exc:
                 out.append((p, str(exc)))
     return out
 
 
+def serves(card: ModelCard, dataset: str) -> bool:
+    """Whether ``card``'s model is listed for ``dataset``: the one it was trained on; for a model imported from
+    elsewhere also ``imported`` (any image) and every dataset whose class names are its own, in any order."""
+    if card.dataset == dataset:
+        return True
+    if not card.imported:
+        return False
+    if dataset == "imported":
+        return True
+    from core.datasets import get_source
+    from core.modelling.cards import class_mapping
+
+    try:
+        known = get_source(dataset).info.classes
+    except UnknownNameError:
+        return False
+    return bool(known) and class_mapping(card.classes, known) is not None
+
+
 def list_models(models_dir: str | os.PathLike | None = None, dataset: str | None = None) -> list[tuple[Path, ModelCard]]:
-    """Readable models under the models folder (newest first), optionally only those for ``dataset``; a
-    replacement interrupted by a kill is recovered first (:func:`recover`). ``dataset="imagenet"`` lists
-    torchvision's ImageNet classifiers (whether or not their weights are here yet: loading one says how to
-    get them)."""
+    """Readable models under the models folder (newest first), optionally only those for ``dataset``
+    (:func:`serves`); a replacement interrupted by a kill is recovered first (:func:`recover`).
+    ``dataset="imagenet"`` lists torchvision's ImageNet classifiers (whether or not their weights are here yet:
+    loading one says how to get them)."""
     root = Path(models_dir) if models_dir else config.models_dir()
     if dataset == IMAGENET:
         return [(root / imagenet_id(a), imagenet_card(a)) for a in imagenet_archs()]
@@ -224,7 +279,7 @@ def list_models(models_dir: str | os.PathLike | None = None, dataset: str | None
                 card = read_card(p)
             except CheckpointError:
                 continue
-            if dataset is None or card.dataset == dataset:
+            if dataset is None or serves(card, dataset):
                 out.append((p, card))
     out.sort(key=lambda pc: pc[1].created, reverse=True)
     return out

@@ -26,6 +26,12 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")  # a model without parameters (e.g. hand-built for a test) runs where its input is
 
 
+def value_range(model: nn.Module) -> tuple[float, float] | None:
+    """The values a model's images take: [0, 1] for every model of this project (it normalises inside); ``None`` (any
+    finite values) for a module given as it is, whose inputs are already preprocessed (``input_range``)."""
+    return getattr(model, "input_range", (0.0, 1.0))
+
+
 def expected_channels(model: nn.Module) -> int | None:
     """The channel count the model takes: its ``Normalize`` layer's, else its first convolution's."""
     mean = getattr(getattr(model, "normalize", None), "mean", None)
@@ -42,10 +48,12 @@ RANGE_TOLERANCE = 1e-3
 
 
 def as_images(images: torch.Tensor | np.ndarray, device: torch.device | None = None, *,
-              single: bool = False, channels: int | None = None) -> torch.Tensor:
+              single: bool = False, channels: int | None = None,
+              value_range: tuple[float, float] | None = (0.0, 1.0)) -> torch.Tensor:
     """A private float32 (N, C, H, W) copy of ``images`` ((C, H, W) is one image), on ``device``, checked.
 
-    uint8 images are converted from 0..255 (unambiguous); anything else must already be float in [0, 1].
+    uint8 images are converted from 0..255 (unambiguous); anything else must already be float in [0, 1]
+    (``value_range``; ``None`` for a model that takes its inputs already preprocessed: any finite values).
 
     Raises:
         ImageError (a ValueError): not an image or a batch of images (or, with ``single``, more than one
@@ -67,12 +75,12 @@ def as_images(images: torch.Tensor | np.ndarray, device: torch.device | None = N
     if channels is not None and x.shape[1] != channels:
         raise ImageError(f"the model takes {channels}-channel images, got {x.shape[1]} channel(s): convert the image "
                          f"({'to grayscale' if channels == 1 else 'to RGB'}) first")
-    x = x.to(device=device, dtype=torch.float32) / scale
+    x = x.to(device=device, dtype=torch.float32) / (scale if value_range is not None else 1.0)
     if not torch.isfinite(x).all():
         bad = int((~torch.isfinite(x)).sum())
         raise ImageError(f"the images contain {bad} non-finite values (NaN or inf)")
     lo, hi = float(x.min()), float(x.max())
-    if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+    if value_range is not None and (lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE):
         hint = "; divide by 255" if hi <= 255 and lo >= 0 else ""
         raise ImageError(f"image values must be in [0, 1], got [{lo:.4g}, {hi:.4g}]{hint}")
     return x  # a new tensor (the division above), never the caller's

@@ -18,6 +18,7 @@ EXTRAS_TEXT: dict[str, str] = {
     "score": "local fit R² = {:.2f}",
     "base_value": "f(fully masked) = {:.3g}",
     "background": "background: {}",
+    "baseline": "{}",
     # the fast inference path: float32 ONNX Runtime differs from torch by float rounding only, and says so
     "inference": "model passes: {}",
 }

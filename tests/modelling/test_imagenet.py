@@ -19,7 +19,7 @@ from core.datasets.images import open_image, preprocess_for
 from core.modelling import pretrained
 from tests.helpers import fake_weights, make_vit, real_images
 
-ARCHS = ["resnet18", "resnet50", "densenet121", "efficientnet_b0", "vit_b_16"]
+ARCHS = ["resnet18", "resnet50", "densenet121", "efficientnet_b0", "vit_b_16", "vgg11", "vgg16"]
 
 
 @pytest.fixture
@@ -211,6 +211,8 @@ EXPECTED_HIDDEN = {
     "densenet121": {"attention_rollout"},
     "efficientnet_b0": {"attention_rollout", "deeplift", "guided_backprop", "guided_grad_cam"},
     "vit_b_16": {"deeplift", "guided_backprop", "guided_grad_cam"},
+    "vgg11": {"attention_rollout"},
+    "vgg16": {"attention_rollout"},
 }
 
 
