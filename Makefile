@@ -6,12 +6,13 @@ PORT   ?= 8501
 
 .PHONY: setup demo run api test bench clean-cache
 
-# The virtual environment is rebuilt whenever requirements.txt changes.
-$(VENV)/.installed: requirements.txt
+# The virtual environment is rebuilt whenever a requirements file changes (requirements-import.txt: the optional
+# packages that importing timm, Hugging Face and ONNX models needs).
+$(VENV)/.installed: requirements.txt requirements-import.txt
 	@echo "[1/3] Creating $(VENV) and installing the Python packages (first run only: a few minutes; pip lists each one)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --progress-bar on -r requirements.txt
+	$(PY) -m pip install --progress-bar on -r requirements.txt -r requirements-import.txt
 	touch $@
 
 setup: $(VENV)/.installed

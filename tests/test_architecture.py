@@ -17,19 +17,20 @@ ALLOWED: dict[str, set[str]] = {
     "core.modelling": {"core.base", "core.datasets"},
     "core.explainers": {"core.base", "core.modelling"},
     "core.quality": {"core.base", "core.modelling", "core.explainers"},
+    "core.importers": {"core.base", "core.datasets", "core.modelling", "core.explainers"},
     "core.runs": {"core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality"},
     "core.present": {"core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality"},
     "core.faces": {"core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality", "core.present",
-                   "core.runs", "core"},
+                   "core.runs", "core.importers", "core"},
     "ui": {"core", "core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality", "core.present",
-           "core.runs"},
+           "core.runs", "core.importers"},
     "pages": {"ui", "core", "core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality",
-              "core.present", "core.runs"},
+              "core.present", "core.runs", "core.importers"},
     "benchmarks": {"core", "core.base", "core.datasets", "core.modelling", "core.explainers", "core.quality",
-                   "core.present", "core.runs", "core.faces"},
+                   "core.present", "core.runs", "core.faces", "core.importers"},
 }
 PACKAGES = ("core.datasets", "core.modelling", "core.explainers", "core.quality", "core.runs", "core.present",
-            "core.faces")
+            "core.importers", "core.faces")
 #: libraries a page never imports: pages lay out, the library computes
 COMPUTE_LIBRARIES = {"torch", "torchvision", "captum", "lime", "shap", "pytorch_grad_cam", "sklearn", "quantus"}
 
