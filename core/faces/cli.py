@@ -126,10 +126,92 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.modelling.checkpoints import resolve_model_path
 
     path = resolve_model_path(args.model)
-    ev, card = load_or_compute(path, data_root=args.data_dir, progress=lambda m: print(f"{m}…", file=sys.stderr))
+    ev, card = load_or_compute(path, data_root=args.data_dir, progress=lambda m: print(f"{m}…", file=sys.stderr),
+                               dataset=args.dataset)
     card.metrics = ev.metrics
+    print(f"{card.id} on {ev.metrics.get('dataset', card.dataset)}, test split")
+    if ev.metrics.get("class_mapping"):
+        print(ev.metrics["class_mapping"])
     _print_metrics(card)
     print(f"wrote {path / METRICS_FILE} and {path / PREDICTIONS_FILE}")
+    return 0
+
+
+def _check_images(args: argparse.Namespace, card):
+    """The check's images: --check-folder, --check-images, --check-dataset, else the model's own dataset if it is on
+    this machine (``None``: nothing to check on)."""
+    from core.importers import dataset_images, folder_images, upload_images
+    from core.modelling.data_roots import locate
+
+    if args.check_folder:
+        return folder_images(card, args.check_folder, n=args.check_n)
+    if args.check_images:
+        blobs = []
+        for f in args.check_images:
+            try:
+                blobs.append(Path(f).read_bytes())
+            except OSError as exc:
+                raise XaiError(f"cannot read {f}: {exc.strerror or exc}") from None
+        return upload_images(card, blobs)
+    name = args.check_dataset or (card.dataset if card.dataset != "imported" else None)
+    if name is None:
+        return None
+    root, status = locate(name, given=args.data_dir)
+    if not status.ready:
+        if args.check_dataset:
+            raise DatasetError(f"cannot check on {name}: {status.detail}")
+        return None
+    return dataset_images(card, name, args.check_split, root, n=args.check_n)
+
+
+def cmd_import_model(args: argparse.Namespace) -> int:
+    """Import a model made elsewhere: read it, draft its card (each value with where it came from), check it on
+    images, save it to models/<id>/."""
+    from core.explainers import get_method, hidden_methods, list_methods
+    from core.importers import SETTINGS, check, inspect_source, save_imported
+
+    given = {s.name: getattr(args, s.name) for s in SETTINGS if getattr(args, s.name) is not None}
+    if args.classes_file:
+        if "classes" in given:
+            raise XaiError("give --classes or --classes-file, not both")
+        try:
+            given["classes"] = Path(args.classes_file).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise XaiError(f"cannot read --classes-file {args.classes_file}: {exc}") from None
+    print(f"reading {args.source}…", file=sys.stderr)
+    draft = inspect_source(args.source, **given)
+    card = draft.card
+    print(f"{draft.format} model, {len(card.classes)} classes")
+    for line in draft.lines():
+        print(f"  {line}")
+    for note in draft.notes:
+        print(f"note: {note}")
+    if card.training.get("class_mapping"):
+        print(f"classes match dataset {card.dataset}: {card.training['class_mapping']}")
+    elif card.dataset != "imported":
+        print(f"classes match dataset {card.dataset}: listed with it (and with the imported models)")
+    else:
+        print("classes match no dataset here: listed under 'Imported models (any image)'")
+    model = draft.model
+    print("methods: " + ", ".join(list_methods(model)))
+    for m, why in hidden_methods(model).items():
+        print(f"  not offered: {get_method(m).title}: {why}")
+    got = _check_images(args, card)
+    if got is None:
+        print("check: no images to run the model on; give --check-folder FOLDER, --check-images FILE..., or "
+              "--check-dataset NAME to see its predictions before it is used", file=sys.stderr)
+    else:
+        images, labels, what = got
+        result = check(model, card, images, labels, what)
+        for line in result.lines():
+            print(line, file=sys.stderr if line.startswith("WARNING") else sys.stdout)
+        if result.warnings and args.strict:
+            raise XaiError("the check found problems (--strict): nothing was saved")
+    if args.dry_run:
+        print("--dry-run: nothing was saved")
+        return 0
+    path = save_imported(draft, args.models_dir, replace=args.replace)
+    print(f"saved {path} (imported {draft.format}: every page, `python -m core explain --model {card.id}`, the API)")
     return 0
 
 
@@ -535,7 +617,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {m:24s} {cls.category}, {'higher' if cls.higher_is_better else 'lower'} is better{options}")
     print("models:")
     for path, card in list_models(args.models_dir):
-        print(f"  {path}  ({card.dataset}, {card.arch}, acc {card.metrics.get('accuracy', float('nan')):.3f})")
+        acc = card.metrics.get("accuracy")
+        measured = f"acc {acc:.3f}" if acc is not None else "not evaluated"
+        made = f"imported {card.source['format']} from {card.source.get('name')}, " if card.imported else ""
+        print(f"  {path}  ({card.dataset}, {card.arch}, {made}{measured})")
     from core.modelling.pretrained import IMAGENET, cache_path, published_accuracy, unpublished_note
 
     print("ImageNet models (any photo: explain --model ID --image FILE):")
@@ -586,8 +671,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="test-split metrics of a model; writes metrics.json and predictions.npz beside it")
     ev.add_argument("--model", required=True, help="model folder (or id under the models folder)")
+    ev.add_argument("--dataset", default=None, help="another dataset than the model's own, or 'folder' with --data-dir "
+                                                     "(an imported model: class names matched in any order)")
     ev.add_argument("--data-dir", default=None)
     ev.set_defaults(func=cmd_evaluate)
+
+    im = sub.add_parser("import-model", help="import a classifier made elsewhere (state dict, TorchScript, ONNX, timm "
+                                             "or Hugging Face folder), check it and save it to models/<id>/")
+    im.add_argument("source", help="the model file or folder")
+    from core.importers import SETTINGS
+
+    for setting in SETTINGS:
+        im.add_argument(setting.cli_flag, dest=setting.name, default=None, choices=list(setting.choices) or None,
+                        type=str, help=setting.help)
+    im.add_argument("--classes-file", default=None, metavar="FILE",
+                    help="class names from a file: one a line, or JSON (a list, or Hugging Face's id2label)")
+    im.add_argument("--check-dataset", default=None, metavar="NAME", help="check the model on this dataset's images "
+                                                                         "(default: its own dataset, where it is here)")
+    im.add_argument("--check-split", default="test", choices=SPLITS)
+    im.add_argument("--check-folder", default=None, metavar="FOLDER",
+                    help="check on a folder of images (labelled when its class folders are the model's classes)")
+    im.add_argument("--check-images", nargs="+", default=None, metavar="FILE", help="check on these image files")
+    im.add_argument("--check-n", type=int, default=64, help="images the check runs on (default 64)")
+    im.add_argument("--data-dir", default=None, help="where --check-dataset's files are")
+    im.add_argument("--strict", action="store_true", help="save nothing when the check warns")
+    im.add_argument("--replace", action="store_true", help="replace a model of the same id")
+    im.add_argument("--dry-run", action="store_true", help="read, check and show the card; save nothing")
+    im.set_defaults(func=cmd_import_model)
 
     e = sub.add_parser("explain", help="explain one dataset image with one or more methods")
     e.add_argument("--model", required=True, help="model folder (or id under the models folder)")

@@ -17,10 +17,10 @@ from typing import Any, Callable
 import numpy as np
 
 from core.modelling.checkpoints import load_model, resolve_model_path
-from core.modelling.cards import ModelCard
+from core.modelling.cards import CARD_FILE, ModelCard
 from core.datasets import load_dataset
 from core.errors import CheckpointError, DatasetError
-from core.io import atomic_write_bytes
+from core.io import atomic_write_bytes, atomic_write_json
 from core.modelling.classification import classification_metrics, curves, reliability
 from core.modelling.ood import OOD_FILE, OodDetector
 from core.modelling.prediction import predict_proba
@@ -80,7 +80,7 @@ def compute(model, card: ModelCard, test_ds, train_ds=None, val_ds=None,
     return Evaluation(test_ds.labels.copy(), proba, metrics, details, det)
 
 
-def _read(folder: Path, card: ModelCard) -> Evaluation | None:
+def _read(folder: Path, card: ModelCard, dataset: str | None = None) -> Evaluation | None:
     pred, met = folder / PREDICTIONS_FILE, folder / METRICS_FILE
     if not (pred.is_file() and met.is_file()):
         return None
@@ -92,51 +92,70 @@ def _read(folder: Path, card: ModelCard) -> Evaluation | None:
         return None  # unreadable: recomputed and rewritten
     if saved.get("weights_sha256") != card.weights_sha256 or p.shape != (len(y), len(card.classes)):
         return None  # stale (the weights changed) or not this model's
+    if saved.get("metrics", {}).get("dataset", card.dataset) != (dataset or card.dataset):
+        return None  # measured on another dataset
     return Evaluation(y, p, saved["metrics"], {k: saved[k] for k in ("curves", "reliability") if k in saved},
                       OodDetector.load(folder))
 
 
 def load_or_compute(model_path, model=None, data_root: str | None = None,
-                    progress: Callable[[str], None] | None = None) -> tuple[Evaluation, ModelCard]:
+                    progress: Callable[[str], None] | None = None, dataset: str | None = None
+                    ) -> tuple[Evaluation, ModelCard]:
     """The model's saved evaluation, or compute it (test predictions, metrics and, when the train and val splits
     are available, OOD statistics) and write it beside the model atomically.
 
-    Raises :class:`DatasetError` (saying what is missing) when the model's test split is not available."""
+    ``dataset``: another dataset than the model's own (a model imported from elsewhere, on any dataset or labelled
+    folder whose class names are its own, mapped by name: the mapping is in ``metrics["class_mapping"]``). An
+    imported model's card then carries the metrics measured here.
+
+    Raises :class:`DatasetError` (saying what is missing) when the test split is not available."""
+    from core.datasets import get_source
     from core.modelling.checkpoints import read_card
     from core.modelling.data_roots import locate
-    from core.modelling.cards import check_dataset_fits
+    from core.modelling.cards import fit_dataset
 
     folder = resolve_model_path(model_path)
     if model is None:
         model, card = load_model(folder, device="cpu")
     else:
         card = read_card(folder)
-    found = _read(folder, card)
+    name = dataset or card.dataset
+    found = _read(folder, card, name)
     if found is not None and found.ood is not None:
         return found, card
-    root = locate(card.dataset, given=data_root, card=card)[0]
+    if get_source(name).photos_only:
+        raise DatasetError(f"{card.id} has no labelled dataset ({get_source(name).info.title}): evaluate it on a labelled "
+                           f"folder whose class folders are its classes: python -m core evaluate --model {card.id} "
+                           "--dataset folder --data-dir FOLDER")
+    root = locate(name, given=data_root, card=card if name == card.dataset else None)[0]
 
-    def split(name: str):
+    def split(which: str):
         try:
-            ds = load_dataset(card.dataset, name, size=card.input_size, root=root)
+            ds = load_dataset(name, which, size=card.input_size, root=root)
         except DatasetError as exc:
-            if name == "test":
+            if which == "test":
                 raise DatasetError(f"cannot evaluate {card.id}: {exc}") from exc
             return None
-        check_dataset_fits(card, card.dataset, ds.classes, ds.images.shape[3])
-        return ds
+        return fit_dataset(card, ds)
+
+    def publish(ev: Evaluation, test_ds) -> Evaluation:
+        ev.metrics["dataset"] = name
+        if test_ds.extras.get("class_mapping"):
+            ev.metrics["class_mapping"] = test_ds.extras["class_mapping"]
+        for fname, data in ev.files(card).items():
+            atomic_write_bytes(folder / fname, data)
+        if card.imported:  # a model made elsewhere: its card carries what was measured here, and on what
+            card.metrics = ev.metrics
+            atomic_write_json(folder / CARD_FILE, card.to_dict())
+        return ev
 
     if found is None:
-        found = compute(model, card, split("test"), split("train"), split("val"), progress)
-        for fname, data in found.files(card).items():
-            atomic_write_bytes(folder / fname, data)
-        return found, card
+        test = split("test")
+        return publish(compute(model, card, test, split("train"), split("val"), progress), test), card
     train_ds, val_ds = split("train"), split("val")  # predictions saved, OOD statistics missing: add them only
     if train_ds is not None and val_ds is not None and len(val_ds):
-        redo = compute(model, card, split("test"), train_ds, val_ds, progress, proba=found.proba)
-        for fname, data in redo.files(card).items():
-            atomic_write_bytes(folder / fname, data)
-        return redo, card
+        test = split("test")
+        return publish(compute(model, card, test, train_ds, val_ds, progress, proba=found.proba), test), card
     return found, card
 
 
