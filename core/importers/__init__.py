@@ -17,7 +17,8 @@ from core.importers.formats import FORMATS
 from core.importers.importing import import_model, inspect_source, save_imported
 from core.importers.notebook import explain, save_module
 from core.importers.settings import SETTINGS
+from core.importers.uploads import staged
 from core.importers.wrapper import ImportedClassifier
 
 __all__ = ["FORMATS", "SETTINGS", "CheckResult", "Draft", "ImportedClassifier", "check", "dataset_images", "explain",
-           "folder_images", "import_model", "inspect_source", "save_imported", "save_module", "upload_images"]
+           "folder_images", "import_model", "inspect_source", "save_imported", "save_module", "staged", "upload_images"]

@@ -58,6 +58,9 @@ def save_imported(draft: Draft, models_dir: str | os.PathLike | None = None, rep
     if imagenet_arch(draft.card.id):
         raise CheckpointError(f"model id {draft.card.id!r} is the name of one of torchvision's ImageNet models: give "
                               "another")
+    from core.importers.uploads import clean_stale
+
+    clean_stale(models_dir)
     if not replace and store.model_exists(draft.card.id, models_dir):
         raise CheckpointError(f"a model {draft.card.id!r} exists already: give another id, or replace it")
     return publish_model(draft.card, draft.write, models_dir)

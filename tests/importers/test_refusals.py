@@ -167,3 +167,35 @@ class _Shifted(nn.Module):
 
     def forward(self, x):
         return self.net(x) + 0.01
+
+
+def test_an_upload_is_staged_inside_the_models_folder_and_removed(tmp_path):
+    import io
+    import zipfile
+
+    from core.importers import staged
+
+    path = mf.save_state_dict(mf.torchvision_model("small_cnn", 3), tmp_path / "m.pt")
+    with staged("../../etc/m.pt", path.read_bytes(), tmp_path / "models") as p:
+        assert p.is_file() and p.parent.parent == tmp_path / "models" / ".uploads" and p.name == "m.pt"
+        assert inspect_source(p, classes="a,b,c", input_size=32).card.arch == "small_cnn"
+    assert not any((tmp_path / "models" / ".uploads").iterdir())
+    with pytest.raises(CheckpointError, match="over 0.0 MiB, the limit for a model"):
+        with staged("m.pt", [b"x" * 10, b"y" * 10], tmp_path / "models", limit=15):
+            pass
+    for member, match in (("../evil.json", "outside its folder"), ("/abs/config.json", "outside its folder"),
+                          ("a/weights.bin", "no config.json")):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr(member, "{}")
+        with pytest.raises(CheckpointError, match=match):
+            with staged("folder.zip", buf.getvalue(), tmp_path / "models"):
+                pass
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("hf/config.json", "{}")
+        z.writestr("hf/big.bin", b"\0" * 200_000)
+    with pytest.raises(CheckpointError, match="unpacks to 0.2 MiB; the limit is 0.1 MiB"):
+        with staged("folder.zip", buf.getvalue(), tmp_path / "models", limit=100_000):
+            pass
+    assert not (tmp_path / "outside").exists() and not any((tmp_path / "models" / ".uploads").iterdir())
