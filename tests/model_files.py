@@ -214,3 +214,38 @@ class Planted:
 def save_planted(path: Path, marker: Path) -> Path:
     torch.save({"conv.weight": torch.zeros(2, 3, 3, 3), "payload": Planted(marker)}, path)
     return path
+
+
+def write_format(fmt: str, folder: Path, num_classes: int = 3, size: int = 32) -> tuple[Path, dict]:
+    """A small model of ``fmt`` (one of :data:`FORMATS`) written to ``folder`` as a user writes it, and the import
+    settings it needs beyond the class names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    example = torch.rand(1, 3, size, size)
+    if fmt == "state_dict":
+        return save_state_dict(torchvision_model("small_cnn", num_classes), folder / "sd.pth"), {"input_size": size}
+    if fmt == "torchscript":
+        return save_torchscript(torchvision_model("small_cnn", num_classes), folder / "m.ts", example), {"input_size": size}
+    if fmt == "onnx":
+        return save_onnx(torchvision_model("small_cnn", num_classes), folder / "m.onnx", example), {}
+    if fmt == "keras_onnx":
+        return save_onnx(KerasLike(num_classes), folder / "k.onnx", example.permute(0, 2, 3, 1), opset=11), {}
+    if fmt == "onnxruntime":
+        return save_unconvertible_onnx(folder / "odd.onnx", num_classes, size), {}
+    if fmt == "timm":
+        return (save_state_dict(timm_model("test_resnet", num_classes), folder / "t.pth"),
+                {"arch": "timm:test_resnet", "input_size": size})
+    labels = [f"c{i}" for i in range(num_classes)]
+    if fmt == "hf_vit":
+        from transformers import ViTImageProcessor
+
+        return save_hf(hf_vit(labels, size), folder / "hfvit", ViTImageProcessor(size={"height": size, "width": size})), {}
+    if fmt == "hf_convnext":
+        from transformers import ConvNextImageProcessor
+
+        return save_hf(hf_convnext(labels), folder / "hfcnx", ConvNextImageProcessor(size={"shortest_edge": size},
+                                                                                      crop_pct=1.0)), {}
+    raise ValueError(fmt)
+
+
+#: every format a test imports (a small model each)
+FORMATS = ("state_dict", "torchscript", "onnx", "keras_onnx", "onnxruntime", "timm", "hf_vit", "hf_convnext")

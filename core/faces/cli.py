@@ -312,10 +312,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.image:
         return _explain_photo(args, model, card, methods, params)
     root = _data_root(args, card)
-    ds = load_dataset(args.dataset or card.dataset, split=args.split, size=card.input_size, root=root)
-    from core.modelling.cards import check_dataset_fits
+    from core.modelling.cards import fit_dataset
 
-    check_dataset_fits(card, ds.info.name, ds.classes, ds.images.shape[-1])
+    ds = fit_dataset(card, load_dataset(args.dataset or card.dataset, split=args.split, size=card.input_size, root=root))
+    if ds.extras.get("class_mapping"):
+        print(ds.extras["class_mapping"], file=sys.stderr)
     if args.indices is not None:
         indices, per_folder = parse_indices(args.indices, len(ds)), True
     else:
@@ -342,7 +343,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     background = None
     if any(get_method(m).needs_background for m in methods):
-        background = load_dataset(ds.info.name, split="train", size=card.input_size, root=root).sample(256)
+        background = fit_dataset(card, load_dataset(ds.info.name, split="train", size=card.input_size,
+                                                    root=root)).sample(256)
     for name in methods:
         results = explain_batch(model, images, name, targets=args.target, background=background,
                                 progress=_engine_progress(f"{name} on {len(indices)} image(s)"), **params[name])
@@ -547,14 +549,13 @@ def cmd_quality(args: argparse.Namespace) -> int:
     path = resolve_model_path(args.model)
     model, card = load_model(path)
     root = _data_root(args, card)
-    ds = load_dataset(args.dataset or card.dataset, args.split, size=card.input_size, root=root)
-    from core.modelling.cards import check_dataset_fits
+    from core.modelling.cards import fit_dataset
 
-    check_dataset_fits(card, ds.info.name, ds.classes, ds.images.shape[-1])
+    ds = fit_dataset(card, load_dataset(args.dataset or card.dataset, args.split, size=card.input_size, root=root))
     params = _parse_params(args.param or [], methods)
     background = None
     if any(get_method(m).needs_background for m in methods):
-        background = load_dataset(ds.info.name, "train", size=card.input_size, root=root).sample(256)
+        background = fit_dataset(card, load_dataset(ds.info.name, "train", size=card.input_size, root=root)).sample(256)
     from tqdm import tqdm
 
     bar = tqdm(total=len(methods) * (1 + len(metrics)), unit="stage", file=sys.stderr, desc="quality")

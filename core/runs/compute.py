@@ -34,6 +34,7 @@ class PartWorker:
     def __init__(self, plan: dict[str, Any] | RunPlan, *, batch_size: int = 32, threads: int | None = None) -> None:
         from core.datasets import load_dataset
         from core.explainers import get_method
+        from core.modelling.cards import fit_dataset
         from core.modelling.checkpoints import load_model
 
         if threads:
@@ -45,11 +46,13 @@ class PartWorker:
             raise RunError(f"the weights of {self.plan.model_path} changed since the run was planned "
                            f"(SHA-256 {card.weights_sha256[:12]}…, planned {self.plan.weights_sha256[:12]}…)")
         p = self.plan
-        self.dataset = load_dataset(p.dataset, split=p.split, size=p.size, root=p.data_root)
+        # a model made elsewhere may name its classes in another order (mapped by name) or take colour images
+        self.dataset = fit_dataset(card, load_dataset(p.dataset, split=p.split, size=p.size, root=p.data_root))
         self.background = None
         if any(get_method(m).needs_background for m in p.methods):
             try:  # the same seeded sample on every engine; without a train split the method builds its own
-                self.background = load_dataset(p.dataset, split="train", size=p.size, root=p.data_root).sample(256)
+                self.background = fit_dataset(card, load_dataset(p.dataset, split="train", size=p.size,
+                                                                 root=p.data_root)).sample(256)
             except (DatasetError, ValueError):
                 self.background = None
 

@@ -51,7 +51,7 @@ def plan_run(model: str | os.PathLike, dataset: str | None, split: str, methods:
     from core.datasets import load_dataset
     from core.explainers import get_method, list_methods
     from core.explainers.engine import estimate_seconds, model_image_seconds, resolve_params
-    from core.modelling.cards import check_dataset_fits
+    from core.modelling.cards import fit_dataset
     from core.modelling.checkpoints import load_model, resolve_model_path
     from core.modelling.data_roots import locate
 
@@ -74,8 +74,7 @@ def plan_run(model: str | os.PathLike, dataset: str | None, split: str, methods:
                              f"not among the methods {', '.join(names)}")
     name = dataset or card.dataset
     root = locate(name, given=data_dir, card=card if name == card.dataset else None)[0]
-    ds = load_dataset(name, split=split, size=card.input_size, root=root)
-    check_dataset_fits(card, ds.info.name, ds.classes, ds.images.shape[-1])
+    ds = fit_dataset(card, load_dataset(name, split=split, size=card.input_size, root=root))
     resolved: dict[str, dict[str, Any]] = {}
     for m in names:
         p = dict(params.get(m, {}))

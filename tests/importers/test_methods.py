@@ -18,69 +18,30 @@ ALL = set(list_methods())
 RELU_RULES = {"deeplift", "guided_backprop", "guided_grad_cam"}
 
 
-def _state_dict(tmp):
-    return mf.save_state_dict(mf.torchvision_model("small_cnn", 3), tmp / "sd.pth"), {}
-
-
-def _torchscript(tmp):
-    user = mf.torchvision_model("small_cnn", 3)
-    return mf.save_torchscript(user, tmp / "m.ts", torch.rand(1, 3, SIZE, SIZE)), {"input_size": SIZE}
-
-
-def _onnx(tmp):
-    return mf.save_onnx(mf.torchvision_model("small_cnn", 3), tmp / "m.onnx", torch.rand(1, 3, SIZE, SIZE)), {}
-
-
-def _keras(tmp):
-    return mf.save_onnx(mf.KerasLike(3), tmp / "k.onnx", torch.rand(1, SIZE, SIZE, 3), opset=11), {}
-
-
-def _onnxruntime(tmp):
-    return mf.save_unconvertible_onnx(tmp / "odd.onnx", size=SIZE), {}
-
-
-def _timm(tmp):
-    return mf.save_state_dict(mf.timm_model("test_resnet"), tmp / "t.pth"), {"arch": "timm:test_resnet"}
-
-
-def _hf_vit(tmp):
-    from transformers import ViTImageProcessor
-
-    folder = mf.save_hf(mf.hf_vit(["a", "b", "c"]), tmp / "hfvit", ViTImageProcessor(size={"height": SIZE, "width": SIZE}))
-    return folder, {}
-
-
-def _hf_convnext(tmp):
-    from transformers import ConvNextImageProcessor
-
-    return mf.save_hf(mf.hf_convnext(["a", "b", "c"]), tmp / "hfcnx", ConvNextImageProcessor(
-        size={"shortest_edge": SIZE}, crop_pct=1.0)), {}
-
-
-#: format -> (writer, the methods not offered and a word of why, as the model's computation dictates)
-FORMATS = {
-    "state_dict": (_state_dict, {"attention_rollout": "self-attention"}),
-    "torchscript": (_torchscript, {"attention_rollout": "self-attention", "deeplift": "TorchScript",
-                                   "guided_backprop": "TorchScript", "guided_grad_cam": "TorchScript",
-                                   "ablation_cam": "TorchScript"}),
-    "onnx": (_onnx, {"attention_rollout": "self-attention"}),
-    "keras_onnx": (_keras, {"attention_rollout": "self-attention"}),
-    "onnxruntime": (_onnxruntime, {**{m: "ONNX Runtime" for m in ALL - {"occlusion", "lime", "shap_partition"}},
-                                   "attention_rollout": "self-attention"}),
-    "timm": (_timm, {"attention_rollout": "self-attention", "deeplift": "in place", "guided_backprop": "in place",
-                     "guided_grad_cam": "in place"}),
-    "hf_vit": (_hf_vit, {"attention_rollout": "self-attention", "deeplift": "gelu", "guided_backprop": "gelu",
-                         "guided_grad_cam": "gelu"}),
-    "hf_convnext": (_hf_convnext, {"attention_rollout": "self-attention", "deeplift": "gelu",
-                                   "guided_backprop": "gelu", "guided_grad_cam": "gelu"}),
+#: format -> the methods not offered and a word of why, as the model's computation dictates
+HIDDEN = {
+    "state_dict": {"attention_rollout": "self-attention"},
+    "torchscript": {"attention_rollout": "self-attention", "deeplift": "TorchScript", "guided_backprop": "TorchScript",
+                    "guided_grad_cam": "TorchScript", "ablation_cam": "TorchScript"},
+    "onnx": {"attention_rollout": "self-attention"},
+    "keras_onnx": {"attention_rollout": "self-attention"},
+    "onnxruntime": {**{m: "ONNX Runtime" for m in ALL - {"occlusion", "lime", "shap_partition"}},
+                    "attention_rollout": "self-attention"},
+    "timm": {"attention_rollout": "self-attention", "deeplift": "in place", "guided_backprop": "in place",
+             "guided_grad_cam": "in place"},
+    "hf_vit": {"attention_rollout": "self-attention", "deeplift": "gelu", "guided_backprop": "gelu",
+               "guided_grad_cam": "gelu"},
+    "hf_convnext": {"attention_rollout": "self-attention", "deeplift": "gelu", "guided_backprop": "gelu",
+                    "guided_grad_cam": "gelu"},
 }
+assert set(HIDDEN) == set(mf.FORMATS)
 
 
-@pytest.fixture(scope="module", params=list(FORMATS))
+@pytest.fixture(scope="module", params=mf.FORMATS)
 def imported(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(request.param)
-    writer, hidden = FORMATS[request.param]
-    path, given = writer(tmp)
+    hidden = HIDDEN[request.param]
+    path, given = mf.write_format(request.param, tmp, size=SIZE)
     draft = inspect_source(path, **{"classes": "a,b,c", "input_size": SIZE, **given})
     model, card = load_model(save_imported(draft, tmp / "models"))
     image = torch.from_numpy(shapes.generate(1, seed=3, size=SIZE)[0][0]).permute(2, 0, 1).float() / 255

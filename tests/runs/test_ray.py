@@ -65,6 +65,22 @@ def test_ray_resumes_a_local_run(cluster, local_run, tiny_model_dir, tmp_path):
         assert np.array_equal(maps_of(load_table(local_run, method)), maps_of(load_table(out, method)))
 
 
+def test_ray_runs_an_imported_model_like_the_local_engine(cluster, tmp_path):
+    """A model imported from an ONNX graph: Ray's actors load it from its folder (its format's reader) and give the
+    local engine's maps bit for bit."""
+    from core.importers import inspect_source, save_imported
+    from tests import model_files as mf
+
+    path, _ = mf.write_format("onnx", tmp_path / "src", num_classes=4)
+    folder = save_imported(inspect_source(path, classes=["circle", "square", "triangle", "cross"]), tmp_path / "models")
+    kw = {"limit": 16, "part_size": 8}
+    local = explain_split(folder, None, "test", ["grad_cam"], tmp_path / "local", **kw)
+    remote = explain_split(folder, None, "test", ["grad_cam"], tmp_path / "ray", engine="ray", workers=1, **kw)
+    assert remote["engine"]["name"] == "ray" and remote["plan_sha256"] == local["plan_sha256"]
+    assert np.array_equal(maps_of(load_table(tmp_path / "local", "grad_cam")), maps_of(load_table(tmp_path / "ray",
+                                                                                                   "grad_cam")))
+
+
 def test_two_node_cluster_gives_the_local_maps(tiny_model_dir, tmp_path):
     """A run joins an existing multi-node cluster unchanged (``address=``): a head and a worker node started on this
     machine with ``ray.cluster_utils.Cluster`` (after the module's one-node cluster is stopped)."""
