@@ -90,8 +90,20 @@ def params_line(e: Explanation, classes: Sequence[str]) -> str:
     return f"{target_label(e, classes)}: {json.dumps(e.params, default=str)}"
 
 
+def origin(card: Any) -> str:
+    """Where a model came from, in words: trained here on a dataset, torchvision's ImageNet weights, or imported from a
+    file of another format (its name and digest)."""
+    if getattr(card, "imported", False):
+        s = card.source
+        return (f"imported from {s.get('name', '?')} ({s.get('format', '?')}, SHA-256 {str(s.get('sha256', ''))[:12]}…), "
+                "not trained here")
+    if card.from_torchvision:
+        return "torchvision's ImageNet weights"
+    return f"trained here on {card.dataset}"
+
+
 def model_line(card: Any) -> str:
-    return (f"Model {card.id} ({card.arch}, {card.input_size} px, {card.dataset}) · weights "
+    return (f"Model {card.id} ({card.arch}, {card.input_size} px, {origin(card)}) · weights "
             f"{card.weights_sha256[:16]}…")
 
 
@@ -127,7 +139,7 @@ def quality_note(known: dict[str, tuple[float, int]]) -> str:
 
 def compare_header(card: Any, dataset: str, split: str, target_mode: str, colours: str, shared: bool,
                    created: str) -> list[str]:
-    return [f"Model {card.id} ({card.arch}, {card.input_size} px) · {dataset} {split} · class explained: "
+    return [f"Model {card.id} ({card.arch}, {card.input_size} px, {origin(card)}) · {dataset} {split} · class explained: "
             f"{target_mode.lower()}",
             f"Colours: {colours.lower()}, {'shared' if shared else 'per-map'} scale · {created}"]
 

@@ -28,6 +28,10 @@ def provenance(card: Any, results: Sequence[Explanation], image: dict[str, Any] 
     return {
         "model": card.id, "weights_sha256": card.weights_sha256, "dataset": card.dataset, "arch": card.arch,
         "input_size": card.input_size, "image": image or {},
+        **({"imported_from": {k: card.source.get(k) for k in ("format", "name", "sha256")},
+            "preprocessing": {"mean": card.mean, "std": card.std, "channel_order": card.channel_order,
+                              "pixel_range": card.pixel_range, "resize_size": card.resize_size, "output": card.output}}
+           if getattr(card, "imported", False) else {}),
         "methods": [{"method": e.method, "target": e.target, "target_name": card.classes[e.target],
                      "params": e.params} for e in results],
         "libraries": library_versions(),
@@ -156,15 +160,17 @@ figcaption{{font-size:12px}} table{{border-collapse:collapse;margin:.5em 0}} td,
 code{{font-size:11px}} .warning{{background:#fff3cd;border:1px solid #e0b000;padding:4px 8px}}</style></head><body>
 <h1>Explanation report</h1>
 <p><b>Prediction:</b> {esc(card.classes[pred])} ({proba[pred]:.1%}){verdict} &middot; <b>Model:</b> {esc(card.id)}
-({esc(card.arch)}, {card.input_size} px, trained on {esc(card.dataset)}) &middot; {esc(prov["created"])}</p>
+({esc(card.arch)}, {card.input_size} px, {esc(captions.origin(card))}) &middot; {esc(prov["created"])}</p>
 {"".join(f'<p class="warning">&#9888; {esc(w)}</p>' for w in warnings)}
 <div>{figures}</div>
 {bars}<p><small>{rule} Each map is scaled on its own.</small></p>
 <h2>Class probabilities (top 5)</h2><table><tr><th>class</th><th>probability</th></tr>{probs}</table>
 <h2>Methods</h2><table><tr><th>method</th><th>explained class</th><th>parameters (seed included)</th><th>time</th><th>notes (LIME: samples and stability)</th></tr>{params}</table>
 {quality_html}
-<h2>Model</h2><table><tr><th>test metric</th><th>value</th></tr>{metric_rows}</table>
-<p><small>Test split of {esc(card.dataset)}: n = {m.get("n", "?")}. Weights SHA-256 <code>{esc(card.weights_sha256)}</code>.</small></p>
+<h2>Model</h2>{f'<table><tr><th>test metric</th><th>value</th></tr>{metric_rows}</table>' if metric_rows else
+ '<p>No test metrics: not measured here (python -m core evaluate measures them).</p>'}
+<p><small>{esc(f"Test split of {m.get('dataset', card.dataset)}: n = {m.get('n', '?')}. " if metric_rows else "")}Weights SHA-256 <code>{esc(card.weights_sha256)}</code>.
+{esc(captions.origin(card)).capitalize() + "." if getattr(card, "imported", False) else ""}</small></p>
 <h2>Reproduce</h2><p><small>Libraries: {esc(versions)}.</small></p>
 <pre><code id="provenance">{esc(json.dumps(prov, indent=1, default=str))}</code></pre>
 </body></html>
