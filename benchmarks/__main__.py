@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the API under hostile load: /health under compute load, 16 large uploads, 300 jobs")
     b.add_argument("--foreign-hooks", action="store_true",
                    help="Grad-CAM on a model carrying pytorch-grad-cam's hooks, beside the library's own call")
+    b.add_argument("--imported", action="store_true",
+                   help="an imported ResNet-50 against the built-in one, same weights and images, interleaved; writes "
+                        "benchmarks/results/imported.csv")
     b.add_argument("--memory-estimate", action="store_true",
                    help="the engine's memory estimate against the measured peak, per method at high settings")
     return b

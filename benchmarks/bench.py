@@ -786,6 +786,10 @@ def main(args) -> int:
         from benchmarks.foreign_hooks import report as hooks_report
 
         print("\n" + hooks_report(args.model or str(config.models_dir() / config.DEMO_MODEL_ID)))
+    if getattr(args, "imported", False):
+        from benchmarks.imported import report as imported_report
+
+        print("\n" + imported_report())
     if getattr(args, "memory_estimate", False):
         from benchmarks.memory_estimate import report as memory_report
 
