@@ -22,6 +22,11 @@ from core.errors import CheckpointError
 from core.io import shared_mode
 
 UPLOADS = ".uploads"
+
+
+class UploadTooLarge(CheckpointError):
+    """An upload (or what its archive unpacks to) over the byte limit."""
+
 #: the largest model file (or unpacked folder) an upload may be, in MiB (``XAI_MAX_MODEL_MIB``)
 DEFAULT_MAX_MIB = 2048
 MAX_MEMBERS = 64
@@ -53,8 +58,8 @@ def _unzip(archive: Path, into: Path, limit: int) -> Path:
                                   f"{MAX_MEMBERS})")
         declared = sum(m.file_size for m in members)
         if declared > limit:
-            raise CheckpointError(f"{archive.name} unpacks to {_size(declared)}; the limit is {_size(limit)} "
-                                  "(XAI_MAX_MODEL_MIB)")
+            raise UploadTooLarge(f"{archive.name} unpacks to {_size(declared)}; the limit is {_size(limit)} "
+                                 "(XAI_MAX_MODEL_MIB)")
         for m in members:
             p = PurePosixPath(m.filename)
             if p.is_absolute() or ".." in p.parts or m.filename.startswith(("/", "\\")):
@@ -69,13 +74,16 @@ def _unzip(archive: Path, into: Path, limit: int) -> Path:
                 for chunk in iter(lambda: src.read(1 << 20), b""):
                     written += len(chunk)
                     if written > limit:
-                        raise CheckpointError(f"{archive.name} unpacks to more than its declared size and over "
-                                              f"{_size(limit)}: refused")
+                        raise UploadTooLarge(f"{archive.name} unpacks to more than its declared size and over "
+                                             f"{_size(limit)}: refused")
                     dst.write(chunk)
     configs = sorted(into.rglob("config.json"), key=lambda p: len(p.parts))
     if not configs:
         raise CheckpointError(f"{archive.name} holds no config.json: a zipped model is a timm or Hugging Face folder")
-    return configs[0].parent
+    folder = configs[0].parent
+    if folder == into:  # the folder's files at the zip's root: the folder is named after the zip (its default id)
+        folder = into.rename(into.parent / _safe_name(archive.stem))
+    return folder
 
 
 @contextlib.contextmanager
@@ -98,15 +106,15 @@ def staged(name: str, data: bytes | Iterable[bytes], models_dir: str | os.PathLi
             for chunk in ([data] if isinstance(data, (bytes, bytearray)) else data):
                 written += len(chunk)
                 if written > limit:
-                    raise CheckpointError(f"the upload is over {_size(limit)}, the limit for a model "
-                                          "(XAI_MAX_MODEL_MIB); import a larger file by its path on the server instead")
+                    raise UploadTooLarge(f"the upload is over {_size(limit)}, the limit for a model "
+                                         "(XAI_MAX_MODEL_MIB); import a larger file by its path on the server instead")
                 fh.write(chunk)
         if written == 0:
             raise CheckpointError(f"{path.name} is empty")
         if path.suffix.lower() == ".zip":
             unpacked = folder / "unpacked"
             unpacked.mkdir()
-            path = _unzip(path, unpacked, limit)
+            path = _unzip(path, unpacked, limit)  # ``unpacked/`` renamed after the zip when its files are at the root
         yield path
     finally:
         shutil.rmtree(folder, ignore_errors=True)

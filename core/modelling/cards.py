@@ -208,9 +208,10 @@ def check_dataset_fits(card: ModelCard, dataset_name: str, classes: Sequence[str
     colour images for a one-channel model (one-channel images for a colour model are repeated over its channels;
     classes the model names in another order are mapped, see :func:`fit_dataset`)."""
     problems = []
-    if channels != card.channels and not (channels == 1 and card.channels == 3):
+    other_classes = list(classes) != list(card.classes) and class_mapping(card.classes, classes) is None
+    if channels != card.channels and (other_classes or not (channels == 1 and card.channels == 3)):
         problems.append(f"{channels}-channel images (the model takes {card.channels})")
-    if list(classes) != list(card.classes) and class_mapping(card.classes, classes) is None:
+    if other_classes:
         problems.append(f"classes {', '.join(classes)} (the model knows {', '.join(card.classes)})")
     if problems:
         raise CheckpointError(f"model {card.id} was trained on {card.dataset}; {dataset_name} has "

@@ -7,7 +7,9 @@ caches and out-of-distribution statistics; it adds transport, limits, authentica
 Settings (environment, read by :func:`create_app`): ``XAI_API_TOKEN`` (a bearer token every endpoint but
 ``/health`` then requires), ``XAI_API_CORS_ORIGINS`` (comma-separated origins; none by default: closed),
 ``XAI_API_SYNC_SECONDS`` (time limit of a synchronous call, 60), ``XAI_API_MAX_BODY_MIB`` (request size limit,
-the upload limit plus 1 MiB), ``XAI_API_CONCURRENCY`` (model computations at once).
+the upload limit plus 1 MiB), ``XAI_API_CONCURRENCY`` (model computations at once), ``XAI_MAX_MODEL_MIB`` (the
+largest model ``POST /models`` takes, 2048; its request may be that plus the request size limit) and
+``XAI_API_MODEL_BODY_SECONDS`` (the time such a request's body has to arrive, 600).
 
 The routes live in :mod:`.routers` (one per resource), their schemas in :mod:`.schemas`, the error answers in
 :mod:`.http_errors`, the bounds and the token check in :mod:`.limits`, and what they share in :mod:`.services`.

@@ -45,8 +45,27 @@ class ServerBusy(errors.XaiError):
         self.retry_after = retry_after
 
 
+class ImportRefused(errors.XaiError):
+    """An uploaded model that cannot be imported: not a readable model file, a pickled whole model, a format whose
+    optional package is missing, an unsafe archive, or a card that contradicts the model (``POST /models``)."""
+
+
+class ModelExists(errors.XaiError):
+    """A model of that id exists already (or the id is one of torchvision's ImageNet models) and ``replace`` was not
+    asked for."""
+
+
+class ModelTooLarge(errors.XaiError):
+    """An uploaded model over ``XAI_MAX_MODEL_MIB``."""
+
+
+class CheckFailed(errors.XaiError):
+    """The check before saving an import warned and ``strict`` was asked for: nothing was saved."""
+
+
 #: statuses of the server's own refusals, checked before :data:`STATUS`
-OWN: list[tuple[type[Exception], int]] = [(SyncTimeout, 504), (ServerBusy, 503), (QueueFull, 429)]
+OWN: list[tuple[type[Exception], int]] = [(SyncTimeout, 504), (ServerBusy, 503), (QueueFull, 429), (ImportRefused, 400),
+                                          (ModelExists, 409), (ModelTooLarge, 413), (CheckFailed, 422)]
 
 
 def status_of(exc: Exception) -> int:

@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from core import config
 from core.datasets.images import MAX_PIXELS, MAX_UPLOAD_BYTES
 from core.faces.api.http_errors import error_response
+from core.importers.uploads import max_model_bytes
 
 
 def _env(name: str, default: float) -> float:
@@ -29,6 +30,11 @@ class Limits:
         self.max_upload = MAX_UPLOAD_BYTES
         self.max_pixels = MAX_PIXELS
         self.max_body = int(_env("XAI_API_MAX_BODY_MIB", MAX_UPLOAD_BYTES / 2**20 + 1) * 2**20)
+        #: an uploaded model (``POST /models``): the file at most ``XAI_MAX_MODEL_MIB``; its request may carry that
+        #: plus one ordinary request's worth (the form fields and the check images), and has longer to arrive
+        self.max_model = max_model_bytes()
+        self.max_model_body = self.max_model + self.max_body
+        self.model_body_seconds = _env("XAI_API_MODEL_BODY_SECONDS", 600)
         #: model computations at once: more than the cores only adds memory (and each may decode a large image)
         self.compute_slots = int(_env("XAI_API_CONCURRENCY", max(2, os.cpu_count() or 2)))
         #: model loads and image decodes at once (a 40 Mpixel image costs hundreds of MiB while it is decoded)
@@ -52,6 +58,8 @@ def mib(n: int) -> str:
 
 
 OPEN_PATHS = frozenset({"/health"})
+#: requests that upload a model: their own size limit and body deadline (every other request has the ordinary ones)
+MODEL_UPLOADS = frozenset({("POST", "/models")})
 TOKEN_HELP = "a bearer token is required: send 'Authorization: Bearer <XAI_API_TOKEN>'"
 
 
@@ -66,7 +74,8 @@ def token_ok(header: bytes | str | None, token: str) -> bool:
 class Gate:
     """What every request passes before anything reads it (pure ASGI, so nothing is buffered): the token, checked
     on the headers before the body is read; the size limit, by Content-Length and by counting a body sent without
-    one (chunked); and the body's deadline, from its first byte asked for to its last (a trickled body is a 408)."""
+    one (chunked); and the body's deadline, from its first byte asked for to its last (a trickled body is a 408).
+    A model upload (:data:`MODEL_UPLOADS`) has its own limit and deadline; every other request the ordinary ones."""
 
     def __init__(self, app, limits: Limits) -> None:
         self.app, self.limits = app, limits
@@ -80,9 +89,12 @@ class Gate:
                 and not token_ok(headers.get(b"authorization"), lim.token):
             response = error_response(401, TOKEN_HELP, "HTTPError", {"WWW-Authenticate": "Bearer"})
             return await response(scope, receive, send)
+        model = (scope["method"], scope["path"]) in MODEL_UPLOADS
+        max_body, seconds = (lim.max_model_body, lim.model_body_seconds) if model else (lim.max_body, lim.body_seconds)
+        what = f" (a model of at most {mib(lim.max_model)}, XAI_MAX_MODEL_MIB, and its form)" if model else ""
         length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > lim.max_body:
-            response = error_response(413, f"the request is {mib(int(length))}; the limit is {mib(lim.max_body)}",
+        if length.isdigit() and int(length) > max_body:
+            response = error_response(413, f"the request is {mib(int(length))}; the limit is {mib(max_body)}{what}",
                                       "RequestTooLarge")
             return await response(scope, receive, send)
         seen, deadline = 0, None
@@ -90,15 +102,15 @@ class Gate:
 
         async def bounded():
             nonlocal seen, deadline
-            deadline = deadline or loop.time() + lim.body_seconds
+            deadline = deadline or loop.time() + seconds
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
             except TimeoutError:  # FastAPI passes an HTTPException from body parsing through unchanged
-                raise HTTPException(408, f"the request body did not arrive within {lim.body_seconds:g} s") from None
+                raise HTTPException(408, f"the request body did not arrive within {seconds:g} s") from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > lim.max_body:
-                    raise HTTPException(413, f"the request is over the {mib(lim.max_body)} limit")
+                if seen > max_body:
+                    raise HTTPException(413, f"the request is over the {mib(max_body)} limit{what}")
             return message
 
         await self.app(scope, bounded, send)

@@ -23,6 +23,8 @@ ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 #: why each status is answered, as the schema says it
 REASONS = {
+    400: "The uploaded model cannot be imported: not a model file read here, a pickled whole model, or a card that "
+         "contradicts the model",
     401: "No or wrong bearer token (when the server has one)",
     404: "Unknown model, method, dataset, job or run",
     408: "The request body did not arrive in time",
@@ -42,8 +44,10 @@ def _statuses(path: str, method: str, operation: dict[str, Any], token: bool) ->
         codes |= {408, 413}
     if "{" in path or method == "post":
         codes |= {404, 409}
-    if path in ("/predict", "/explain", "/runs") and method == "post":
+    if path in ("/predict", "/explain", "/runs", "/models") and method == "post":
         codes |= {503, 504}
+    if path == "/models" and method == "post":
+        codes.add(400)
     if path in ("/explain", "/runs") and method == "post":
         codes.add(429)
     return codes | {int(c) for c in operation.get("responses", {}) if c.isdigit() and int(c) >= 400}

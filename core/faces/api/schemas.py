@@ -30,7 +30,12 @@ class ModelSummary(BaseModel):
     classes: int
     input_size: int
     channels: int
-    source: Literal["trained", "torchvision"]
+    source: Literal["trained", "torchvision", "imported"] = Field(
+        description="trained here, one of torchvision's ImageNet classifiers, or imported from a file made elsewhere")
+    source_format: str | None = Field(None, description="imported models: the format of the file it was imported "
+                                      "from (state_dict, torchscript, onnx, timm, huggingface)")
+    source_file: str | None = Field(None, description="imported models: the name of the file (or zipped folder) it "
+                                    "was imported from")
     test_accuracy: float | None = Field(None, description="measured on the dataset's test split (trained models)")
     published_top1: float | None = Field(None, description="ImageNet-1K acc@1 published by torchvision (percent)")
     weights_present: bool
@@ -43,6 +48,35 @@ class ModelSummary(BaseModel):
 class ModelDetail(ModelSummary):
     card: dict[str, Any]
     metrics: dict[str, Any] = Field(description="test metrics, per-class metrics and the confusion matrix, where known")
+
+
+class CheckInfo(BaseModel):
+    """What an imported model predicted on the check's images before it was saved (:class:`core.importers.CheckResult`)."""
+
+    source: str = Field(description="the images it ran on")
+    n: int
+    predicted: list[int] = Field(description="the predicted class index of each image")
+    counts: dict[str, int] = Field(description="images predicted as each class name")
+    labelled: int = Field(description="images with a known label (a dataset's); 0 for uploads")
+    accuracy: float | None
+    balanced_accuracy: float | None
+    warnings: list[str] = Field(description="what looks wrong (a wrong mean / std, pixel range, channel order, class "
+                                            "order), with the likely causes")
+    lines: list[str] = Field(description="the same, as the command line prints it")
+
+
+class ImportResponse(ModelDetail):
+    """The imported model as ``GET /models/{id}`` shows it, with what the import found."""
+
+    draft: list[str] = Field(description="every card value and where it came from (given, the file, detected, "
+                                         "default), one a line")
+    origin: dict[str, str] = Field(description="card value -> where it came from")
+    notes: list[str] = Field(description="what the import assumed or changed")
+    methods: list[str] = Field(description="the attribution methods offered for this model")
+    hidden_methods: dict[str, str] = Field(description="methods that do not apply to it, each with the reason")
+    check: CheckInfo | None = Field(description="the check on images before saving; null: no images to run it on "
+                                                "(send check_images, or check_dataset with its files on the server)")
+    replaced: bool = Field(description="a model of that id was replaced")
 
 
 class MethodInfo(BaseModel):
