@@ -131,8 +131,6 @@ class Services:
         """The model input (C, H, W), the display array, a JSON reference to the image, and its label. Runs on a
         ``decode`` thread."""
         from core.datasets.images import preprocess_for, read_upload
-        from core.modelling.cards import check_dataset_fits
-
         if upload is not None:
             data, name = upload
             try:
@@ -144,8 +142,8 @@ class Services:
             raise errors.ParameterError("send an image (multipart field 'image') or a dataset reference "
                                         "(fields 'index', and optionally 'dataset' and 'split')")
         name = dataset or card.dataset
-        ds = cached_dataset(name, split, card.input_size, card=card if name == card.dataset else None)
-        check_dataset_fits(card, ds.info.name, ds.classes, ds.images.shape[-1])
+        # as the model sees it: a model made elsewhere may name the dataset's classes in another order
+        ds = cached_dataset(name, split, card.input_size, card=card if name == card.dataset else None, fit=card)
         if not 0 <= index < len(ds):
             raise errors.ParameterError(f"index must be in [0, {len(ds) - 1}] for {ds.info.name} {split}, got {index}")
         x, label = ds[index]
@@ -207,18 +205,24 @@ _datasets_lock = threading.Lock()
 _datasets: OrderedDict[tuple, Any] = OrderedDict()
 
 
-def cached_dataset(name: str, split: str, size: int | None, card: Any = None):
+def cached_dataset(name: str, split: str, size: int | None, card: Any = None, fit: Any = None):
     """A loaded split, read where the app reads it (:func:`core.modelling.data_roots.locate`), kept for the next
-    requests (the last 8). The folder is looked for only when the split is not loaded yet: locating reads the
-    settings file and may scan folders and model cards, which a request that hits the cache need not do."""
+    requests (the last 8); with ``fit`` (a model card), as that model sees it (:func:`core.modelling.cards.fit_dataset`:
+    classes mapped by name, grey images repeated for a colour model). The folder is looked for only when the split is
+    not loaded yet: locating reads the settings file and may scan folders and model cards, which a request that hits
+    the cache need not do."""
     from core.datasets import load_dataset
+    from core.modelling.cards import fit_dataset
     from core.modelling.data_roots import locate
 
-    key = (name, split, size, str(config.data_dir()), None if card is None else (card.id, card.weights_sha256))
+    key = (name, split, size, str(config.data_dir()), None if card is None else (card.id, card.weights_sha256),
+           None if fit is None else (tuple(fit.classes), fit.channels))
     with _datasets_lock:
         if key in _datasets:
             return _datasets[key]
     ds = load_dataset(name, split=split, size=size, root=locate(name, card=card)[0])
+    if fit is not None:
+        ds = fit_dataset(fit, ds)
     with _datasets_lock:
         _datasets[key] = ds
         while len(_datasets) > 8:
