@@ -13,7 +13,7 @@ from core.present import captions, charts, render
 from core.present.exports import compare_exports
 from ui import compute, state
 from ui.data_panel import setup_panel
-from ui.pickers import Selection, pick_methods, pick_model
+from ui.pickers import Selection, import_link, pick_methods, pick_model
 from ui.router import page
 from ui.widgets import colour_rules, method_params
 
@@ -25,7 +25,11 @@ TILE = 160  # px per grid cell
 def no_model(dataset_name: str) -> None:
     st.info("No trained model for this dataset yet: train one on the **Explain** page or with "
             f"`python -m core train --dataset {dataset_name}`.")
-    st.page_link("pages/explain.py", label="Go to Explain", icon=":material/image_search:")
+    c1, c2 = st.columns(2)
+    with c1:
+        st.page_link("pages/explain.py", label="Go to Explain", icon=":material/image_search:")
+    with c2:
+        import_link()
 
 
 def pick_images(sel: Selection) -> list[int]:

@@ -11,16 +11,17 @@ import streamlit as st
 
 import core
 from core.datasets import dataset_info
-from core.datasets.images import MAX_PIXELS, MAX_UPLOAD_MIB, UPLOAD_EXTENSIONS, preprocess_for, read_upload
+from core.datasets.images import MAX_PIXELS, MAX_UPLOAD_MIB, UPLOAD_EXTENSIONS, open_image, preprocess_for, read_upload
 from core.explainers import get_method
 from core.modelling.architectures import list_architectures
+from core.modelling.cards import class_mapping
 from core.modelling.training import TrainConfig, recipe
 from core.present import captions, charts, render
 from core.present.exports import explain_exports
 from core.quality import QUALITY_DIR, known_numbers
 from ui import cache, compute, data_panel, jobs, state, training
 from ui.data_panel import setup_panel
-from ui.pickers import pick_methods, pick_model, slow_methods_note
+from ui.pickers import import_link, pick_methods, pick_model, slow_methods_note
 from ui.router import page
 from ui.widgets import colour_rules, method_params
 
@@ -37,8 +38,12 @@ def train_panel(dataset_name: str) -> None:
         return
     st.info(f"No trained model for **{dataset_info(dataset_name).title}** yet. Train one here with the dataset's "
             f"recipe (or with `python -m core train --dataset {dataset_name}`).")
-    st.page_link("pages/train.py", label="Every training setting, live curves and past runs: the Train page",
-                 icon=":material/model_training:")
+    c1, c2 = st.columns(2)
+    with c1:
+        st.page_link("pages/train.py", label="Every training setting, live curves and past runs: the Train page",
+                     icon=":material/model_training:")
+    with c2:
+        import_link()
     job = jobs.adopt(state.TRAIN_JOB, "training", dataset=dataset_name)  # also one started in another tab
     c1, c2 = st.columns(2)
     arch = c1.selectbox("Architecture", list_architectures(), key=state.TRAIN_ARCH)
@@ -52,18 +57,19 @@ def train_panel(dataset_name: str) -> None:
     training.follow(state.TRAIN_JOB, "explain.train")
 
 
-def pick_image(ds) -> int:
-    n = len(ds)
-    if state.IMAGE_INDEX not in st.session_state:
-        st.session_state[state.IMAGE_INDEX] = 0
-    st.session_state[state.IMAGE_INDEX] = min(st.session_state[state.IMAGE_INDEX], n - 1)
+def pick_image(n: int, key: str = state.IMAGE_INDEX, random_key: str = state.RANDOM_BUTTON,
+               what: str = "this split") -> int:
+    """An index among ``n`` images (a number box and *Random*), kept under ``key``."""
+    if key not in st.session_state:
+        st.session_state[key] = 0
+    st.session_state[key] = min(st.session_state[key], n - 1)
 
     def set_index(i: int) -> None:
-        st.session_state[state.IMAGE_INDEX] = i
+        st.session_state[key] = i
 
-    index = st.number_input(f"Image index (0–{n - 1})", 0, n - 1, key=state.IMAGE_INDEX)
-    st.button("Random image", icon=":material/casino:", key=state.RANDOM_BUTTON, width="stretch",
-              on_click=lambda: set_index(random.randrange(n)), help="Pick a random image of this split")
+    index = st.number_input(f"Image index (0–{n - 1})", 0, n - 1, key=key)
+    st.button("Random image", icon=":material/casino:", key=random_key, width="stretch",
+              on_click=lambda: set_index(random.randrange(n)), help=f"Pick a random image of {what}")
     return int(index)
 
 
@@ -198,7 +204,9 @@ def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:
                    "A photo of something outside the 1,000 classes still gets one of them, often with confidence.")
     elif uploaded:
         det = cache.ood_detector(sel.model_path)
-        if det is None:
+        if det is None and sel.card.imported:
+            st.caption(ood_missing_for_imported(sel.card))
+        elif det is None:
             st.caption("No out-of-distribution statistics for this model yet: open it on the Performance page (or run "
                        f"`python -m core evaluate --model {sel.card.id}`) to compute them.")
         else:
@@ -212,6 +220,17 @@ def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:
         st.caption(SATURATION_NOTE)
         doubts.append(SATURATION_NOTE)
     return doubts
+
+
+def ood_missing_for_imported(card) -> str:
+    """Why an imported model has no out-of-distribution check, and how it gets one."""
+    first = ("No out-of-distribution check: this model was imported, and the statistics it needs come from images "
+             "like its training images, measured here. ")
+    if card.dataset != "imported":
+        return first + (f"Open it on the Performance page under {dataset_info(card.dataset).title} (or run "
+                        f"`python -m core evaluate --model {card.id} --dataset {card.dataset}`) to compute them.")
+    return first + ("Evaluate it on a labelled folder whose class folders are its classes: `python -m core evaluate "
+                    f"--model {card.id} --dataset folder --data-dir FOLDER`.")
 
 
 def exports(card, results, tiles, proba, label, image_ref: dict, doubts: list[str],
@@ -251,6 +270,42 @@ def uploaded_image(card) -> tuple[object, object] | None:
         return None
 
 
+def folder_image(card) -> tuple[object, object, int | None, dict] | None:
+    """An image of a folder on the server (an index or *Random* among its images), preprocessed for the model;
+    labelled when its class folders are the model's classes (in any order)."""
+    state.restore(state.FOLDER_PATH)
+    typed = st.text_input("Folder of images on the server", key=state.FOLDER_PATH,
+                          help="Images, or class folders of images (in train/val/test folders or not): labelled "
+                               "when the class folders are the model's classes")
+    state.remember(state.FOLDER_PATH)
+    if not typed.strip():
+        st.info("Type the path of a folder of images to explain.")
+        return None
+    root = Path(typed.strip()).expanduser()
+    try:
+        paths, folders = cache.folder_listing(str(root))
+    except core.XaiError as exc:
+        st.error(str(exc))
+        return None
+    index = pick_image(len(paths), state.FOLDER_INDEX, state.FOLDER_RANDOM, "this folder")
+    names = sorted({c for c in folders if c is not None})
+    order = class_mapping(card.classes, names) if names else None
+    label = order[names.index(folders[index])] if order is not None else None
+    path = Path(paths[index])
+    try:
+        img = open_image(path)
+        x, display = preprocess_for(img, card)
+    except core.XaiError as exc:
+        st.error(f"{path.name}: {exc}")
+        return None
+    where = (f"class folder {folders[index]}" if folders[index] is not None else "no class folder")
+    if names and order is None:
+        where += " (the class folders are not the model's classes: unlabelled)"
+    name = str(path.relative_to(root)) if path.is_relative_to(root) else path.name
+    st.caption(f"{name}: {img.size[0]}x{img.size[1]} → {card.input_size}x{card.input_size}; {where}")
+    return x, display, label, {"folder": str(root), "file": name}
+
+
 @dataclass
 class Picked:
     """The image to explain: the model input, what is shown, its label (None for uploads) and how to find it again."""
@@ -263,13 +318,20 @@ class Picked:
 
 
 def pick_input(sel) -> Picked | None:
-    """A dataset image (index, Random, gallery) or an upload; ``None`` while there is none to explain."""
+    """A dataset image (index, Random, gallery), an upload, or (photos-only datasets) an image of a folder on the
+    server; ``None`` while there is none to explain."""
     sources = ["Dataset", "Upload"] if sel.ds is not None else ["Upload"]
-    if st.radio("Image", sources, horizontal=True, key=state.IMAGE_SOURCE) == "Dataset":
-        index = pick_image(sel.ds)
+    if data_panel.get_source(sel.dataset_name).photos_only:
+        sources.append("Folder")
+    source = st.radio("Image", sources, horizontal=True, key=state.IMAGE_SOURCE)
+    if source == "Dataset":
+        index = pick_image(len(sel.ds))
         x, label = sel.ds[index]
         return Picked(x, sel.ds.image(index), sel.ds.mask(index), int(label),
                       {"dataset": sel.dataset_name, "split": sel.split, "index": index, "folder": sel.root})
+    if source == "Folder":
+        got = folder_image(sel.card)
+        return None if got is None else Picked(got[0], got[1], None, got[2], got[3])
     got = uploaded_image(sel.card)
     if got is None:
         if sel.ds is None:
@@ -341,12 +403,12 @@ def main() -> None:
         proba = core.predict(sel.model, picked.x)
         target = pick_target(sel.card, proba)
         params = method_settings(sel, methods)
-        show = display_controls(sel.ds, "Dataset" if picked.label is not None else "Upload", methods)
-    if picked.label is not None:
+        show = display_controls(sel.ds, "Dataset" if "index" in picked.ref else "Upload", methods)
+    if "index" in picked.ref:
         gallery(sel.ds, picked.ref["index"])
     for line in captions.prediction_markdown(sel.card, proba, picked.label, TOP_K):
         st.markdown(line)
-    doubts = prediction_doubts(sel, picked.x, proba, uploaded=picked.label is None)
+    doubts = prediction_doubts(sel, picked.x, proba, uploaded="index" not in picked.ref)
     if not methods:
         st.info("Pick at least one method in the sidebar.")
         return

@@ -4,6 +4,7 @@ import streamlit as st
 import core
 from core.explainers import get_method
 from ui import data_panel
+from ui.pickers import model_label
 from ui.router import PAGES, page
 
 
@@ -22,7 +23,8 @@ def main() -> None:
     every page warns where a prediction should not be believed. **Train** trains more models with every
     setting, live curves and tracked experiments. **Data** shows each dataset and how to get the real ones
     (PathMNIST, PneumoniaMNIST, chest X-rays, dogs vs wolves, insects, or your own folder); **Explain** also
-    takes an uploaded image.
+    takes an uploaded image. **Import** brings a classifier trained elsewhere (a state dict, TorchScript, ONNX,
+    a timm or Hugging Face folder) to every page, after a check of what it predicts.
     """
     )
     links = [p for p in PAGES if p[0] != "pages/home.py"]  # every other page, from the router's list
@@ -61,8 +63,12 @@ def datasets_and_models() -> None:
     st.subheader("Trained models")
     models = core.list_models()
     if not models:
-        st.info("No model yet: the Train page (or Explain) trains one, or run `make run`.")
+        st.info("No model yet: the Train page (or Explain) trains one, the Import page brings one trained elsewhere, "
+                "or run `make run`.")
     for _, card in models:
+        if card.imported:
+            st.markdown(f"- {model_label(card)}, for {core.dataset_info(card.dataset).title}")
+            continue
         st.markdown(f"- `{card.id}` — {card.arch} on {card.dataset}, test accuracy "
                     f"{card.metrics.get('accuracy', float('nan')):.1%}"
                     + ("" if card.training.get("status", "complete") == "complete" else " (stopped early)"))

@@ -17,7 +17,7 @@ from core.present.exports import quality_csv
 from core.quality import QUALITY_DIR, evaluate, get_metric, list_metrics
 from ui import cache, data_panel
 from ui.data_panel import setup_panel
-from ui.pickers import dataset_models, model_label, pick_methods, trust_banner
+from ui.pickers import dataset_models, fitted_dataset, model_label, pick_methods, trust_banner
 from ui import jobs
 from ui.progress import staged
 from ui.widgets import metric_params
@@ -135,7 +135,7 @@ def main() -> None:
         setup_panel(picked[0])
         return
     trust_banner(card)  # the maps explain this model's predictions: say when those are not to be believed
-    ds = cache.dataset(picked[0], "test", card.input_size, root)
+    ds = fitted_dataset(picked[0], "test", card, root)  # as the model sees it (an imported model's class order)
     key = request(path, card.weights_sha256, methods, metrics, n, seed, options)
     slow = [get_metric(m).title for m in metrics if get_metric(m).reexplains]
     if slow:
@@ -148,6 +148,8 @@ def main() -> None:
                       "read from the model's folder"):
         background = (cache.background(picked[0], card.input_size, root)
                       if any(get_method(m).needs_background for m in methods) else None)
+        if background is not None and background.shape[1] != card.channels:  # grey images for a colour model
+            background = background.expand(-1, card.channels, -1, -1)
         start(key, picked[0], path, card, model, ds, methods, metrics, n, seed, options, background)
         job, busy = jobs.get(st.session_state.get(JOB)), True
     if busy:

@@ -34,6 +34,29 @@ def dataset(name: str, split: str, size: int | None = None, root: str | None = N
     return core.load_dataset(name, split=split, size=size, root=root)
 
 
+@st.cache_resource(show_spinner="Matching the dataset to the model's classes…", max_entries=8)
+def fitted_dataset(name: str, split: str, size: int | None, root: str | None, classes: tuple[str, ...], channels: int,
+                   _card):
+    """:func:`dataset` as a model with ``classes`` and ``channels`` sees it (:func:`core.modelling.cards.fit_dataset`:
+    labels in the model's class order, grey images repeated for a colour model); the same object when it fits as
+    it is. Keyed by the dataset's arguments and the model's classes and channels, which decide the copy."""
+    from core.modelling.cards import fit_dataset
+
+    return fit_dataset(_card, dataset(name, split, size, root))
+
+
+@st.cache_data(show_spinner="Listing the folder's images…", max_entries=8, ttl=60)
+def folder_listing(root: str) -> tuple[list[str], list[str | None]]:
+    """Every image under a folder with its class folder's name (:func:`core.datasets.folders.images_in`), sorted;
+    read again after a minute (files added meanwhile appear)."""
+    from pathlib import Path
+
+    from core.datasets.folders import images_in
+
+    paths, classes = images_in(Path(root))
+    return [str(p) for p in paths], classes
+
+
 def models_for(dataset_name: str) -> list[tuple[str, Any]]:
     """``[(path, card)]`` of readable models trained on ``dataset_name`` (not cached: cheap, and must see new ones)."""
     return [(str(p), c) for p, c in list_models(dataset=dataset_name)]

@@ -29,7 +29,8 @@ class Selection:
 
 def model_label(card) -> str:
     """A model's name in every model list: id, architecture, test accuracy, and whether training was cut short
-    (ImageNet models: the published top-1 accuracy, and whether the weights are here)."""
+    (ImageNet models: the published top-1 accuracy, and whether the weights are here; imported models: that they
+    were imported, in which format, and their accuracy once measured)."""
     if card.from_torchvision:
         top1 = (card.training.get("published_imagenet_1k") or {}).get("acc@1")
         title = card.training.get("title", card.arch)
@@ -38,6 +39,9 @@ def model_label(card) -> str:
         here = "" if card.weights_sha256 else ", weights not here yet"
         return f"{title} (ImageNet, top-1 {top1:.1f}% published{here})"
     acc = card.metrics.get("accuracy")
+    if card.imported:  # made elsewhere: no training record here, only what was measured since
+        measured = f"acc {acc:.1%}" if acc is not None else "not evaluated"
+        return f"{card.id} (imported {card.source.get('format', 'model')}, {measured})"
     cut = "" if card.training.get("status", "complete") == "complete" else ", stopped early"
     return f"{card.id} ({card.arch}, acc {acc:.1%}{cut})" if acc is not None else f"{card.id} ({card.arch}, not evaluated)"
 
@@ -85,14 +89,23 @@ def weights_panel(arch: str, problem: Exception) -> None:
             st.rerun()
 
 
+def import_link() -> None:
+    """The link beside *Train* wherever a model list is empty."""
+    st.page_link("pages/import_model.py", label="Import a model trained elsewhere", icon=":material/upload_file:")
+
+
 def dataset_models(key: str) -> tuple[str, dict[str, Any]] | None:
-    """A dataset selector and its models ``{path: card}``; with no model yet, says so with a link to Train and
-    returns None (the Performance and Quality pages)."""
+    """A dataset selector and its models ``{path: card}``; with no model yet, says so with links to Train and
+    Import and returns None (the Performance and Quality pages)."""
     name = st.selectbox("Dataset", core.list_datasets(labelled=True), key=key, format_func=data_panel.label)
     models = cache.models_for(name)
     if not models:
         st.info("No trained model for this dataset yet.")
-        st.page_link("pages/train.py", label="Train one", icon=":material/model_training:")
+        c1, c2 = st.columns(2)
+        with c1:
+            st.page_link("pages/train.py", label="Train one", icon=":material/model_training:")
+        with c2:
+            import_link()
         return None
     return name, dict(models)
 
@@ -134,10 +147,22 @@ def pick_model(on_missing: Callable[[str], None]) -> Selection | None:
     ds = None
     if status.ready:
         try:
-            ds = cache.dataset(dataset_name, split, card.input_size, root)
+            ds = fitted_dataset(dataset_name, split, card, root)
         except core.XaiError as exc:
             st.error(str(exc))
     return Selection(dataset_name, model_path, card, model, ds, split, root)
+
+
+def fitted_dataset(name: str, split: str, card, root: str | None) -> ArrayDataset:
+    """The split as ``card``'s model sees it (:func:`core.modelling.cards.fit_dataset`: an imported model's class
+    order mapped by name, grey images repeated over a colour model's channels), with a caption saying so."""
+    ds = cache.fitted_dataset(name, split, card.input_size, root, tuple(card.classes), card.channels, card)
+    mapping = ds.extras.get("class_mapping")
+    if mapping:
+        st.caption(f"{card.id} names this dataset's classes in another order, matched by name: {mapping}.")
+    if cache.dataset(name, split, card.input_size, root).images.shape[-1] != ds.images.shape[-1]:
+        st.caption(f"This dataset's grey images are repeated over {card.id}'s three colour channels.")
+    return ds
 
 
 def pick_methods(model, key: str, default: Sequence[str]) -> list[str]:
@@ -168,6 +193,8 @@ def explain_cached(sel: Selection, images: Sequence[np.ndarray], method: str, pa
     bg, bg_key = None, ""
     if get_method(method).needs_background and sel.ds is not None:
         bg = cache.background(sel.dataset_name, sel.card.input_size, sel.root)
+        if bg.shape[1] != sel.card.channels:  # grey images for a colour model (fit_dataset refuses the reverse)
+            bg = bg.expand(-1, sel.card.channels, -1, -1)
         bg_key = cache.background_key(sel.dataset_name, sel.card.input_size, sel.root)
     return cache.explanations(sel.model_path, sel.card.weights_sha256, images, method, params, targets, bg_key, bg,
                               progress, compute, cancel)

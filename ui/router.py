@@ -29,6 +29,7 @@ PAGES = [
     ("pages/dataset.py", "Dataset", ":material/hub:", "Explain a whole split"),
     ("pages/performance.py", "Performance", ":material/monitoring:", "Model performance"),
     ("pages/train.py", "Train", ":material/model_training:", "Train a model"),
+    ("pages/import_model.py", "Import", ":material/upload_file:", "Import a model"),
     ("pages/data.py", "Data", ":material/dataset:", "Datasets"),
 ]
 

@@ -18,6 +18,7 @@ from core.present.render import overlay
 from core.runs import load_table, read_manifest, strategies
 from core.eta import format_left
 from ui import cache, jobs
+from ui.pickers import import_link
 
 RUN = "dataset.run"  # the folder of the run being looked at
 MODE = "dataset.mode"
@@ -41,7 +42,11 @@ def start_panel() -> None:
     models = [(p, c) for name in core.list_datasets(labelled=True) for p, c in cache.models_for(name)]
     if not models:
         st.info("No trained model yet.")
-        st.page_link("pages/train.py", label="Train one", icon=":material/model_training:")
+        c1, c2 = st.columns(2)
+        with c1:
+            st.page_link("pages/train.py", label="Train one", icon=":material/model_training:")
+        with c2:
+            import_link()
         return
     cards = dict(models)
     c1, c2, c3 = st.columns([2, 1, 3])

@@ -56,6 +56,36 @@ DL_SIZE = "download_size"
 DL_BUTTON = "download"
 IMAGE_SOURCE = "image_source"
 UPLOAD = "upload"
+FOLDER_PATH = "folder_path"  # Explain's Folder image source (photos-only datasets)
+FOLDER_INDEX = "folder_index"
+FOLDER_RANDOM = "folder_random"
+
+# Import page
+IMP_HOW = "imp_how"  # a path on the server or an upload
+IMP_PATH = "imp_path"
+IMP_UPLOAD = "imp_upload"
+IMP_READ = "imp_read"
+IMP_APPLY = "imp_apply"
+IMP_ACTION = "imp.action"  # what a button drawn below the form asked for ("apply"), done before the form is drawn
+IMP_DRAFT = "imp.draft"  # the Draft (it holds a torch module): this session's only
+IMP_SOURCE = "imp.source"  # what the draft was read from: {"name", "path", "upload"}
+IMP_GIVEN = "imp.given"  # the settings the user gave for the draft, as typed
+IMP_PREFILL = "imp.prefill"  # a new draft's values, put in the form's fields before they are drawn
+IMP_CHECK = "imp.check"  # the check's result for the draft
+IMP_CHECK_ON = "imp_check_on"
+IMP_CHECK_DATASET = "imp_check_dataset"
+IMP_CHECK_N = "imp_check_n"
+IMP_CHECK_FOLDER = "imp_check_folder"
+IMP_CHECK_UPLOADS = "imp_check_uploads"
+IMP_CHECK_RUN = "imp_check_run"
+IMP_REPLACE = "imp_replace"
+IMP_SAVE = "imp_save"
+IMP_SAVED = "imp.saved"  # {"id", "path", "dataset"} of the model this session saved from the draft
+
+
+def imp_field(name: str) -> str:
+    """The Import page's form field of the import setting ``name``."""
+    return f"imp.field.{name}"
 
 
 def set_value(key: str, value) -> None:
