@@ -67,11 +67,13 @@ def source_picker() -> Source | None:
                           "Hugging Face folder (config.json beside the weights)")
         path = path.strip()
         return Source(Path(path).name or path, path=path) if path else None
-    mib = max_model_bytes() // 2**20
+    # Streamlit's server takes no upload over server.maxUploadSize (.streamlit/config.toml), whatever a widget says
+    mib = min(max_model_bytes() // 2**20, int(st.get_option("server.maxUploadSize")))
     up = st.file_uploader(f"Model file ({', '.join(MODEL_TYPES)}; up to {mib:,} MiB)", type=MODEL_TYPES,
                           key=state.IMP_UPLOAD, max_upload_size=mib,
                           help="A .zip holds a timm or Hugging Face folder. A whole pickled model (torch.save(model)) "
-                               "is refused: save its state_dict, or export it to TorchScript or ONNX")
+                               "is refused: save its state_dict, or export it to TorchScript or ONNX. A larger file: "
+                               "give its path on the server")
     return Source(up.name, upload=up) if up is not None else None
 
 
