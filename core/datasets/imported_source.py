@@ -19,7 +19,7 @@ class ImportedPhotos(Source):
     photos_only = True
 
     def status(self, root: Path, size: int | None = None) -> Status:
-        return Status("photos only", "no dataset images: upload an image on Explain, or give a folder of images (the "
+        return Status("photos only", "no dataset images: explain an image you upload or a folder of images (the "
                                      "imported models' classes come from their cards)")
 
     def load(self, split: str, root: Path, size: int | None) -> ArrayDataset:

@@ -180,7 +180,7 @@ def assemble(opened: Opened, given: dict[str, Any], file_name: str, source_sha25
         opened.notes.append("the model returns probabilities: the methods explain the log-probability of the class "
                             "(its softmax is the same), and predictions are unchanged")
     classes, origin["classes"] = _pick("classes", given, opened, [f"class {i}" for i in range(k)],
-                                       "default: no names in the file or given (give them with --classes)")
+                                       "default: no names in the file or given (give the model's class names)")
     if len(classes) != k:
         where = "given" if origin["classes"] == "given" else "in the file"
         raise CheckpointError(f"the model has {k} outputs but {len(classes)} class names are {where} "

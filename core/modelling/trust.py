@@ -36,10 +36,11 @@ def model_warnings(card: ModelCard, metrics: dict | None = None) -> list[str]:
         return [note] if note else out
     if not m or "per_class" not in m:
         if card.imported:
-            where = (f"--dataset folder --data-dir FOLDER (a labelled folder named by its classes)"
-                     if card.dataset == "imported" else f"on {card.dataset}'s test split")
+            command = f"python -m core evaluate --model {card.id}"
+            how = (f"`{command} --dataset folder --data-dir FOLDER` on a labelled folder named by its classes"
+                   if card.dataset == "imported" else f"`{command}` on {card.dataset}'s test split")
             return [f"this model was imported from {card.source.get('name', 'a file')} and has not been evaluated here: "
-                    f"how good it is is unknown (run `python -m core evaluate --model {card.id}` {where})"]
+                    f"how good it is is unknown (run {how})"]
         return ["this model has no test metrics: how good it is is unknown (run `python -m core evaluate`)"]
     k = len(card.classes)
     chance = 1.0 / k

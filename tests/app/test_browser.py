@@ -63,8 +63,9 @@ def _serving(args: list[str], log_path, health_url: str, what: str):
         log.close()
 
 
-@pytest.fixture
-def server(tiny_model_dir, tmp_path):
+@contextlib.contextmanager
+def _streamlit(tmp_path):
+    """``streamlit run`` of the app on a free localhost port (its folders: this process's environment)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with _serving(["-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
@@ -72,6 +73,22 @@ def server(tiny_model_dir, tmp_path):
                    "--browser.gatherUsageStats", "false"], tmp_path / "streamlit.log", f"{url}/_stcore/health",
                   "streamlit"):
         yield url
+
+
+@pytest.fixture
+def server(tiny_model_dir, tmp_path):
+    with _streamlit(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_models_server(tmp_path, monkeypatch, isolated_dirs):
+    """A server whose models folder is an empty one of this test's own: ``(url, models folder)``."""
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("XAI_MODELS_DIR", str(models))
+    with _streamlit(tmp_path) as url:
+        yield url, models
 
 
 def test_pages_in_chromium(server, tmp_path):
@@ -235,6 +252,21 @@ def _shot(page, tmp_path, name: str) -> None:
         shutil.copy(tmp_path / f"{name}.png", os.environ["XAI_SCREENSHOT_DIR"])
 
 
+def _shot_whole(page, tmp_path, name: str, most: int = 6000) -> None:
+    """:func:`_shot` of the whole page: Streamlit scrolls inside its own containers, so ``full_page`` alone stops at
+    the window; the window is made as tall as the tallest scrolled content (at most ``most`` px) for the shot."""
+    view = page.viewport_size
+    tall = page.evaluate(  # the scrolled containers' content (main area, sidebar), not a hidden list's
+        "() => Math.max(0, ...Array.from(document.querySelectorAll('*')).filter(e => e.clientHeight > 0 && "
+        "['auto', 'scroll'].includes(getComputedStyle(e).overflowY)).map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": view["width"], "height": max(view["height"], min(int(tall), most))})
+    page.wait_for_timeout(300)
+    try:
+        _shot(page, tmp_path, name)
+    finally:
+        page.set_viewport_size(view)
+
+
 def test_demo_flows_in_chromium(random_imagenet_weights, server, tmp_path):
     """The flows of a demo, in a real browser: the exports carry the model's warnings and each map's colour bar;
     the chosen methods survive the Upload view; a training goes on through a reload with its Cancel; a weights file
@@ -328,5 +360,126 @@ def test_demo_flows_in_chromium(random_imagenet_weights, server, tmp_path):
             assert page.locator("text=/top-1 69.8% published/").count() == 0
             _shot(page, tmp_path, "explain_unpublished_weights")
             assert page.locator("[data-testid='stException']").count() == 0
+        finally:
+            browser.close()
+
+
+def test_a_model_imported_by_upload_is_explained_in_chromium(empty_models_server, tmp_path):
+    """A small_cnn state dict uploaded on the Import page, its card given three classes and 32 px in the form, saved,
+    then chosen on Explain under the imported models: an uploaded PNG gets its maps, with no error anywhere."""
+    import numpy as np
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+
+    from core import get_method
+    from tests import model_files as mf
+
+    server, models = empty_models_server
+    weights = mf.save_state_dict(mf.torchvision_model("small_cnn", 3), tmp_path / "browser_net.pth")
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(photo)
+
+    def no_error() -> None:
+        assert page.locator("[data-testid='stException']").count() == 0
+        errors = page.locator("[data-testid='stAlert'] >> text=/error|failed|went wrong/i").all_inner_texts()
+        assert not errors, errors
+
+    with sync_playwright() as p:
+        browser = _chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1300})
+            page.goto(f"{server}/import_model", timeout=60_000)
+            page.wait_for_selector("text=Import a model", timeout=60_000)
+            page.wait_for_selector("[data-testid='stSidebarNavLink'] >> text='Home'", timeout=60_000)
+            _idle(page, 60_000)
+
+            # the file uploaded through the page's own drop zone, then read
+            page.locator(".st-key-imp_how").get_by_text("Upload", exact=True).click()
+            _idle(page, 60_000)
+            page.locator(".st-key-imp_upload [data-testid='stFileUploaderDropzoneInput']").set_input_files(
+                str(weights), timeout=30_000)
+            page.locator(".st-key-imp_upload", has_text="browser_net.pth").wait_for(timeout=60_000)
+            _idle(page, 60_000)  # (while it reruns, the button's old and new versions are both in the page)
+            read = page.get_by_role("button", name="Read the model", exact=True)
+            expect(read).to_be_enabled(timeout=60_000)  # enabled once the upload is in the box
+            read.click()
+            page.wait_for_selector("text=Its card: browser_net", timeout=120_000)
+            _idle(page, 120_000)
+            no_error()
+            classes = page.locator(".st-key-imp-field-classes textarea")
+            assert classes.input_value() == "class 0\nclass 1\nclass 2"
+            _shot_whole(page, tmp_path, "import_page")
+
+            # three class names and 32 px in the form, applied (each field commits: Apply waits for an edit)
+            classes.fill("red\ngreen\nblue")
+            classes.press("Control+Enter")
+            _idle(page, 60_000)
+            size = page.locator(".st-key-imp-field-input_size input")
+            size.fill("32")
+            size.press("Enter")
+            _idle(page, 60_000)
+            page.wait_for_selector("text=Edits not applied yet", timeout=30_000)
+            apply = page.get_by_role("button", name="Apply", exact=True)
+            expect(apply).to_be_enabled(timeout=30_000)
+            apply.click()
+            page.wait_for_selector("text=Input size: given", timeout=120_000)
+            _idle(page, 120_000)
+            no_error()
+            assert page.locator("text=Edits not applied yet").count() == 0
+            assert classes.input_value() == "red\ngreen\nblue" and size.input_value() == "32"
+            page.wait_for_selector("text=Classes: given", timeout=30_000)
+            page.wait_for_selector("text=/Imported models \\(any image\\)/", timeout=30_000)  # no dataset's classes
+
+            # saved: its card in the server's models folder, no staged upload left
+            save = page.get_by_role("button", name="Save", exact=True)
+            expect(save).to_be_enabled(timeout=30_000)
+            save.click()
+            page.locator("[data-testid='stAlert']", has_text="Saved browser_net").wait_for(timeout=120_000)
+            _idle(page, 60_000)
+            no_error()
+            assert (models / "browser_net" / "card.json").is_file()
+            assert not list(models.glob(".uploads/*"))
+
+            # Explain, in the same session: the imported models, an uploaded PNG, Grad-CAM and one more
+            page.locator("[data-testid='stSidebarNavLink']", has_text=re.compile(r"Explain$")).click()
+            page.wait_for_selector("text=Explain a prediction", timeout=60_000)
+            _idle(page, 120_000)
+            _choose(page, "dataset", "Imported models (any image)")
+            page.wait_for_function(  # the model box shows it (a select box's value is its input's)
+                "() => Array.from(document.querySelectorAll('.st-key-model input'))"
+                ".some(i => i.value.startsWith('browser_net (imported state_dict'))", timeout=30_000)
+            no_error()
+            page.locator(".st-key-image_source").get_by_text("Upload", exact=True).click()  # (the first: no-op)
+            _idle(page, 60_000)
+            page.locator(".st-key-upload [data-testid='stFileUploaderDropzoneInput']").set_input_files(
+                str(photo), timeout=30_000)
+            page.wait_for_selector(".st-key-methods", timeout=120_000)
+            _idle(page, 180_000)
+            tags = page.locator(".st-key-methods [data-tag]").evaluate_all(
+                "els => els.map(e => e.getAttribute('aria-label'))")
+            wanted = [get_method(m).title for m in ("grad_cam", "saliency")]
+            for title in wanted:
+                if title not in tags:
+                    page.locator(".st-key-methods input").click()
+                    page.keyboard.type(title)
+                    page.locator("[role='option']", has_text=re.compile(f"^{re.escape(title)}$")).first.click()
+                    page.keyboard.press("Escape")
+                    _idle(page)
+            tags = page.locator(".st-key-methods [data-tag]").evaluate_all(
+                "els => els.map(e => e.getAttribute('aria-label'))")
+            assert set(wanted) <= set(tags), tags
+            page.wait_for_function(  # a decoded tile under each chosen method's caption
+                "titles => titles.every(t => Array.from(document.querySelectorAll(\"[data-testid='stImage']\"))"
+                ".some(e => e.innerText.startsWith(t + ' →') && e.querySelector('img')?.naturalWidth > 0))",
+                arg=wanted, timeout=180_000)
+            _idle(page)
+            captions = [c for c in page.locator("[data-testid='stImage']").all_inner_texts() if "→" in c]
+            for title in wanted:
+                assert sum(c.startswith(title + " →") for c in captions) == 1, (title, captions)
+            sizes = page.eval_on_selector_all("[data-testid='stImage'] img", "els => els.map(e => e.naturalWidth)")
+            assert sizes and min(sizes) > 0  # every image decoded
+            page.wait_for_selector("text=photo.png: 90x60 RGB → 32x32", timeout=30_000)
+            no_error()
+            _shot_whole(page, tmp_path, "import_explained")
         finally:
             browser.close()

@@ -25,8 +25,8 @@ def test_the_figure_and_report_say_the_model_was_imported_and_not_measured(tmp_p
     proba = torch.softmax(model(x[None]), 1)[0].detach().numpy()
     doubts = model_warnings(card)
     assert doubts == ["this model was imported from m.onnx and has not been evaluated here: how good it is is unknown "
-                      f"(run `python -m core evaluate --model {card.id}` --dataset folder --data-dir FOLDER (a labelled "
-                      "folder named by its classes))"]
+                      f"(run `python -m core evaluate --model {card.id} --dataset folder --data-dir FOLDER` on a "
+                      "labelled folder named by its classes)"]
     png, html = explain_exports(card, [e], tiles, proba, None, {"upload_sha256": "x"}, doubts)
     text = Image.open(io.BytesIO(png.data)).text
     assert "imported from m.onnx (onnx, SHA-256 " in text["Description"]
