@@ -50,7 +50,7 @@ def _models(tmp: Path):
     return load_model(tmp / "models" / "bench-builtin-resnet50")[0], load_model(tmp / "models" / "bench-imported-resnet50")[0]
 
 
-def measure(repeats: int = 3) -> list[dict]:
+def measure(repeats: int = 5) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="xai-bench-imported-") as tmp:
         builtin, imported = _models(Path(tmp))
         x = torch.rand((4, 3, 224, 224), generator=torch.Generator().manual_seed(0))
