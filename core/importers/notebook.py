@@ -43,9 +43,10 @@ _wrapped: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, ForeignModule]]" = w
 
 
 def as_model(module: nn.Module, image_shape: tuple[int, ...]) -> nn.Module:
-    """``module`` itself when it is one of this project's models (images in [0, 1]); else it wrapped once per input
-    shape as a :class:`ForeignModule`, probed, reused while the module lives."""
-    if isinstance(module, ImportedClassifier) or hasattr(module, "normalize"):
+    """``module`` itself when it is made for this project's engine (it takes images in [0, 1] and declares its CAM
+    layer: a Classifier, an imported model, a model built by hand to the engine's contract); else it wrapped once per
+    input shape as a :class:`ForeignModule`, probed, reused while the module lives."""
+    if isinstance(module, ImportedClassifier) or hasattr(module, "normalize") or hasattr(module, "target_layer"):
         return module
     known = _wrapped.setdefault(module, {})
     key = tuple(image_shape)

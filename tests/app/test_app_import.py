@@ -262,7 +262,7 @@ def test_the_seed_case_imported_on_the_page_explains_as_the_reference_libraries(
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     from core.datasets.images import preprocess_for, read_upload
-    from ui import cache
+    from ui import cache, state
 
     user = mf.torchvision_model("resnet18", 9)
     path = mf.save_state_dict(user, tmp_path / "best_pathmnist_resnet18.pth")
@@ -277,6 +277,7 @@ def test_the_seed_case_imported_on_the_page_explains_as_the_reference_libraries(
     at.radio(key="image_source").set_value("Upload").run()
     photo = _png((300, 240), seed=3)
     at.file_uploader(key="upload").set_value(("tissue.png", photo, "image/png")).run()
+    at.session_state[state.param_key("integrated_gradients", "n_steps")] = 16
     at.multiselect(key="methods").set_value(["grad_cam", "integrated_gradients"]).run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     assert len(_map_captions(at)) == 2
@@ -290,7 +291,8 @@ def test_the_seed_case_imported_on_the_page_explains_as_the_reference_libraries(
     with GradCAM(model=user, target_layers=[user.layer4]) as cam:
         want = {"grad_cam": cam(input_tensor=inp, targets=[ClassifierOutputTarget(target)])[0]}
     want["integrated_gradients"] = IntegratedGradients(user).attribute(
-        inp, baselines=base, target=target, n_steps=64, method="gausslegendre").sum(dim=1)[0].detach().numpy()
+        inp, baselines=base, target=target, n_steps=16, method="gausslegendre").sum(dim=1)[0].detach().numpy()
     shown = {e.method: e for e in list(cache.results()._items.values()) if e.target == target}
+    assert shown["integrated_gradients"].params["n_steps"] == 16
     for method, reference in want.items():
         assert np.corrcoef(shown[method].attribution.ravel(), np.ravel(reference))[0, 1] >= 0.99, method

@@ -52,13 +52,13 @@ def test_the_seed_case_imports_as_a_pathmnist_model(seed_case):
 def test_the_seed_cases_maps_equal_the_reference_libraries(seed_case):
     user, folder, _ = seed_case
     model, card = load_model(folder)
-    x = torch.rand((2, 3, 224, 224), generator=torch.Generator().manual_seed(5))
+    x = torch.rand((1, 3, 224, 224), generator=torch.Generator().manual_seed(5))
     inp, base = mf.user_input(x, card.mean, card.std), mf.user_input(torch.zeros_like(x), card.mean, card.std)
     targets = user(inp).argmax(1).tolist()
-    cams, ig = reference_maps(user, inp, base, targets)
+    cams, ig = reference_maps(user, inp, base, targets, steps=32)
     ours_cam = explain_batch(model, x, "grad_cam")
-    ours_ig = explain_batch(model, x, "integrated_gradients", targets=targets, n_steps=64)
-    for i in range(2):
+    ours_ig = explain_batch(model, x, "integrated_gradients", targets=targets, n_steps=32)
+    for i in range(1):
         assert ours_cam[i].target == targets[i]
         assert pearson(ours_cam[i].attribution, cams[i]) >= 0.99
         assert pearson(ours_ig[i].attribution, ig[i]) >= 0.99
