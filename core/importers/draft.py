@@ -122,45 +122,51 @@ def _channels(opened: Opened, given: dict[str, Any], wrap: Callable[[int], Impor
         except Exception as exc:  # noqa: BLE001 - the other channel count is tried next
             errors.append(f"{channels} channels: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
     raise CheckpointError(f"the model runs on neither 3 nor 1 channels at {size} px ({'; '.join(errors)}): give "
-                          "--input-size and --channels as it was trained")
+                          "the input size and channels it was trained with")
 
 
-def assemble(opened: Opened, given: dict[str, Any], file_name: str, source_sha256: str) -> Draft:
-    """The draft of an import: ``given`` (parsed settings, :mod:`.settings`) over what the file says over defaults."""
-    origin: dict[str, str] = {}
+def _preprocessing(opened: Opened, given: dict[str, Any], origin: dict[str, str]) -> dict[str, Any]:
+    """The card's input values: size, channel order, pixel range, resize, interpolation, channels, mean and std, each
+    given, from the file, detected or defaulted (``origin`` says which), checked against each other."""
     values: dict[str, Any] = {}
     for name, default in (("input_size", default_size(opened.arch)), ("channel_order", "rgb"), ("pixel_range", 1),
                           ("resize_size", 0), ("interpolation", "bilinear")):
         values[name], origin[name] = _pick(name, given, opened, default)
     size = values["input_size"]
-
-    def wrap(channels: int, mean=None, std=None, output="logits") -> ImportedClassifier:
-        mean = mean or [0.0] * channels
-        std = std or [1.0] * channels
-        return ImportedClassifier(opened.net, mean, std, channel_order=values["channel_order"], layout=opened.layout,
-                                  output=output, fixed_batch=opened.fixed_batch)
-
-    channels, origin["channels"] = _channels(opened, given, wrap, size)
-    grey = channels == 1
-    mean, origin["mean"] = _pick("mean", given, opened, GREY_MEAN if grey else IMAGENET_MEAN,
-                                 "default: ImageNet's (give the model's own if it was trained with others)")
-    std, origin["std"] = _pick("std", given, opened, GREY_STD if grey else IMAGENET_STD,
-                               "default: ImageNet's (give the model's own if it was trained with others)")
+    values["channels"], origin["channels"] = _channels(opened, given, lambda c: _wrap(opened, values, c), size)
+    grey = values["channels"] == 1
+    why = "default: ImageNet's (give the model's own if it was trained with others)"
+    mean, origin["mean"] = _pick("mean", given, opened, GREY_MEAN if grey else IMAGENET_MEAN, why)
+    std, origin["std"] = _pick("std", given, opened, GREY_STD if grey else IMAGENET_STD, why)
     if values["pixel_range"] == 255 and origin["mean"].startswith("default"):
         mean, std = [m * 255 for m in mean], [s * 255 for s in std]
     for name, got in (("mean", mean), ("std", std)):
-        if len(got) != channels:
-            raise CheckpointError(f"{name} has {len(got)} values for a {channels}-channel model: give one per channel")
-    values["channels"], values["mean"], values["std"] = channels, mean, std
-    card_like = ModelCard(id="draft", dataset="imported", arch=opened.arch, classes=["a", "b"], input_size=size,
-                          channels=channels, mean=mean, std=std, target_layer="net", channel_order=values["channel_order"],
-                          pixel_range=values["pixel_range"], resize_size=values["resize_size"],
-                          interpolation=values["interpolation"], source={"format": opened.format})
-    card_like.validate()  # a mean outside the pixel range, a resize below the input size: refused here, with numbers
-    mean01, std01 = card_like.input_normalisation()
+        if len(got) != values["channels"]:
+            raise CheckpointError(f"{name} has {len(got)} values for a {values['channels']}-channel model: give one "
+                                  "per channel")
+    values["mean"], values["std"] = [float(v) for v in mean], [float(v) for v in std]
+    ModelCard(id="draft", dataset="imported", arch=opened.arch, classes=["a", "b"], target_layer="net",
+              source={"format": opened.format}, **values).validate()  # a mean outside the pixel range, … : refused
+    return values
 
+
+def _wrap(opened: Opened, values: dict[str, Any], channels: int, output: str = "logits") -> ImportedClassifier:
+    """The module as every model here is used: images in [0, 1] (the card's normalisation when it is settled)."""
+    mean, std = [0.0] * channels, [1.0] * channels
+    if "mean" in values:
+        mean, std = ModelCard(id="draft", dataset="imported", arch=opened.arch, classes=["a", "b"], target_layer="net",
+                              **values).input_normalisation()
+    return ImportedClassifier(opened.net, mean, std, channel_order=values["channel_order"], layout=opened.layout,
+                              output=output, fixed_batch=opened.fixed_batch)
+
+
+def _running(opened: Opened, given: dict[str, Any], values: dict[str, Any], origin: dict[str, str]
+             ) -> tuple[ImportedClassifier, int]:
+    """The wrapped model and its number of outputs, found by running it; outputs that are probabilities (a softmax
+    the file does not show) detected. Sets ``values["output"]``."""
+    channels, size = values["channels"], values["input_size"]
     output, origin["output"] = _pick("output", given, opened, "logits")
-    model = wrap(channels, mean01, std01, output)
+    model = _wrap(opened, values, channels, output)
     try:
         out = _outputs(model, (channels, size, size))
     except CheckpointError:
@@ -172,13 +178,18 @@ def assemble(opened: Opened, given: dict[str, Any], file_name: str, source_sha25
     k = int(out.shape[1])
     if opened.num_classes is not None and opened.num_classes != k:
         raise CheckpointError(f"the model returns {k} scores but its head has {opened.num_classes} outputs")
-    if output == "logits" and "output" not in given and "output" not in opened.values and k > 1 and bool(
-            (out >= 0).all()) and torch.allclose(out.sum(dim=1), torch.ones(len(out)), atol=1e-4):
+    sums_to_one = bool((out >= 0).all()) and torch.allclose(out.sum(dim=1), torch.ones(len(out)), atol=1e-4)
+    if output == "logits" and "output" not in given and "output" not in opened.values and k > 1 and sums_to_one:
         output, origin["output"] = "probabilities", "detected: its outputs are non-negative and sum to 1 (a softmax)"
-        model = wrap(channels, mean01, std01, output)
+        model = _wrap(opened, values, channels, output)
     if output == "probabilities":
         opened.notes.append("the model returns probabilities: the methods explain the log-probability of the class "
                             "(its softmax is the same), and predictions are unchanged")
+    values["output"] = output
+    return model, k
+
+
+def _classes(opened: Opened, given: dict[str, Any], origin: dict[str, str], k: int) -> list[str]:
     classes, origin["classes"] = _pick("classes", given, opened, [f"class {i}" for i in range(k)],
                                        "default: no names in the file or given (give the model's class names)")
     if len(classes) != k:
@@ -186,9 +197,11 @@ def assemble(opened: Opened, given: dict[str, Any], file_name: str, source_sha25
         raise CheckpointError(f"the model has {k} outputs but {len(classes)} class names are {where} "
                               f"({', '.join(classes[:5])}{'…' if len(classes) > 5 else ''}): give one name per output, "
                               "in the model's output order")
-    findings = probe(model, (channels, size, size))
-    model.traits, model.cam_layers = findings.traits, findings.cam_layers
-    model.trait_notes = findings.notes
+    return list(classes)
+
+
+def _target_layer(findings: Findings, opened: Opened, given: dict[str, Any], origin: dict[str, str]) -> str | None:
+    """The CAM layer: given (as the model names it, with or without ``net.``), the architecture's own, or detected."""
     target = given.get("target_layer")
     if target is not None:
         target = target if target.startswith("net.") or f"net.{target}" not in findings.cam_layers else f"net.{target}"
@@ -197,14 +210,27 @@ def assemble(opened: Opened, given: dict[str, Any], file_name: str, source_sha25
             raise CheckpointError(f"the model has no layer {target[4:] if target.startswith('net.') else target!r} "
                                   f"that CAM methods can weight; its last such layers: {shown}")
         origin["target_layer"] = "given"
-    elif opened.target_layer and opened.target_layer in findings.cam_layers:
-        target, origin["target_layer"] = opened.target_layer, "the architecture's own"
-    else:
-        target = findings.target_layer
-        origin["target_layer"] = ("detected: the last block of the transformer, tokens reshaped to a grid"
-                                  if "tokens" in findings.traits else "detected: the last convolutional block"
-                                  if target else "none: CAM methods do not apply")
-    model.target_layer = target
+        return target
+    if opened.target_layer and opened.target_layer in findings.cam_layers:
+        origin["target_layer"] = "the architecture's own"
+        return opened.target_layer
+    origin["target_layer"] = ("detected: the last block of the transformer, tokens reshaped to a grid"
+                              if "tokens" in findings.traits else "detected: the last convolutional block"
+                              if findings.target_layer else "none: CAM methods do not apply")
+    return findings.target_layer
+
+
+def assemble(opened: Opened, given: dict[str, Any], file_name: str, source_sha256: str) -> Draft:
+    """The draft of an import: ``given`` (parsed settings, :mod:`.settings`) over what the file says over defaults."""
+    if opened.write is None:
+        raise CheckpointError(f"the {opened.format} reader gave nothing to save")
+    origin: dict[str, str] = {}
+    values = _preprocessing(opened, given, origin)
+    model, k = _running(opened, given, values, origin)
+    classes = _classes(opened, given, origin, k)
+    findings = probe(model, (values["channels"], values["input_size"], values["input_size"]))
+    model.traits, model.cam_layers, model.trait_notes = findings.traits, findings.cam_layers, findings.notes
+    model.target_layer = _target_layer(findings, opened, given, origin)
     model.eval()
     model_id = given.get("model_id") or slug(Path(file_name).stem or file_name)
     origin["model_id"] = "given" if "model_id" in given else "from the file's name"
@@ -212,19 +238,12 @@ def assemble(opened: Opened, given: dict[str, Any], file_name: str, source_sha25
     validate_model_id(model_id)
     dataset, mapping = dataset_for(classes)
     source = {"format": opened.format, "name": file_name, "sha256": source_sha256, "model_file": opened.model_file,
-              "layout": opened.layout,
-              **({"fixed_batch": opened.fixed_batch} if opened.fixed_batch else {}), **opened.source,
-              "origin": {k: v for k, v in origin.items()}, "notes": list(opened.notes),
-              "traits": sorted(findings.traits), "trait_notes": findings.notes}
-    card = ModelCard(id=model_id, dataset=dataset, arch=opened.arch, classes=list(classes), input_size=size,
-                     channels=channels, mean=[float(v) for v in mean], std=[float(v) for v in std],
-                     target_layer=target or "net", resize_size=values["resize_size"],
-                     interpolation=values["interpolation"], channel_order=values["channel_order"],
-                     pixel_range=values["pixel_range"], output=output,
+              "layout": opened.layout, **({"fixed_batch": opened.fixed_batch} if opened.fixed_batch else {}),
+              **opened.source, "origin": dict(origin), "notes": list(opened.notes), "traits": sorted(findings.traits),
+              "trait_notes": findings.notes}
+    card = ModelCard(id=model_id, dataset=dataset, arch=opened.arch, classes=classes,
+                     target_layer=model.target_layer or "net", **values,
                      training={"source": "imported", "status": "complete",
-                               **({"class_mapping": mapping} if mapping else {})},
-                     source=source)
+                               **({"class_mapping": mapping} if mapping else {})}, source=source)
     card.validate()
-    if opened.write is None:
-        raise CheckpointError(f"the {opened.format} reader gave nothing to save")
     return Draft(opened.format, model, card, origin, list(opened.notes), findings, opened.write)

@@ -102,42 +102,44 @@ def _is_norm(module: nn.Module) -> bool:
     return isinstance(module, nn.LayerNorm) or "layernorm" in type(module).__name__.lower()
 
 
-def probe(model: nn.Module, shape: tuple[int, ...]) -> Findings:
-    """What ``model`` (an :class:`~core.importers.wrapper.ImportedClassifier` taking images of ``shape`` (C, H, W) in
-    [0, 1]) offers attribution methods. Its parameters' ``requires_grad`` are set back as they were."""
-    notes = dict(getattr(model, "trait_notes", None) or {})
-    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(0))
-    outputs: list[tuple[str, tuple[int, ...], nn.Module]] = []  # in the order modules finish
-    relu_calls: Counter[str] = Counter()
-    relu_inplace: list[str] = []
-    mha_calls = 0
+@dataclass
+class _Run:
+    """What one recorded forward (and backward) pass saw."""
+
+    outputs: list[tuple[str, tuple[int, ...], nn.Module | None]] = field(default_factory=list)  # as modules finish
+    relu_calls: Counter = field(default_factory=Counter)
+    relu_inplace: list[str] = field(default_factory=list)
+    attention_calls: int = 0
+    ops: _Ops = field(default_factory=_Ops)
+
+
+def _record(model: nn.Module, x: torch.Tensor, notes: dict[str, str]) -> tuple[_Run, bool]:
+    """Run ``model`` on ``x`` with every operation and every hookable module's output recorded, its parameters
+    frozen for the pass (so that only what comes from the input requires grad), then its gradient; ``notes`` gets why
+    there is none. Returns the run and whether the input has a finite gradient."""
+    run = _Run()
 
     def hook(name: str):
         def record(module, args, out):
-            nonlocal mha_calls
             if isinstance(module, nn.ReLU):
-                relu_calls[name] += 1
+                run.relu_calls[name] += 1
                 if module.inplace:
-                    relu_inplace.append(name)
+                    run.relu_inplace.append(name)
             if isinstance(module, nn.MultiheadAttention):
-                mha_calls += 1
+                run.attention_calls += 1
             if isinstance(out, torch.Tensor):
-                outputs.append((name, tuple(out.shape), module))
+                run.outputs.append((name, tuple(out.shape), module))
         return record
 
-    handles = []
-    for name, module in model.named_modules():
-        if not name.startswith("net.") or isinstance(module, torch.jit.ScriptModule):
-            continue
-        handles.append(module.register_forward_hook(hook(name)))
+    handles = [module.register_forward_hook(hook(name)) for name, module in model.named_modules()
+               if name.startswith("net.") and not isinstance(module, torch.jit.ScriptModule)]
     saved = [(p, p.requires_grad) for p in model.parameters()]
-    ops = _Ops()
     gradients = "gradients" not in notes
     try:
         for p, _ in saved:
             p.requires_grad_(False)
         xg = x.clone().requires_grad_(gradients)
-        with ops:
+        with run.ops:
             out = model(xg)
         if gradients:
             if out.grad_fn is None:
@@ -151,45 +153,59 @@ def probe(model: nn.Module, shape: tuple[int, ...]) -> Findings:
             h.remove()
         for p, flag in saved:
             p.requires_grad_(flag)
+    return run, gradients
+
+
+def _layers(outputs, batch: int, traits: set[str], notes: dict[str, str]) -> tuple[list[str], str | None]:
+    """The CAM layers and the default one: a transformer's token norms (the last block's input norm by default), else
+    the layers that hand on feature maps of at least 2 x 2 (the last to finish by default)."""
+    tokens = [n for n, s, m in outputs if _token_grid(s) and (m is None or _is_norm(m))]
+    spatial = [n for n, s, _ in outputs if len(s) == 4 and s[0] == batch and min(s[2:]) >= 2]
+    if tokens:
+        traits.add("tokens")
+        layers = list(dict.fromkeys(tokens))
+        parents = Counter(n.rsplit(".", 1)[0] for n in layers)
+        blocks = [n for n in layers if parents[n.rsplit(".", 1)[0]] >= 2]  # a block has an input and an output norm
+        last = blocks[-1].rsplit(".", 1)[0] if blocks else None
+        return layers, next((n for n in layers if last and n.rsplit(".", 1)[0] == last), layers[-1])
+    if spatial:
+        traits.add("spatial")
+        return list(dict.fromkeys(spatial)), spatial[-1]
+    notes.setdefault("spatial", "no layer of it hands on feature maps of at least 2 x 2")
+    return [], None
+
+
+def _relu_note(run: _Run, graph: bool) -> str | None:
+    """Why captum's ReLU rules (DeepLIFT's Rescale, guided backpropagation) do not hold for what ran (None: they do)."""
+    nonlinear = sorted(run.ops.nonlinear)
+    if nonlinear:
+        return f"it computes {', '.join(nonlinear[:4])}{' and more' if len(nonlinear) > 4 else ''}"
+    if run.ops.inplace:
+        return f"it changes activations in place ({', '.join(sorted(run.ops.inplace))})"
+    if run.relu_inplace or run.ops.relus != sum(run.relu_calls.values()) or any(c > 1 for c in run.relu_calls.values()):
+        return ("its ReLUs are not separate torch.nn.ReLU modules, each used once, that captum can hook"
+                + (" (a TorchScript graph)" if graph else ""))
+    return None
+
+
+def probe(model: nn.Module, shape: tuple[int, ...]) -> Findings:
+    """What ``model`` (an :class:`~core.importers.wrapper.ImportedClassifier` taking images of ``shape`` (C, H, W) in
+    [0, 1]) offers attribution methods. Its parameters' ``requires_grad`` are set back as they were."""
+    notes = dict(getattr(model, "trait_notes", None) or {})
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(0))
+    run, gradients = _record(model, x, notes)
     taps = getattr(model.net, "layer_outputs", None)
     if taps is not None:  # a TorchScript graph: its layers' outputs from the graph itself
         with torch.no_grad():
-            outputs = [(f"net.{n}", s, None) for n, s in taps(model.model_input(x))]
-    traits: set[str] = set()
-    if gradients:
-        traits.add("gradients")
-    if "swappable" not in notes:
-        traits.add("swappable")
-    tokens = [(n, s, m) for n, s, m in outputs if _token_grid(s) and (m is None or _is_norm(m))]
-    spatial = [(n, s) for n, s, _ in outputs if len(s) == 4 and s[0] == len(x) and min(s[2:]) >= 2]
-    cam_layers: list[str] = []
-    target = None
-    if tokens:
-        traits.add("tokens")
-        cam_layers = list(dict.fromkeys(n for n, _, _ in tokens))
-        parents = Counter(n.rsplit(".", 1)[0] for n in cam_layers)
-        blocks = [n for n in cam_layers if parents[n.rsplit(".", 1)[0]] >= 2]
-        last_block = blocks[-1].rsplit(".", 1)[0] if blocks else None
-        target = next((n for n in cam_layers if last_block and n.rsplit(".", 1)[0] == last_block), cam_layers[-1])
-    elif spatial:
-        traits.add("spatial")
-        cam_layers = list(dict.fromkeys(n for n, _ in spatial))
-        target = spatial[-1][0]
-    else:
-        notes.setdefault("spatial", "no layer of it hands on feature maps of at least 2 x 2")
-    if mha_calls:
+            run.outputs = [(f"net.{n}", s, None) for n, s in taps(model.model_input(x))]
+    traits: set[str] = {t for t, ok in (("gradients", gradients), ("swappable", "swappable" not in notes)) if ok}
+    cam_layers, target = _layers(run.outputs, len(x), traits, notes)
+    if run.attention_calls:
         traits.add("attention")
-    nonlinear = sorted(ops.nonlinear)
-    relu_modules = sum(relu_calls.values())
-    if not gradients:
-        pass
-    elif nonlinear:
-        notes["relu"] = f"it computes {', '.join(nonlinear[:4])}{' and more' if len(nonlinear) > 4 else ''}"
-    elif ops.inplace:
-        notes["relu"] = f"it changes activations in place ({', '.join(sorted(ops.inplace))})"
-    elif relu_inplace or ops.relus != relu_modules or any(c > 1 for c in relu_calls.values()):
-        notes["relu"] = ("its ReLUs are not separate torch.nn.ReLU modules, each used once, that captum can hook"
-                         + (" (a TorchScript graph)" if taps is not None else ""))
-    else:
-        traits.add("relu")
-    return Findings(frozenset(traits), cam_layers, target, notes, nonlinear)
+    if gradients:
+        why = _relu_note(run, taps is not None)
+        if why is None:
+            traits.add("relu")
+        else:
+            notes["relu"] = why
+    return Findings(frozenset(traits), cam_layers, target, notes, sorted(run.ops.nonlinear))
