@@ -2,8 +2,10 @@
 and AppTest waiting. Tests import from here, never from each other."""
 from __future__ import annotations
 
+import contextlib
 import io
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -177,3 +179,60 @@ def fake_weights(arch: str, seed: int = 0) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return state
+
+
+# --- the REST API's tests -----------------------------------------------------------------------------------------
+
+def expect_error(r, code: int, *fragments: str) -> dict:
+    """An API answer that is the error ``code`` with the library's message (JSON ``{detail, error}``, no traceback)
+    holding every fragment."""
+    assert r.status_code == code, (r.status_code, r.text)
+    body = r.json()
+    assert set(body) == {"detail", "error"} and "Traceback" not in r.text
+    for f in fragments:
+        assert f in body["detail"], (f, body)
+    return body
+
+
+@contextlib.contextmanager
+def api_clients(monkeypatch, unset=("XAI_API_TOKEN",)):
+    """``make(**env)``: a started TestClient of an app created with these environment settings (``unset`` cleared
+    first); every client is closed after."""
+    from fastapi.testclient import TestClient
+
+    from core.faces.api import create_app
+
+    for name in unset:
+        monkeypatch.delenv(name, raising=False)
+    clients = []
+
+    def make(**env):
+        for k, v in env.items():
+            monkeypatch.setenv(k, str(v))
+        c = TestClient(create_app())
+        c.__enter__()
+        clients.append(c)
+        return c
+
+    try:
+        yield make
+    finally:
+        for c in clients:
+            c.__exit__(None, None, None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dataset_png(model_id: str, index: int = 3) -> bytes:
+    """A test image of the model's dataset, as a user would upload it (PNG)."""
+    import core
+
+    _, card = core.load_model(model_id)
+    ds = core.load_dataset(card.dataset, "test", card.input_size)
+    buf = io.BytesIO()
+    Image.fromarray(ds.image(index)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -5,7 +5,6 @@ import io
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,9 @@ from core.faces.api import create_app, decode_array
 from core.explainers import list_methods
 from core.datasets.images import preprocess_for, read_upload
 from tests.helpers import ROOT
+from tests.helpers import dataset_png as _png
+from tests.helpers import expect_error as _expect
+from tests.helpers import free_port as _free_port
 
 
 @pytest.fixture
@@ -33,24 +35,6 @@ def client(tiny_model_dir, monkeypatch):
 @pytest.fixture
 def model_id(tiny_model_dir):
     return tiny_model_dir.name
-
-
-def _png(model_id: str, index: int = 3) -> bytes:
-    """A test image of the model's dataset, as a user would upload it (PNG)."""
-    _, card = core.load_model(model_id)
-    ds = core.load_dataset(card.dataset, "test", card.input_size)
-    buf = io.BytesIO()
-    Image.fromarray(ds.image(index)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _expect(r, code: int, *fragments: str) -> dict:
-    assert r.status_code == code, (r.status_code, r.text)
-    body = r.json()
-    assert set(body) == {"detail", "error"} and "Traceback" not in r.text
-    for f in fragments:
-        assert f in body["detail"], (f, body)
-    return body
 
 
 # ------------------------------------------------------------------------------------------------ endpoints
@@ -350,12 +334,6 @@ def test_a_synchronous_call_past_the_time_limit_is_stopped_with_advice(client, m
 
 
 # ------------------------------------------------------------------------------------------------ a real server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_real_server_over_http(tiny_model_dir, model_id):
     """``python -m core serve`` with uvicorn on a free localhost port, called over HTTP, then stopped."""
     import httpx2

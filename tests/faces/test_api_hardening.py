@@ -15,7 +15,10 @@ from fastapi.testclient import TestClient
 
 from core import config
 from core.faces.api import create_app
-from tests.faces.test_api import _expect, _free_port, _png
+from tests.helpers import api_clients
+from tests.helpers import dataset_png as _png
+from tests.helpers import expect_error as _expect
+from tests.helpers import free_port as _free_port
 from tests.helpers import ROOT
 
 
@@ -27,20 +30,8 @@ def model_id(tiny_model_dir):
 @pytest.fixture
 def make_client(tiny_model_dir, monkeypatch):
     """A TestClient for an app created with these environment settings (no token, unless given)."""
-    monkeypatch.delenv("XAI_API_TOKEN", raising=False)
-    clients = []
-
-    def make(**env):
-        for k, v in env.items():
-            monkeypatch.setenv(k, str(v))
-        c = TestClient(create_app())
-        c.__enter__()
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+    with api_clients(monkeypatch) as make:
+        yield make
 
 
 class Gate:

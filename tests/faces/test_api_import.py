@@ -13,14 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
-from fastapi.testclient import TestClient
 from PIL import Image
 
 import core
 from core.datasets.images import preprocess_for, read_upload
-from core.faces.api import create_app, decode_array
+from core.faces.api import decode_array
 from core.importers import SETTINGS
 from tests import model_files as mf
+from tests.helpers import api_clients
+from tests.helpers import expect_error as _expect
 
 CLASSES = ["cat", "dog", "fox"]
 
@@ -36,22 +37,8 @@ def models(tmp_path, monkeypatch):
 @pytest.fixture
 def make_client(models, monkeypatch):
     """A TestClient for an app created with these environment settings (no token, unless given)."""
-    monkeypatch.delenv("XAI_API_TOKEN", raising=False)
-    monkeypatch.delenv("XAI_API_CORS_ORIGINS", raising=False)
-    monkeypatch.delenv("XAI_MAX_MODEL_MIB", raising=False)
-    clients = []
-
-    def make(**env):
-        for k, v in env.items():
-            monkeypatch.setenv(k, str(v))
-        c = TestClient(create_app())
-        c.__enter__()
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
+    with api_clients(monkeypatch, ("XAI_API_TOKEN", "XAI_API_CORS_ORIGINS", "XAI_MAX_MODEL_MIB")) as make:
+        yield make
 
 
 @pytest.fixture
@@ -75,15 +62,6 @@ def _png(seed: int, size: int = 48) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)).save(buf, "PNG")
     return buf.getvalue()
-
-
-def _expect(r, code: int, *fragments: str) -> dict:
-    assert r.status_code == code, (r.status_code, r.text)
-    body = r.json()
-    assert set(body) == {"detail", "error"} and "Traceback" not in r.text
-    for f in fragments:
-        assert f in body["detail"], (f, body)
-    return body
 
 
 def _nothing_saved(models) -> None:
