@@ -326,3 +326,29 @@ def test_the_schema_builds_the_form_from_the_import_settings(client):
     assert all("null" not in json.dumps(p) for p in form.values())
     assert op["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith("/ImportResponse")
     assert {"400", "409", "413", "422", "503"} <= set(op["responses"])
+
+
+def test_the_seed_case_over_http(client, tmp_path, models):
+    """The seed case through the API: a torchvision ResNet-18 with a 9-class PathMNIST head at 224 px, imported, then
+    its Grad-CAM of an uploaded photo equals pytorch-grad-cam's on the user's own model."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    user = mf.torchvision_model("resnet18", 9)
+    path = mf.save_state_dict(user, tmp_path / "best_pathmnist_resnet18.pth")
+    r = _post(client, path, {"classes": "\n".join(mf.PATH_CLASSES), "input_size": "224"})
+    assert r.status_code == 201, r.text
+    got = r.json()
+    assert (got["id"], got["arch"], got["dataset"], got["source"]) == ("best_pathmnist_resnet18", "resnet18",
+                                                                      "pathmnist", "imported")
+    png = _png(4, size=256)
+    r = client.post("/explain", data={"model": got["id"], "methods": "grad_cam"},
+                    files={"image": ("tissue.png", png, "image/png")})
+    assert r.status_code == 200, r.text
+    result = r.json()["results"][0]
+    _, card = core.load_model(got["id"])
+    x = preprocess_for(read_upload(png), card)[0][None]
+    with GradCAM(model=user, target_layers=[user.layer4]) as cam:
+        want = cam(input_tensor=mf.user_input(x, card.mean, card.std),
+                   targets=[ClassifierOutputTarget(result["target"])])[0]
+    assert np.corrcoef(decode_array(result["attribution"]).ravel(), want.ravel())[0, 1] >= 0.99
