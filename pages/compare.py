@@ -7,7 +7,6 @@ import streamlit as st
 import core
 from core.explainers import get_method
 from core.explainers.agreement import agreement_matrix
-from core.explainers.heatmap import robust_scale
 from core.modelling.trust import model_warnings
 from core.present import captions, charts, render
 from core.present.exports import compare_exports
@@ -15,11 +14,10 @@ from ui import compute, state
 from ui.data_panel import setup_panel
 from ui.pickers import Selection, import_link, pick_methods, pick_model
 from ui.router import page
-from ui.widgets import colour_rules, method_params
+from ui.widgets import colour_bar, colour_rules, method_params
 
 DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "lime"]
 MAX_IMAGES = 8
-TILE = 160  # px per grid cell
 
 
 def no_model(dataset_name: str) -> None:
@@ -73,21 +71,24 @@ def display_controls() -> dict:
 
 def grid(sel: Selection, indices: list[int], methods: list[str], params: dict, results: dict, predicted, truth,
          show: dict, cancelled: bool) -> list[tuple[np.ndarray, str, str | None]]:
-    """Originals and maps, one row per image, each map in its colour rule, on per-map or shared (per-unit) colour
-    scales; the tiles (image, caption, rule) for the exports."""
+    """Originals and maps, one row per image, each map drawn by the one drawing path in its colour rule with its
+    colour bar under it, on per-map or shared (per-unit, robust range) colour scales; the tiles (image, caption,
+    rule) for the exports."""
     units = {m: get_method(m).units_for(params[m]) for m in methods}
     shared: dict[str, float] = {}  # one colour scale per unit: only maps in the same units are comparable
     if show["shared"]:
+        by_unit: dict[str, list] = {}
         for e in results.values():
-            u = units[e.method]
-            shared[u] = max(shared.get(u, 0.0), robust_scale(e.attribution, get_method(e.method).outlier_perc))
+            by_unit.setdefault(units[e.method], []).append(e.attribution)
+        shared = render.shared_scales(by_unit)
     classes = sel.card.classes
     tiles: list[tuple[np.ndarray, str, str | None]] = []
     choice = render.VIEW_CHOICES[show["colours"]]
     for col, title in zip(st.columns(len(methods) + 1), ["Original", *(get_method(m).title for m in methods)]):
         col.markdown(f"**{title}**")
     for k, i in enumerate(indices):
-        original = render.upscale(render.to_rgb_uint8(sel.ds.image(i)), max(1, TILE // sel.ds.image(i).shape[0]))
+        image = sel.ds.image(i)
+        original = render.smooth_resize(image, render.tile_side(min(image.shape[:2])))
         label = (f"#{i} · true {classes[truth[k]]} · predicted {classes[predicted[k]]} · "
                  f"{'right' if predicted[k] == truth[k] else 'wrong'}")
         cols = st.columns(len(methods) + 1)
@@ -99,13 +100,12 @@ def grid(sel: Selection, indices: list[int], methods: list[str], params: dict, r
                 col.warning("not computed" if cancelled else "failed")
                 tiles.append((np.full_like(original, 255), f"{get_method(m).title}: not computed", None))
                 continue
-            view = render.map_view(get_method(m).view, e.signed, choice)
-            tile = render.attribution_overlay(
-                original, e.attribution, signed=view == "signed", scale=shared.get(units[m]),
-                alpha=show["alpha"], top_percent=show["top"], outlier_perc=get_method(m).outlier_perc)
-            col.image(tile, caption=f"{captions.map_caption(e, classes)} · {view}", width="stretch")
-            tiles.append((tile, captions.target_label(e, classes), view))
-    colour_rules([t[2] for t in tiles], captions.scale_caption(methods, units, show["shared"]) + ".")
+            drawn = render.draw_explanation(image, e, choice, scale=shared.get(units[m]), alpha=show["alpha"],
+                                            top_percent=show["top"])
+            col.image(drawn.image, caption=f"{captions.map_caption(e, classes)} · {drawn.rule}", width="stretch")
+            colour_bar(col, drawn.rule)
+            tiles.append((drawn.image, captions.target_label(e, classes), drawn.rule))
+    colour_rules([t[2] for t in tiles], captions.scale_caption(methods, units, show["shared"], shared) + ".")
     return tiles
 
 

@@ -23,7 +23,7 @@ from ui import cache, compute, data_panel, jobs, state, training
 from ui.data_panel import setup_panel
 from ui.pickers import import_link, pick_methods, pick_model, slow_methods_note
 from ui.router import page
-from ui.widgets import colour_rules, method_params
+from ui.widgets import colour_bar, colour_rules, method_params, presentation_mode
 
 DEFAULT_METHODS = ["grad_cam", "integrated_gradients", "saliency"]
 GALLERY_SIZE = 8
@@ -94,8 +94,9 @@ def gallery(ds, index: int) -> None:
                        type="primary" if i == index else "secondary")
 
 
-MAX_PER_ROW = 6
-TILE = 192  # px: small dataset images are upscaled to about this for display
+MAX_PER_ROW = 4
+#: tiles per row in presentation mode (a projector's 1280 x 720: three tiles and their titles in one view)
+PRESENT_PER_ROW = 3
 
 
 TOP_K = 5
@@ -129,7 +130,7 @@ def display_controls(ds, source: str, methods: list[str]) -> dict:
                                        help="Per method: each map in the colours that show it best (magnitude for "
                                             "sparse pixel gradients, signed for LIME, SHAP and Occlusion). Signed: "
                                             "red for the class, blue against it, transparent at zero. Magnitude: "
-                                            "importance whatever its sign. Unsigned maps (CAMs, saliency) are "
+                                            "importance whatever its sign. Unsigned maps (CAMs, Saliency) are "
                                             "always magnitude.")],
         "alpha": st.sidebar.slider("Overlay opacity", 0.0, 1.0, 0.6, 0.05, key=state.ALPHA),
         "mask": False,
@@ -147,39 +148,52 @@ def display_controls(ds, source: str, methods: list[str]) -> dict:
 
 def show_results(display, mask, card, results: list[core.Explanation], show: dict,
                  notes: dict[str, str] | None = None) -> list:
-    """The original and one tile per map (LIME also gets its superpixel picture), in rows of at most six, each map
-    in its colour rule, the rules stated once with their colour bars. Returns the tiles (image, caption, rule) for
-    the exports."""
-    scale = max(1, TILE // display.shape[0])
-    base = render.upscale(render.to_rgb_uint8(display), scale)
+    """The original and one tile per map (LIME also gets its superpixel picture), every map drawn by the one drawing
+    path in its colour rule with its colour bar under it, in rows that fill the width (at most four tiles; three,
+    with large titles, in presentation mode). Returns the tiles (image, caption, rule) for the exports."""
+    original = render.smooth_resize(display, render.tile_side(min(display.shape[:2])))
 
     def outlined(tile):
         return render.outline(tile, mask) if show["mask"] and mask is not None else tile
 
-    tiles = [(outlined(base), "Original", None, None)]
+    tiles = [(outlined(original), "Original", None, None)]
     for e in results:
-        cls = get_method(e.method)
-        view = render.map_view(cls.view, e.signed, show["view"])
-        tile = render.attribution_overlay(base, e.attribution, signed=view == "signed", alpha=show["alpha"],
-                                          outlier_perc=cls.outlier_perc)
-        tiles.append((outlined(tile), f"{captions.map_caption(e, card.classes)} · {view}", view, e))
+        drawn = render.draw_explanation(display, e, show["view"], alpha=show["alpha"])
+        caption = captions.target_label(e, card.classes) if show["present"] else \
+            f"{captions.map_caption(e, card.classes)} · {drawn.rule}"  # a room reads the method and the class
+        tiles.append((outlined(drawn.image), caption, drawn.rule, e))
         if e.segments is not None and show["lime_n"]:
             weights = {int(k): float(v) for k, v in e.extras.get("superpixel_weights", [])}
-            picture = render.superpixel_view(base, e.segments, weights, show["lime_n"])
+            picture = render.superpixel_view(original, e.segments, weights, show["lime_n"])
             tiles.append((outlined(picture), f"LIME superpixels → {card.classes[e.target]} (red for, blue against)",
                           "signed", None))
-    for start in range(0, len(tiles), MAX_PER_ROW):
-        row = tiles[start : start + MAX_PER_ROW]
-        for col, (img, caption, _, e) in zip(st.columns(MAX_PER_ROW), row):
-            col.image(img, caption=caption, width="stretch")
-            if e is not None and e.flat:
-                col.warning("Flat map: no pixel stands out for this target.")
-            note = captions.extras_caption(e.extras) if e is not None else ""
-            if note:
-                col.caption(note)
-            if e is not None and (notes or {}).get(e.method):
-                col.caption(notes[e.method])
+    per_row = PRESENT_PER_ROW if show["present"] else MAX_PER_ROW
+    for start in range(0, len(tiles), per_row):
+        row = tiles[start : start + per_row]
+        for col, (img, caption, rule, e) in zip(st.columns(len(row)), row):
+            tile(col, img, caption, rule, e, (notes or {}).get(e.method) if e is not None else None, show["present"])
     colour_rules([t[2] for t in tiles], "Each map is scaled on its own.")
+    lime_weights(results, show)
+    return [(t, c, v) for t, c, v, _ in tiles]
+
+
+def tile(col, img, caption: str, rule: str | None, e, note: str | None, present: bool) -> None:
+    """One tile: its title (large, above, in presentation mode), the image, its colour bar, and what to know about
+    the map."""
+    if present:
+        col.markdown(f"### {caption}")
+    col.image(img, caption=None if present else caption, width="stretch")
+    if rule is not None:
+        colour_bar(col, rule)
+    if e is not None and e.flat:
+        col.warning("Flat map: no pixel stands out for this target.")
+    if e is not None and not present and (extra := captions.extras_caption(e.extras)):
+        col.caption(extra)
+    if note and not present:
+        col.caption(note)
+
+
+def lime_weights(results: list[core.Explanation], show: dict) -> None:
     for e in results:
         if e.segments is not None and show["lime_n"]:
             top = e.extras.get("superpixel_weights", [])[: show["lime_n"]]
@@ -190,7 +204,6 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
                               "effect": ["for" if w > 0 else "against" for _, w in top]}, hide_index=True)
                 st.caption("± is the half-width of each weight's 95 % credible interval (BayesLIME's posterior): a "
                            "weight within it of 0 could have either sign.")
-    return [(t, c, v) for t, c, v, _ in tiles]
 
 
 def prediction_doubts(sel, image_t, proba, uploaded: bool) -> list[str]:
@@ -404,7 +417,8 @@ def main() -> None:
         target = pick_target(sel.card, proba)
         params = method_settings(sel, methods)
         show = display_controls(sel.ds, "Dataset" if "index" in picked.ref else "Upload", methods)
-    if "index" in picked.ref:
+    show["present"] = presentation_mode(state.PRESENT)
+    if "index" in picked.ref and not show["present"]:
         gallery(sel.ds, picked.ref["index"])
     for line in captions.prediction_markdown(sel.card, proba, picked.label, TOP_K):
         st.markdown(line)

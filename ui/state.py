@@ -20,6 +20,7 @@ TRAIN_EPOCHS = "train_epochs"
 TRAIN_BUTTON = "train"
 TRAIN_JOB = "explain.train_job"  # the training this session started from Explain
 RANDOM_BUTTON = "random_image"
+PRESENT = "presentation_mode"  # Explain: the sidebar hidden, the maps as large as the screen allows
 
 
 def param_key(method: str, name: str) -> str:

@@ -68,14 +68,50 @@ def metric_params(metrics: Sequence[str], key_prefix: str) -> dict[str, dict[str
 
 
 
+def colour_bar(container: Any, rule: str) -> None:
+    """A rule's colour bar at the width of its column (a map tile's), drawn by the browser as an image with its text
+    alternative (alt text and aria-label name it a colour bar and its rule, for screen readers)."""
+    import base64
+
+    from core.present import render
+
+    # drawn 240 units wide and scaled to the tile: its 12-unit labels read at about 11 px under a 220 px tile and
+    # at about 20 px under a presentation tile of 400 px
+    svg = base64.b64encode(render.colorbar_svg(rule, width=240).encode()).decode()
+    label = render.colorbar_label(rule)
+    container.markdown(f'<img src="data:image/svg+xml;base64,{svg}" alt="{label}" aria-label="{label}" '
+                       f'class="xai-colour-bar" data-rule="{rule}" style="width:100%;display:block">',
+                       unsafe_allow_html=True)
+
+
 def colour_rules(views: Sequence[str | None], scale_note: str) -> None:
-    """The colour rule of every map shown (``views``: each tile's rule), once, with each rule's colour bar drawn as
-    a vector, then ``scale_note`` (per-map or shared scale)."""
+    """The colour rule of every map shown (``views``: each tile's rule) in words, once, then ``scale_note`` (per-map
+    or shared scale); each map's own colour bar is under it (:func:`colour_bar`)."""
     from core.present import render
 
     kinds = [v for v in ("signed", "magnitude") if v in views]
-    if not kinds:
-        return
-    for col, v in zip(st.columns(len(kinds) + 1), kinds):
-        col.html(render.colorbar_svg(v))
-    st.caption(f"{render.colour_rule_text(kinds)} {scale_note}")
+    if kinds:
+        st.caption(f"{render.colour_rule_text(kinds)} Under a map, the image is shown in grey: every colour on it is "
+                   f"the map's. {scale_note}")
+
+
+#: presentation mode: no sidebar (its controls keep their values), the main area at the full width, larger text
+PRESENTATION_CSS = """<style>
+section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"]
+{display: none !important;}
+.block-container, [data-testid="stMainBlockContainer"] {max-width: 100% !important; padding: 1rem 2rem !important;}
+[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"] {font-size: 1.35rem !important;}
+[data-testid="stMarkdownContainer"] h3 {font-size: 1.9rem !important;}
+[data-testid="stImage"] img {max-height: 64vh; object-fit: contain;}
+</style>"""
+
+
+def presentation_mode(key: str) -> bool:
+    """A toggle in the main area (it stays reachable with the sidebar hidden): on, the sidebar is hidden and the page
+    uses the whole screen with larger text, for a room or a projector. Its value is the page's to use (e.g. fewer,
+    larger tiles with large titles)."""
+    on = st.toggle("Presentation mode", key=key, help="Hide the controls and show this image's maps as large as the "
+                                                      "screen allows, with titles and colour bars readable from the back")
+    if on:
+        st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
+    return on

@@ -302,7 +302,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from core.explainers import explain_batch, get_method, list_methods
     from core.modelling.prediction import predict_proba
     from core.present.captions import stability_caption
-    from core.present.render import overlay, png_bytes
+    from core.present.render import draw_explanation, png_bytes
 
     methods = _method_names(args.methods)
     model, card = load_model(args.model)
@@ -352,9 +352,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
             folder = out / str(i) if per_folder else out
             folder.mkdir(exist_ok=True)
             np.save(folder / f"{name}.npy", e.attribution)
-            (folder / f"{name}.png").write_bytes(png_bytes(overlay(ds.image(i), e.heatmap, alpha=0.5, scale=4)))
+            drawn = draw_explanation(ds.image(i), e, args.view)
+            (folder / f"{name}.png").write_bytes(png_bytes(drawn.image))
             entry["methods"][name] = {"target": e.target, "target_name": card.classes[e.target], "params": e.params,
-                                      "seconds": round(e.seconds, 4), "flat": e.flat, "extras": e.extras}
+                                      "seconds": round(e.seconds, 4), "flat": e.flat, "extras": e.extras,
+                                      "rule": drawn.rule}
         seconds = sum(e.seconds for e in results)
         print(f"{name:24s} {len(results)} image(s) {seconds:.3f} s"
               + (f"  target={card.classes[results[0].target]}" if len(results) == 1 else ""))
@@ -382,7 +384,7 @@ def _explain_photo(args: argparse.Namespace, model, card, methods: list[str], pa
     from core.datasets.images import preprocess_for, read_upload
     from core.modelling.prediction import predict_proba
     from core.present.captions import stability_caption
-    from core.present.render import overlay, png_bytes, resize_map
+    from core.present.render import draw_explanation, png_bytes
 
     path = Path(args.image)
     try:
@@ -403,10 +405,11 @@ def _explain_photo(args: argparse.Namespace, model, card, methods: list[str], pa
     for name in methods:
         e = explain_batch(model, images, name, targets=args.target, progress=_engine_progress(name), **params[name])[0]
         np.save(out / f"{name}.npy", e.attribution)
-        heat = resize_map(e.heatmap, display.shape[:2])  # the model's input size, shown over the photo's own crop
-        (out / f"{name}.png").write_bytes(png_bytes(overlay(display, heat, alpha=0.5, scale=1)))
+        drawn = draw_explanation(display, e, args.view)  # over the photo's own crop
+        (out / f"{name}.png").write_bytes(png_bytes(drawn.image))
         entry["methods"][name] = {"target": e.target, "target_name": card.classes[e.target], "params": e.params,
-                                  "seconds": round(e.seconds, 4), "flat": e.flat, "extras": e.extras}
+                                  "seconds": round(e.seconds, 4), "flat": e.flat, "extras": e.extras,
+                                  "rule": drawn.rule}
         print(f"{name:24s} {e.seconds:.3f} s  target={card.classes[e.target]}")
         if note := stability_caption(e.extras):
             print(f"{'':24s} {note}")
@@ -715,6 +718,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated, or 'all' (every method that applies to the model)")
     e.add_argument("--target", type=int, default=None, help="class index (default: the predicted class)")
     e.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE", help="a method parameter; repeatable")
+    e.add_argument("--view", default="auto", choices=("auto", "signed", "magnitude"),
+                   help="the PNGs' colour rule: auto (each method's declared rule; summary.json says which), signed or "
+                        "magnitude (unsigned maps are always magnitude)")
     e.add_argument("--out", required=True)
     e.set_defaults(func=cmd_explain)
 

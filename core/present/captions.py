@@ -2,7 +2,6 @@
 show beside results. Kept in the library (no Streamlit), so the pages, the exports and the CLI say the same thing."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any, Sequence
 
@@ -85,9 +84,43 @@ def map_caption(e: Explanation, classes: Sequence[str]) -> str:
     return f"{target_label(e, classes)} · {e.seconds:.3f} s" + (" · flat" if e.flat else "")
 
 
+def used_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters that shaped a map of ``method``: every one given, except a declared parameter whose ``when``
+    condition does not hold (LIME's quickshift kernel under a SLIC segmentation, its sample count in adaptive
+    mode). A condition's parameter not given counts at its default; a parameter not declared is kept."""
+    declared = {p.name: p for p in get_method(method).params}
+
+    def holds(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        p = declared.get(name)
+        if p is None or p.when is None or name in seen:
+            return True
+        other, value = p.when
+        current = params.get(other, declared[other].default if other in declared else None)
+        return str(current) == str(value) and holds(other, seen | {name})
+
+    return {k: v for k, v in params.items() if holds(k)}
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def params_text(method: str, params: dict[str, Any]) -> str:
+    """The parameters a map used, in words, from each one's declared label: ``Steps = 64, Baseline = zeros, Seed = 0``
+    (``no parameters`` for a method without any). For reading; the provenance keeps every parameter."""
+    declared = {p.name: p for p in get_method(method).params}
+    parts = [f"{declared[k].widget_label() if k in declared else k} = {_value_text(v)}"
+             for k, v in used_params(method, params).items()]
+    return ", ".join(parts) or "no parameters"
+
+
 def params_line(e: Explanation, classes: Sequence[str]) -> str:
-    """A footer line that reproduces one map: method, class and every parameter (seeds included)."""
-    return f"{target_label(e, classes)}: {json.dumps(e.params, default=str)}"
+    """A footer line for one map: method, class and the parameters it used (:func:`params_text`)."""
+    return f"{target_label(e, classes)}: {params_text(e.method, e.params)}"
 
 
 def origin(card: Any) -> str:
@@ -145,19 +178,25 @@ def compare_header(card: Any, dataset: str, split: str, target_mode: str, colour
 
 
 def method_params_line(method: str, params: dict[str, Any]) -> str:
-    return f"{get_method(method).title}: {json.dumps(params, default=str)}"
+    """A footer line for one method of a grid: its title and the parameters it used (:func:`params_text`)."""
+    return f"{get_method(method).title}: {params_text(method, params)}"
 
 
-def scale_caption(methods: Sequence[str], units: dict[str, str], shared: bool) -> str:
-    """What the colour bar under a grid means: per-map or shared within each unit."""
+def scale_caption(methods: Sequence[str], units: dict[str, str], shared: bool,
+                  ranges: dict[str, float] | None = None) -> str:
+    """What the colour bar under a grid means: per-map, or shared within each unit, with the range each shared scale
+    used (``ranges``: unit -> the |value| at full colour, the 99th percentile of |map| over the unit's maps)."""
     groups = sorted(set(units.values()))
-    if shared:
-        text = ("Shared scale within each unit (" + "; ".join(
-            f"{u}: " + ", ".join(get_method(m).title for m in methods if units[m] == u) for u in groups)
-            + "); maps in different units are never put on one scale")
-    else:
-        text = "Per-map scale"
-    return text
+    if not shared:
+        return "Per-map scale"
+
+    def one(u: str) -> str:
+        titles = ", ".join(get_method(m).title for m in methods if units[m] == u)
+        full = f" at ±{ranges[u]:.3g}" if ranges and u in ranges else ""
+        return f"{u}{full}: {titles}"
+
+    return ("Shared scale within each unit, full colour at the 99th percentile of |map| over the unit's maps ("
+            + "; ".join(one(u) for u in groups) + "); maps in different units are never put on one scale")
 
 
 def cancelled_note(missing: dict[str, int]) -> str:

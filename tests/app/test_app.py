@@ -393,6 +393,7 @@ def test_every_method_alone_on_explain_and_compare(tiny_model_dir, method):
     assert not at.error, [e.value for e in at.error]
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
     assert sum(c.startswith(_label_start(method)) for c in caps) == 1
+    assert _drawn_rules(at, method) == [_declared_rule(tiny_model_dir, method, "auto")]  # the face test: Explain
     at.switch_page("pages/compare.py").run()
     at.multiselect(key="cmp_indices").set_value([1]).run()
     at.multiselect(key="cmp_methods").set_value([method]).run()
@@ -401,6 +402,26 @@ def test_every_method_alone_on_explain_and_compare(tiny_model_dir, method):
     assert not at.exception and not at.error
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
     assert sum(c.startswith(_label_start(method)) for c in caps) == 1
+    assert _drawn_rules(at, method) == [_declared_rule(tiny_model_dir, method, "auto")]  # and Compare
+
+
+def _declared_rule(model_dir, method: str, choice: str) -> str:
+    """The rule a map of ``method`` must be drawn in: its declared one (or the user's choice) for its default settings."""
+    import core
+    from core.explainers import resolve_params
+    from core.present.render import map_view
+
+    cls = get_method(method)
+    return map_view(cls.view, cls.signed_for(resolve_params(method, core.load_model(model_dir)[0])), choice)
+
+
+def _drawn_rules(at: AppTest, method: str) -> list[str]:
+    """The rule each map of ``method`` says it is drawn in (its caption), checked against its colour bar's rule."""
+    caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
+    said = [c.rsplit(" · ", 1)[1] for c in caps if c.startswith(_label_start(method))]
+    bars = [m.value.split('data-rule="')[1].split('"')[0] for m in at.markdown if 'class="xai-colour-bar"' in m.value]
+    assert set(said) <= set(bars), (said, bars)  # each tile's bar is its rule's
+    return said
 
 
 def test_all_methods_at_once_on_explain(tiny_model_dir):
@@ -411,10 +432,14 @@ def test_all_methods_at_once_on_explain(tiny_model_dir):
     at.multiselect(key="methods").set_value(offered).run()
     _quick(at, offered)
     at.run()
-    assert not at.exception and not at.error
+    assert not at.exception and not at.error, [e.value for e in at.error]
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
     for m in offered:
         assert sum(c.startswith(_label_start(m)) for c in caps) == 1, m
+    for label, choice in (("Signed", "signed"), ("Magnitude", "magnitude")):  # the user's choice, where it applies
+        at.radio(key="colours").set_value(label).run()
+        for m in offered:
+            assert _drawn_rules(at, m) == [_declared_rule(tiny_model_dir, m, choice)], (m, choice)
 
 
 @pytest.mark.parametrize("page", ["pages/home.py", "pages/explain.py", "pages/compare.py", "pages/data.py"])
@@ -443,14 +468,14 @@ def test_demo_settings_hide_the_toolbar_and_tracebacks():
 
 
 def test_explain_views_signed_lime_and_ground_truth(tiny_model_dir):
-    """Signed colours, the LIME superpixel picture with its weight list, the object outline, rows of at most six,
-    and only the chosen segmentation's LIME parameters."""
+    """Signed colours, the LIME superpixel picture with its weight list, the object outline, rows that fill the width
+    (at most four tiles, each with its colour bar), and only the chosen segmentation's LIME parameters."""
     at = _run_explain()
     at.multiselect(key="methods").set_value(["grad_cam", "integrated_gradients", "lime", "saliency", "occlusion",
                                              "input_x_gradient", "deeplift"]).run()
     _quick(at, ["lime", "integrated_gradients", "occlusion"])
     at.run()
-    assert not at.exception and not at.error
+    assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.radio(key="colours").value == "Per method"
     caps = [im.proto.imgs[0].caption for im in at.get("image") if im.proto.imgs]
     assert any(c.startswith("LIME superpixels") and "(red for, blue against)" in c for c in caps)
@@ -472,20 +497,55 @@ def test_explain_views_signed_lime_and_ground_truth(tiny_model_dir):
     assert list(table["weight"].abs()) == sorted(table["weight"].abs(), reverse=True)
     at.toggle(key="show_mask").set_value(True).run()
     assert not at.exception
-    # rows of at most six: 1 original + 7 maps + the LIME picture = 9 tiles in two rows of six columns
-    def blocks(node):
-        for child in getattr(node, "children", {}).values():
-            yield child
-            yield from blocks(child)
-
-    rows = [b for b in blocks(at.main) if getattr(b, "type", None) == "flex_container" and len(b.children) == 6]
-    assert len(rows) >= 2
+    # rows that fill the width: 1 original + 7 maps + the LIME picture = 9 tiles in rows of 4, 4 and 1 columns
+    widths = _tile_rows(at)
+    assert any(widths[k:k + 3] == [4, 4, 1] for k in range(len(widths)))  # (the gallery's row has its own 8)
+    bars = [m.value for m in at.markdown if 'class="xai-colour-bar"' in m.value]
+    assert len(bars) == 8 and all('alt="Colour bar, ' in b for b in bars)  # one under each map and the LIME picture
     # LIME shows only its segmentation's parameters
     keys = {w.key for w in at.number_input}
     assert "param.lime.n_segments" in keys and "param.lime.kernel_size" not in keys
     at.selectbox(key="param.lime.segmentation").set_value("quickshift").run()
     keys = {w.key for w in at.number_input}
     assert "param.lime.kernel_size" in keys and "param.lime.n_segments" not in keys and not at.exception
+
+
+def _tile_rows(at: AppTest) -> list[int]:
+    """The number of columns in each row of columns of the main area, top to bottom."""
+    def blocks(node):
+        for child in getattr(node, "children", {}).values():
+            yield child
+            yield from blocks(child)
+
+    return [len(b.children) for b in blocks(at.main) if getattr(b, "type", None) == "flex_container"
+            and any(getattr(c, "type", None) == "column" for c in b.children.values())]
+
+
+def _joined(rows: list[int]) -> str:
+    return "".join(f"{n}," for n in rows)
+
+
+def test_presentation_mode_hides_the_controls_and_shows_large_titled_maps(tiny_model_dir):
+    """Presentation mode: the sidebar hidden (its controls keep their values), no gallery, three tiles a row with the
+    method and class as a large title above each map and its colour bar under it; off again, the page is as before."""
+    at = _run_explain()
+    at.multiselect(key="methods").set_value(["grad_cam", "saliency", "integrated_gradients", "gradient_shap"]).run()
+    before = _tile_rows(at)
+    assert "4,1," in _joined(before) and any("Gallery" in e.label for e in at.expander)
+    at.toggle(key="presentation_mode").set_value(True).run()
+    assert not at.exception and not at.error
+    css = [m.value for m in at.markdown if 'data-testid="stSidebar"' in m.value]
+    assert len(css) == 1 and "display: none" in css[0]
+    assert not any("Gallery" in e.label for e in at.expander)
+    assert "3,2," in _joined(_tile_rows(at))  # the original and four maps, three a row
+    titles = [m.value[4:] for m in at.markdown if m.value.startswith("### ")]
+    assert titles[0] == "Original" and [t.split(" →")[0] for t in titles[1:]] == [
+        "Grad-CAM", "Saliency", "Integrated Gradients", "GradientSHAP"], titles
+    assert all(" s" not in t for t in titles)  # a title a room reads: no timing, the rule is on the bar
+    assert len([m for m in at.markdown if 'class="xai-colour-bar"' in m.value]) == 4
+    assert at.multiselect(key="methods").value == ["grad_cam", "saliency", "integrated_gradients", "gradient_shap"]
+    at.toggle(key="presentation_mode").set_value(False).run()
+    assert _tile_rows(at) == before and not [m for m in at.markdown if 'data-testid="stSidebar"' in m.value]
 
 
 def test_explain_lime_says_how_stable_it_is_and_more_samples_recomputes_it(tiny_model_dir):
@@ -541,7 +601,10 @@ def test_compare_rows_say_right_or_wrong_and_shared_scale_stays_within_units(tin
         assert f"true {card.classes[true]}" in cap and f"predicted {card.classes[pred]}" in cap
         assert cap.endswith("right" if pred == true else "wrong")
     note = next(c.value for c in at.caption if "Shared scale" in c.value)
-    assert "relative: Grad-CAM" in note and "gradient: Saliency" in note and "logit: Integrated Gradients" in note
+    import re
+
+    for unit, title in (("relative", "Grad-CAM"), ("gradient", "Saliency"), ("logit", "Integrated Gradients")):
+        assert re.search(rf"{unit} at ±[0-9.e-]+: {title}", note), note  # each shared range said
     assert get_method("lime").units == "probability" and get_method("smoothgrad").units_for({"base": "saliency"}) == "gradient"
 
 

@@ -23,19 +23,19 @@ def test_spearman_and_agreement_matrix():
     assert m[0, 1] == pytest.approx(1.0) and m[0, 2] < 0.5
 
 
-def test_attribution_overlay_modes():
+def test_draw_map_modes():
     img = np.full((8, 8, 3), 128, np.uint8)
     a = np.zeros((8, 8), np.float32)
     a[0, 0], a[7, 7] = 1.0, -1.0
-    signed = render.attribution_overlay(img, a, signed=True, alpha=1.0, outlier_perc=0)
+    signed = render.draw_map(img, a, choice="signed", alpha=1.0, outlier_perc=0, size=8).image
     assert signed[0, 0, 0] > signed[0, 0, 2] and signed[7, 7, 2] > signed[7, 7, 0]  # red positive, blue negative
-    mag = render.attribution_overlay(img, a, signed=False, alpha=1.0, outlier_perc=0)
+    mag = render.draw_map(img, a, choice="magnitude", alpha=1.0, outlier_perc=0, size=8).image
     np.testing.assert_array_equal(mag[0, 0], mag[7, 7])  # magnitude ignores the sign
-    top = render.attribution_overlay(img, np.arange(64, dtype=np.float32).reshape(8, 8), alpha=1.0, top_percent=10)
-    untouched = (top == img).all(axis=-1)
+    top = render.draw_map(img, np.arange(64, dtype=np.float32).reshape(8, 8), alpha=1.0, top_percent=10, size=8).image
+    untouched = (top == render.backdrop(img)).all(axis=-1)
     assert untouched.sum() >= 56 and not untouched[7, 7]  # only the top ~10 % pixels are coloured
-    half = render.attribution_overlay(img, a * 0.5, alpha=1.0, outlier_perc=0)
-    shared = render.attribution_overlay(img, a * 0.5, alpha=1.0, scale=1.0)
+    half = render.draw_map(img, a * 0.5, alpha=1.0, outlier_perc=0, size=8).image
+    shared = render.draw_map(img, a * 0.5, alpha=1.0, scale=1.0, size=8).image
     assert not np.array_equal(half[0, 0], shared[0, 0])  # a shared scale of 1 shows 0.5 as half intensity
 
 

@@ -150,6 +150,8 @@ class MethodResult(BaseModel):
     attribution: ArrayData
     npy_base64: str | None = Field(None, description="the map as .npy bytes, base64 (with npy=true)")
     overlay_png_base64: str
+    rule: Literal["signed", "magnitude"] = Field(description="the colour rule the overlay is drawn in (the method's "
+                                                             "declared one, or the request's view)")
     quality: dict[str, dict[str, float]] = Field(description="quality numbers already computed for this model and "
                                                              "method: metric -> {mean, n}")
 

@@ -65,6 +65,9 @@ async def explain(model: str = Form(...), methods: str = Form("grad_cam", descri
                   image: UploadFile | None = File(None), dataset: str | None = Form(None),
                   split: Literal["train", "val", "test"] = Form("test"), index: int | None = Form(None),
                   npy: bool = Form(False, description="also return each map as .npy bytes (base64)"),
+                  view: Literal["auto", "signed", "magnitude"] = Form(
+                      "auto", description="the overlays' colour rule: auto (each method's declared rule), signed or "
+                                          "magnitude; unsigned maps are always magnitude. Each result says which it drew"),
                   run_as_job: bool = Form(False, alias="async",
                                           description="run as a job: 202 with its id; GET /jobs/{id} for the result"),
                   svc: Services = Depends(services)):
@@ -82,7 +85,7 @@ async def explain(model: str = Form(...), methods: str = Form("grad_cam", descri
     m, card, names, given, (x, display, ref, _) = await svc.run(prepare, deadline, svc.decode)
 
     def compute(progress, token):
-        return explanation(model, m, card, x, display, ref, names, given, target, npy, progress, token)
+        return explanation(model, m, card, x, display, ref, names, given, target, npy, progress, token, view)
 
     if run_as_job:
         def work(progress, token):  # stored as JSON: the result leaves memory once written
@@ -103,21 +106,20 @@ async def explain(model: str = Form(...), methods: str = Form("grad_cam", descri
         timer.cancel()
 
 
-def explanation(model_id, model, card, x, display, ref, names, given, target, npy, progress, token) -> ExplainResponse:
-    """Every requested method's map of one image, with overlays and the quality numbers already known."""
+def explanation(model_id, model, card, x, display, ref, names, given, target, npy, progress, token,
+                view: str = "auto") -> ExplainResponse:
+    """Every requested method's map of one image, with overlays drawn by the one drawing path (in ``view``'s rule)
+    and the quality numbers already known."""
     from core.explainers import explain_batch
     from core.modelling.prediction import predict_proba
     from core.modelling.trust import model_warnings
-    from core.present.render import attribution_overlay, png_bytes, to_rgb_uint8, upscale
+    from core.present.render import draw_explanation, png_bytes
     from core.quality import known_numbers
 
     proba = predict_proba(model, x[None])[0]
     pred = int(proba.argmax())
     total = [0] * len(names)
     results = []
-    base = to_rgb_uint8(display)
-    if base.shape[0] < 128:
-        base = upscale(base, max(1, 192 // base.shape[0]))
     for k, name in enumerate(names):
         def step(done, t, k=k):
             total[k] = t
@@ -131,13 +133,13 @@ def explanation(model_id, model, card, x, display, ref, names, given, target, np
             bio = io.BytesIO()
             np.save(bio, e.attribution)
             buf = base64.b64encode(bio.getvalue()).decode()
-        overlay = attribution_overlay(base, e.attribution, signed=e.signed)
+        drawn = draw_explanation(display, e, view)
         quality = known_numbers(config.models_dir() / model_id / "quality", name)
         results.append(MethodResult(
             method=name, title=e.title, target=e.target, target_name=card.classes[e.target], params=jsonable(e.params),
             seconds=e.seconds, signed=e.signed, flat=e.flat, extras=jsonable(e.extras),
             attribution=encode_array(e.attribution), npy_base64=buf,
-            overlay_png_base64=base64.b64encode(png_bytes(overlay)).decode(),
+            overlay_png_base64=base64.b64encode(png_bytes(drawn.image)).decode(), rule=drawn.rule,
             quality={m: {"mean": v, "n": n} for m, (v, n) in quality.items()}))
     return ExplainResponse(model=model_id, image=ref, prediction=pred, prediction_name=card.classes[pred],
                            results=results, warnings=model_warnings(card))

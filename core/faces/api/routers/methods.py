@@ -12,8 +12,9 @@ router = APIRouter(tags=["methods"], dependencies=GUARDED)
 @router.get("/methods", response_model=list[MethodInfo])
 def methods() -> list[MethodInfo]:
     from core.explainers import get_method, list_methods
+    from core.present.render import map_view
 
     return [MethodInfo(name=m, title=(cls := get_method(m)).title, family=cls.family, description=cls.description,
                        paper=cls.paper, params=list(cls.params), stochastic=cls.stochastic, signed=cls.signed,
-                       class_specific=cls.class_specific, view=cls.view if cls.signed else "magnitude", units=cls.units, requires=dict(cls.requires))
+                       class_specific=cls.class_specific, view=map_view(cls.view, cls.signed), units=cls.units, requires=dict(cls.requires))
             for m in list_methods()]
