@@ -4,6 +4,7 @@ per class, the maps' spectral clusters with their numbers, mean maps and nearest
 two methods' clusterings."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ import streamlit as st
 
 import core
 from core import config
+from core.explainers import get_method
 from core.present import charts
-from core.present.render import overlay
+from core.present.render import draw_map
 from core.runs import load_table, read_manifest, strategies
 from core.eta import format_left
 from ui import cache, jobs
@@ -28,6 +30,37 @@ OPEN_PICK, OPEN_PATH, FOLLOW = "dataset.open.pick", "dataset.open.path", "datase
 METHOD, BY, CLASS, K, COHORT, OTHER = ("dataset.method", "dataset.by", "dataset.class", "dataset.k", "dataset.cohort",
                                        "dataset.other")
 HOW = ("First N images", "Random sample of N", "Whole split")
+
+
+def title(method: str) -> str:
+    """A method as people read it: its title (an id no longer registered stays as it is)."""
+    return get_method(method).title if method in core.list_methods() else method
+
+
+def titles(methods) -> str:
+    return ", ".join(title(m) for m in methods)
+
+
+def run_label(label: str) -> str:
+    """A run job's name with its methods by title: the runner names a run ``"<model> <split>: <method ids>"``."""
+    head, sep, tail = label.rpartition(": ")
+    return f"{head}: {titles(tail.split(', '))}" if sep else label
+
+
+#: a clause that says the time left ("about 2 min left"), as a run's own progress message may carry one
+_LEFT = re.compile(r",?\s*about [^,·]* left")
+
+
+def progress_line(job) -> str:
+    """A run's progress in one line: its name (methods by title), images done, its rate, and the time left once
+    (the job's measured estimate; else the one the run's message gives)."""
+    name = run_label(job.label)
+    if not job.total:
+        return f"{name}: planning (measuring one batch)…"
+    said = _LEFT.search(job.message or "")
+    left = format_left(job.seconds_left) or (said.group(0).strip(" ,") if said else "")
+    rate = _LEFT.sub("", job.message or "").strip(" ,·")
+    return " · ".join(p for p in (f"{name}: {job.done:,} / {job.total:,} images", rate, left) if p)
 
 
 def stored_runs() -> list[Path]:
@@ -52,7 +85,7 @@ def start_panel() -> None:
     c1, c2, c3 = st.columns([2, 1, 3])
     path = c1.selectbox("Model", list(cards), key=START_MODEL, format_func=lambda p: f"{cards[p].id} ({cards[p].dataset})")
     split = c2.selectbox("Split", ["test", "val", "train"], key=START_SPLIT)
-    methods = c3.multiselect("Methods", core.list_methods(), default=["grad_cam"], key=START_METHODS,
+    methods = c3.multiselect("Methods", core.list_methods(), default=["grad_cam"], key=START_METHODS, format_func=title,
                              help="LIME, SHAP and Occlusion need a sample of at most a few hundred images")
     c1, c2 = st.columns(2)
     how = c1.radio("Images", HOW, horizontal=True, key=START_HOW)
@@ -73,10 +106,7 @@ def running() -> list:
 def live_runs() -> None:
     running_now = running()
     for job in running_now:
-        left = f" · {format_left(job.seconds_left)}" if job.seconds_left is not None else ""
-        text = f"{job.label}: {job.done:,} / {job.total:,} images · {job.message}{left}" if job.total else \
-            f"{job.label}: planning (measuring one batch)…"
-        st.progress(job.fraction, text=text)
+        st.progress(job.fraction, text=progress_line(job))
         st.button("Cancel", key=f"dataset.cancel.{job.id}", on_click=job.cancel, icon=":material/cancel:",
                   help="The parts already computed are kept: start the same run again to resume it")
     if st.session_state.get("dataset.live") and not running_now:
@@ -88,9 +118,10 @@ def live_runs() -> None:
 def recent_outcomes() -> None:
     for job in jobs.runner().find(kind="run", running=False)[:3]:
         if job.state == "failed":
-            st.error(f"{job.label}: {job.error}")
+            st.error(f"{run_label(job.label)}: {job.error}")
         elif job.state == "cancelled":
-            st.info(f"{job.label}: cancelled; the parts already computed are kept (start it again to resume).")
+            st.info(f"{run_label(job.label)}: cancelled; the parts already computed are kept (start it again to "
+                    "resume).")
 
 
 def open_panel() -> Path | None:
@@ -101,14 +132,29 @@ def open_panel() -> Path | None:
         st.session_state[OPEN_PICK] = follow
         st.session_state[FOLLOW] = None
     c1, c2 = st.columns([2, 2])
-    picked = c1.selectbox("Stored run", options, key=OPEN_PICK, format_func=lambda p: Path(p).name) \
-        if options else None
+    picked = c1.selectbox("Stored run", options, key=OPEN_PICK, format_func=run_name) if options else None
     typed = c2.text_input("Or a run folder (e.g. a CLI run's --out)", key=OPEN_PATH).strip()
     chosen = typed or picked
     if not options and not typed:
         st.caption("No finished run yet: start one above, or run `python -m core explain-split ... --out DIR`.")
         return None
     return Path(chosen).expanduser() if chosen else None
+
+
+def run_name(folder: str) -> str:
+    """A stored run as people read it: model, data, methods by title, images and when it finished."""
+    path = Path(folder) / "manifest.json"
+    try:
+        return _run_name(folder, path.stat().st_mtime)
+    except (OSError, core.XaiError):
+        return Path(folder).name
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _run_name(folder: str, mtime: float) -> str:
+    m = read_manifest(folder)
+    return (f"{m['model']['id']} · {m['dataset']['name']}/{m['dataset']['split']} · {titles(m['methods'])} · "
+            f"{m['images']['count']:,} images · {str(m['finished'])[:16].replace('T', ' ')}")
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading the run…")
@@ -143,13 +189,16 @@ def show_run(folder: Path) -> None:
     fails = manifest["failures"]
     st.caption(f"**{manifest['model']['id']}** on {manifest['dataset']['name']}/{manifest['dataset']['split']}: "
                f"{manifest['images']['count']:,} images ({manifest['images']['selection']['rule']}), methods "
-               f"{', '.join(manifest['methods'])}; engine {manifest['engine']['name']}; {len(fails)} failure(s); "
+               f"{titles(manifest['methods'])}; engine {manifest['engine']['name']}; {len(fails)} failure(s); "
                f"finished {manifest['finished']}")
     if fails:
         with st.expander(f"{len(fails)} failure(s)"):
-            st.dataframe(pd.DataFrame(fails), hide_index=True)
+            shown = pd.DataFrame(fails)
+            if "method" in shown:
+                shown["method"] = [title(m) if isinstance(m, str) else m for m in shown["method"]]
+            st.dataframe(shown, hide_index=True)
     c1, c2, c3, c4 = st.columns(4)
-    method = c1.selectbox("Method", list(manifest["methods"]), key=METHOD)
+    method = c1.selectbox("Method", list(manifest["methods"]), key=METHOD, format_func=title)
     by = c2.radio("Class", ["predicted", "label"], key=BY, horizontal=True,
                   format_func=lambda b: "predicted" if b == "predicted" else "true")
     column = np.asarray(table.column("prediction" if by == "predicted" else "label"))
@@ -203,16 +252,21 @@ def clusters_view(s, ds, classes, region_key: str) -> None:
         with st.expander(f"Cluster {r['group']}: {r['size']} images, accuracy {r['accuracy']:.0%}", expanded=r is s.clusters[0]):
             members = s.ids[c.labels == r["group"]]
             mean_image = np.mean([ds.image(int(i)).astype(np.float32) for i in members], axis=0).astype(np.uint8)
-            heat = r["mean_map"] / max(float(r["mean_map"].max()), 1e-12)
             cols = st.columns(7)
-            cols[0].image(overlay(mean_image, heat, alpha=0.6, scale=2), caption="mean map over the mean image")
+            cols[0].image(magnitude_tile(mean_image, r["mean_map"], alpha=0.6), caption="mean map over the mean image")
             for col, pos in zip(cols[1:], c.nearest(r["group"], 6)):
                 i = int(s.ids[pos])
-                m = np.abs(s.maps[pos])
-                col.image(overlay(ds.image(i), m / max(float(m.max()), 1e-12), alpha=0.5, scale=2),
+                col.image(magnitude_tile(ds.image(i), np.abs(s.maps[pos]), alpha=0.5),
                           caption=f"#{i}: {classes[int(s.labels[pos])]} → {classes[int(s.predictions[pos])]}")
                 if col.button("Explain", key=f"dataset.open.{r['group']}.{i}", icon=":material/image_search:"):
                     open_on_explain(i)
+
+
+def magnitude_tile(image: np.ndarray, magnitude: np.ndarray, alpha: float) -> np.ndarray:
+    """A cluster's |map| (a member's, or their mean) over its image, by the one drawing path in the magnitude rule
+    (these maps are |values|: no sign is left to show), full colour at the map's maximum, at twice the image's size."""
+    return draw_map(image, magnitude, method_view="magnitude", signed=False, alpha=alpha,
+                    scale=max(float(np.max(magnitude)), 1e-12), size=2 * min(image.shape[:2])).image
 
 
 def open_on_explain(index: int) -> None:
@@ -267,7 +321,7 @@ def cohorts_view(table, method: str, classes, ds, region_key: str) -> None:
 
 def agreement_view(folder: Path, manifest, method: str, by: str, cls: int, region_key: str) -> None:
     others = [m for m in manifest["methods"] if m != method]
-    other = st.selectbox("Compare its clusters with the clusters of", others, key=OTHER)
+    other = st.selectbox("Compare its clusters with the clusters of", others, key=OTHER, format_func=title)
     try:
         a = _strategies(str(folder), manifest["finished"], method, by, cls, None, region_key)
         b = _strategies(str(folder), manifest["finished"], other, by, cls, None, region_key)
@@ -276,5 +330,5 @@ def agreement_view(folder: Path, manifest, method: str, by: str, cls: int, regio
         return
     common, ia, ib = np.intersect1d(a.ids, b.ids, return_indices=True)
     ari = strategies.agreement(a.clustering.labels[ia], b.clustering.labels[ib])
-    st.metric(f"Adjusted Rand index, {method} vs {other} ({len(common)} images)", f"{ari:.2f}",
+    st.metric(f"Adjusted Rand index, {title(method)} vs {title(other)} ({len(common)} images)", f"{ari:.2f}",
               help="1: the two methods split these images into the same groups; about 0: no more alike than chance")

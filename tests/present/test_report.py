@@ -20,10 +20,11 @@ def test_png_provenance_recomputes_the_same_maps(tiny_model):
     results = _results(model, x)
     prov = report.provenance(card, results, {"dataset": "shapes", "split": "test", "index": 3})
     tiles = [(render.upscale(render.to_rgb_uint8(x.numpy()), 2), "Original")] + [
-        (render.attribution_overlay(render.upscale(render.to_rgb_uint8(x.numpy()), 2), e.attribution), e.title,
-         "magnitude") for e in results]
+        (render.draw_map(render.upscale(render.to_rgb_uint8(x.numpy()), 2), e.attribution, choice="magnitude",
+                         size=64).image, e.title, "magnitude") for e in results]
     fig = report.figure(tiles, ["model m", "prediction p"], ["params"])
     assert fig.ndim == 3 and fig.shape[2] == 3 and fig.shape[1] >= 3 * 128
+    assert fig.shape[:2] == (1080, 1920)  # a 16:9 slide
     png = report.png_with_provenance(fig, prov)
     got = json.loads(Image.open(io.BytesIO(png)).text["provenance"])
     assert got["model"] == card.id and got["weights_sha256"] == card.weights_sha256
@@ -44,7 +45,8 @@ def test_report_html_is_self_contained_and_complete(tiny_model):
                                                                for e, v in zip(results, ["magnitude", "signed", "signed"])]
     prov = report.provenance(card, results)
     page = report.report_html(card, tiles, proba, int(y), results, prov)
-    assert page.startswith("<!doctype html>") and "http://" not in page and "https://" not in page  # works offline
+    offline = page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # an SVG's namespace is a name, never fetched
+    assert page.startswith("<!doctype html>") and "http://" not in offline and "https://" not in page  # works offline
     assert len(re.findall(r'src="data:image/png;base64,', page)) == len(tiles)  # the maps
     assert page.count("<svg") == 2 and "against the class" in page  # one vector colour bar per colour rule shown
     assert card.id in page and card.weights_sha256 in page and card.classes[0] in page
