@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: setup demo run api test bench clean-cache
+.PHONY: setup demo run api test bench screenshots clean-cache
 
 # The virtual environment is rebuilt whenever a requirements file changes (requirements-import.txt: the optional
 # packages that importing timm, Hugging Face and ONNX models needs).
@@ -38,6 +38,14 @@ test: setup
 # The benchmarks (outside the library): make bench ARGS="--methods none --api"; every flag: python -m benchmarks --help
 bench: demo
 	$(PY) -m benchmarks $(ARGS)
+
+# The README's screenshots (docs/screenshots/), taken by the real-browser test of the maps, stored in 256 colours.
+screenshots: setup
+	mkdir -p docs/screenshots
+	XAI_SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest -q -p no:cacheprovider \
+		tests/app/test_browser.py::test_maps_a_room_can_read_in_chromium
+	$(PY) -c "import sys, PIL.Image as I; [I.open(p).convert('RGB').quantize(256).save(p, optimize=True) \
+		for p in sys.argv[1:]]" docs/screenshots/*.png
 
 clean-cache:
 	rm -rf data/shapes

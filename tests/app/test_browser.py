@@ -483,3 +483,117 @@ def test_a_model_imported_by_upload_is_explained_in_chromium(empty_models_server
             _shot_whole(page, tmp_path, "import_explained")
         finally:
             browser.close()
+
+
+#: every colour bar on the page with the map above it in its column: its text alternative, its rule, whether the
+#: browser decoded it, and the boxes of both
+_BARS = """() => Array.from(document.querySelectorAll('img.xai-colour-bar')).map(b => {
+    const r = b.getBoundingClientRect();
+    const col = b.closest('[data-testid="stColumn"]');
+    const maps = col ? Array.from(col.querySelectorAll('[data-testid="stImage"] img'))
+        .filter(i => i.getBoundingClientRect().bottom <= r.top + 1) : [];
+    const m = maps.length ? maps[maps.length - 1].getBoundingClientRect() : null;
+    return {alt: b.alt, aria: b.getAttribute('aria-label'), rule: b.dataset.rule, loaded: b.complete && b.naturalWidth > 0,
+            w: r.width, h: r.height, top: r.top, map: m && {w: m.width, bottom: m.bottom}};
+})"""
+
+
+def _bars_under_maps(page, expected: int) -> list[dict]:
+    """The colour bars found in the DOM, each checked: decoded, named a colour bar and its rule for screen readers,
+    directly under a map and as wide as it (the tile's size)."""
+    bars = page.evaluate(_BARS)
+    assert len(bars) == expected, bars
+    for b in bars:
+        assert b["loaded"] and b["rule"] in ("signed", "magnitude"), b
+        assert b["alt"] == b["aria"] and b["alt"].startswith(f"Colour bar, {b['rule']} rule"), b
+        assert b["map"] is not None, b  # a map above it in its column
+        assert abs(b["w"] - b["map"]["w"]) <= 0.05 * b["map"]["w"] + 2, b
+        assert 0 <= b["top"] - b["map"]["bottom"] < 80, b
+    return bars
+
+
+def test_maps_a_room_can_read_in_chromium(server, tmp_path):
+    """Explain and Compare as a room sees them: a colour bar the browser draws under every map, at the tile's width,
+    with its text alternative; tiles that fill the row; presentation mode without the sidebar and with larger tiles;
+    both figures exported as 16:9 slides that say each map's rule. Screenshots at 1400x1000 and on a 1280x720
+    projector (the README shows them: ``XAI_SCREENSHOT_DIR``)."""
+    import io
+    import json
+
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    def maps_in_view(page, least: int) -> None:
+        page.wait_for_function(f"document.querySelectorAll('img.xai-colour-bar').length >= {least} && "
+                               "!document.querySelector(\"[data-testid='stSkeleton']\")", timeout=180_000)
+        _idle(page)
+
+    def tile_widths(page) -> list[float]:  # the maps' tiles: the images in a column with a colour bar
+        return page.evaluate("() => Array.from(document.querySelectorAll('[data-testid=\"stColumn\"]'))"
+                             ".filter(c => c.querySelector('img.xai-colour-bar'))"
+                             ".map(c => c.querySelector('[data-testid=\"stImage\"] img').getBoundingClientRect().width)")
+
+    def exported(page, button: str) -> Image.Image:
+        with page.expect_download(timeout=60_000) as got:
+            page.get_by_role("button", name=button).click()
+        return Image.open(io.BytesIO(open(got.value.path(), "rb").read()))
+
+    with sync_playwright() as p:
+        browser = _chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{server}/explain", timeout=60_000)
+            page.wait_for_selector("text=Explain a prediction", timeout=60_000)
+            maps_in_view(page, 3)
+            bars = _bars_under_maps(page, 3)  # the three default methods: one bar under each map
+            assert {b["rule"] for b in bars} == {"magnitude"} or len({b["rule"] for b in bars}) >= 1
+            widths = tile_widths(page)
+            row = page.evaluate("() => { const b = document.querySelector('[data-testid=\"stMainBlockContainer\"]'); "
+                                "const s = getComputedStyle(b); "
+                                "return b.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight); }")
+            # the original and three maps fill the row: four tiles (not six columns of 143 px, half of them empty)
+            assert len(widths) == 3 and 4 * min(widths) > 0.9 * row, (widths, row)
+            _shot(page, tmp_path, "maps_explain_1400x1000")
+            page.set_viewport_size({"width": 1280, "height": 720})
+            page.wait_for_timeout(500)
+            _bars_under_maps(page, 3)
+            _shot(page, tmp_path, "maps_explain_1280x720")
+            figure = exported(page, "Download figure (PNG)")
+            assert abs(figure.width / figure.height - 16 / 9) < 0.02, figure.size
+            figure.save(tmp_path / "maps_explain_figure.png")
+
+            # presentation mode: no sidebar, three tiles a row, larger than before, bars still under every map
+            page.get_by_text("Presentation mode", exact=True).click()
+            _idle(page)
+            page.wait_for_timeout(500)
+            assert not page.locator("section[data-testid='stSidebar']").is_visible()
+            _bars_under_maps(page, 3)
+            large = tile_widths(page)
+            assert min(large) > 1.2 * min(page_widths := widths) * 1280 / 1400, (large, page_widths)
+            _shot(page, tmp_path, "maps_explain_presentation_1280x720")
+            page.get_by_text("Presentation mode", exact=True).click()
+            _idle(page)
+
+            # Compare: a bar under every map of the grid, and its figure as a 16:9 slide
+            page.set_viewport_size({"width": 1400, "height": 1000})
+            page.goto(f"{server}/compare", timeout=60_000)
+            page.wait_for_selector("text=Compare methods", timeout=60_000)
+            maps_in_view(page, 2)
+            n_images = page.locator("[data-testid='stImage']", has_text=re.compile(r"^#\d+ · true")).count()
+            n_methods = len(page.locator("[data-testid='stColumn'] strong").all_inner_texts()) - 1
+            assert n_images >= 1 and n_methods >= 1
+            _bars_under_maps(page, n_images * n_methods)
+            _shot(page, tmp_path, "maps_compare_1400x1000")
+            page.set_viewport_size({"width": 1280, "height": 720})
+            page.wait_for_timeout(500)
+            _shot(page, tmp_path, "maps_compare_1280x720")
+            grid = exported(page, "Download grid (PNG)")
+            assert abs(grid.width / grid.height - 16 / 9) < 0.02, grid.size
+            assert json.loads(grid.text["provenance"])["model"] == "shapes-small_cnn"
+            grid.save(tmp_path / "maps_compare_figure.png")
+            for name in ("maps_explain_figure", "maps_compare_figure"):
+                if os.environ.get("XAI_SCREENSHOT_DIR"):
+                    shutil.copy(tmp_path / f"{name}.png", os.environ["XAI_SCREENSHOT_DIR"])
+            assert page.locator("[data-testid='stException']").count() == 0
+        finally:
+            browser.close()
