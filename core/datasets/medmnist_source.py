@@ -25,9 +25,23 @@ _md5_cache: dict[tuple[str, int, float], str] = {}
 
 
 def _medmnist_info(flag: str) -> dict:
-    import medmnist  # creates ~/.medmnist on import; imported lazily
+    """medmnist's metadata of ``flag``, from its ``medmnist/info.py`` alone: the package's ``__init__`` imports its
+    dataset classes and evaluator (scikit-learn, about 2 s at every start), and the registry needs only ``INFO``.
+    The module is loaded under its own name, so a later ``import medmnist`` reuses it."""
+    import importlib.util
+    import sys
 
-    return medmnist.INFO[flag]
+    info = sys.modules.get("medmnist.info")
+    if info is None:
+        spec = importlib.util.find_spec("medmnist")
+        if spec is None or not spec.submodule_search_locations:
+            raise DatasetError("the medmnist package is missing: pip install -r requirements.txt")
+        path = Path(list(spec.submodule_search_locations)[0]) / "info.py"
+        spec = importlib.util.spec_from_file_location("medmnist.info", path)
+        info = importlib.util.module_from_spec(spec)
+        sys.modules["medmnist.info"] = info
+        spec.loader.exec_module(info)
+    return info.INFO[flag]
 
 
 class MedMNISTSource(Source):

@@ -392,3 +392,19 @@ def test_an_unreadable_class_folder_is_listed_as_skipped(tmp_path, monkeypatch):
     ds = load_dataset("folder", split="train", root=tree)
     assert ds.classes == ("cats", "dogs")
     assert any(name.endswith("birds") and "cannot be read" in reason for name, reason in ds.extras["skipped"])
+
+
+def test_the_registry_reads_medmnists_metadata_without_importing_the_package():
+    """``import core`` lists the MedMNIST datasets from medmnist's ``info.py`` alone (the package's ``__init__``
+    imports scikit-learn and its dataset classes: about 2 s at every start); a later ``import medmnist`` shares it."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    code = ("import sys, core; loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'medmnist'); "
+            "print(loaded, 'pathmnist' in core.list_datasets()); import medmnist; "
+            "print(medmnist.INFO is sys.modules['medmnist.info'].INFO)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["['medmnist.info'] True", "True"], out.stdout
