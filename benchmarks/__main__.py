@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "benchmarks/results/imported.csv")
     b.add_argument("--memory-estimate", action="store_true",
                    help="the engine's memory estimate against the measured peak, per method at high settings")
+    b.add_argument("--estimates", action="store_true",
+                   help="every time estimate (training, the Explain sidebar, Quality, a whole-split run, Compare) "
+                        "against the measured time, on the demo model; writes benchmarks/results/estimates.csv")
     return b
 
 

@@ -794,6 +794,10 @@ def main(args) -> int:
         from benchmarks.memory_estimate import report as memory_report
 
         print("\n" + memory_report(args.model))
+    if getattr(args, "estimates", False):
+        from benchmarks.estimates import report as estimates_report
+
+        print("\n" + estimates_report(args.model))
     if getattr(args, "inference_passes", False):
         from benchmarks.lime_adaptive import passes_report
 

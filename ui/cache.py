@@ -188,13 +188,14 @@ def warm_up_in_background() -> threading.Thread:
     return thread
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def forward_seconds(model_path: str, weights_sha256: str) -> float:
-    """Seconds per image of one forward pass of this model, measured once (for time estimates)."""
-    from core.explainers.engine import model_image_seconds
+def estimator(model_path: str, weights_sha256: str):
+    """The time estimates of this model (:class:`core.explainers.timing.Estimator`): its pass rates and each
+    method's rate, measured once per model after a warm-up and kept while the cached model lives, so an estimate
+    is the same on every run of the page."""
+    from core.explainers.timing import estimator_for
 
     m, card = model(model_path, weights_sha256)
-    return model_image_seconds(m, (card.channels, card.input_size, card.input_size))
+    return estimator_for(m, (card.channels, card.input_size, card.input_size))
 
 
 def clear_all() -> None:

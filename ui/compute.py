@@ -15,6 +15,7 @@ import numpy as np
 import streamlit as st
 
 import core
+from core.eta import format_left
 from core.explainers import get_method
 from core.jobs import Job
 from core.present import captions
@@ -52,11 +53,31 @@ def running(page: str) -> Job | None:
     return found[0] if found else None
 
 
+def expected_seconds(sel: Selection, images: int, methods: Sequence[str], params: dict[str, dict]) -> list[float | None]:
+    """Seconds each method is expected to take on ``images`` images of this model: its measured rate, kept per model
+    for the server's life (:func:`core.explainers.timing.estimator_for`), times the work it is expected to do;
+    ``None`` where it cannot be estimated."""
+    from core.explainers.timing import estimator_for
+
+    est = estimator_for(sel.model, (sel.card.channels, sel.card.input_size, sel.card.input_size))
+    out: list[float | None] = []
+    for m in methods:
+        try:
+            out.append(est.seconds(m, images=images, **params.get(m, {})))
+        except core.XaiError:
+            out.append(None)
+    return out
+
+
 def _submit(sel: Selection, images: Sequence[np.ndarray], missing: list[str], params: dict[str, dict],
             targets: Sequence[int], request: str, keys: Keys, selections: dict) -> Job:
     def work(progress, cancel):
         errors: list[str] = []
-        report = staged(progress)  # a step per method, in model images
+        expected = expected_seconds(sel, len(images), missing, params)
+        report = staged(progress, expected)  # a step per method, in model images; the time left is the whole job's
+        if all(e is not None for e in expected):
+            progress(0, len(missing) * UNITS, f"{len(missing)} method{'s' * (len(missing) != 1)} on {len(images)} "
+                     f"image{'s' * (len(images) != 1)} · {format_left(sum(expected))}")
         for k, m in enumerate(missing):
             title = get_method(m).title
             try:

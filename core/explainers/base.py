@@ -123,8 +123,9 @@ class Explainer:
     #: images per ``attribute`` call for batched methods (memory vs speed); ``explain_batch(chunk_size=...)``
     chunk_size: ClassVar[int] = 64
     #: what one unit of the map means, so that only maps in the same units share a colour scale: "relative"
-    #: (scaled per image, CAMs), "gradient" (derivative of the class logit), "logit" (contribution to the class
-    #: logit), "probability" (LIME's coefficients of the class probability), "squared"
+    #: (scaled per image, CAMs), "gradient" (derivative of the class logit), "logit" (each pixel's contribution to the
+    #: class logit), "logit drop per window" (Occlusion), "probability" (LIME's coefficients of the class
+    #: probability), "squared"
     units: ClassVar[str] = "logit"
     #: architecture traits (``core.modelling.architectures.TRAITS``) the method needs, each with the reason shown where a
     #: model lacks it: the method is then not offered for that model (and the engine refuses it)
@@ -141,6 +142,10 @@ class Explainer:
     #: the method finds the predicted class itself in its own forward pass (``attribute`` gets ``targets=None``
     #: and sets :attr:`predicted`), which saves the engine a forward pass
     predicts_target: ClassVar[bool] = False
+    #: the path its model images take, whose measured rate its time estimate starts from (:mod:`.timing`):
+    #: "fast" (forward only, through :mod:`core.modelling.inference`), "forward" (plain torch) or "gradient"
+    #: (forward and backward); ``None``: "gradient" if it :attr:`needs_gradients`, else "forward"
+    passes: ClassVar[Literal["fast", "forward", "gradient"] | None] = None
 
     def __init__(self, model: nn.Module, background: torch.Tensor | None = None) -> None:
         self.model = model
@@ -206,6 +211,38 @@ class Explainer:
     def cost(cls, params: dict[str, Any], model: nn.Module, image_shape: tuple[int, ...]) -> int:
         """Model images (forward or forward + backward) per explained image, roughly: the unit of progress."""
         return 1
+
+    @classmethod
+    def expected_cost(cls, params: dict[str, Any], model: nn.Module, image_shape: tuple[int, ...]) -> float:
+        """Model images per explained image that a call is expected to take, by the method's own rule (for time
+        estimates): :meth:`cost`, unless the method may stop sooner (adaptive LIME: its expected samples)."""
+        return float(cls.cost(params, model, image_shape))
+
+    @classmethod
+    def passes_for(cls, params: dict[str, Any]) -> str:
+        """The path these parameters' model images take (see :attr:`passes`)."""
+        return cls.passes or ("gradient" if cls.needs_gradients else "forward")
+
+    @classmethod
+    def expected_checks(cls, params: dict[str, Any], model: nn.Module, image_shape: tuple[int, ...]) -> float:
+        """For a method that checks its own answer as it goes: the samples summed over the checks a call is expected
+        to make on its way to its stopping point (adaptive LIME: a stability check after each round, each over all
+        the samples so far, so that their time grows with the square of the rounds; :mod:`.timing` adds it apart
+        from the model images, at :meth:`check_seconds` each). 0 for the others."""
+        return 0.0
+
+    @classmethod
+    def check_seconds(cls, params: dict[str, Any], model: nn.Module, image_shape: tuple[int, ...]) -> float:
+        """For a method that checks as it goes (:meth:`expected_checks`): seconds per checked sample on this model
+        and machine, timed by the method itself as the checks run."""
+        return 0.0
+
+    @classmethod
+    def probe_params(cls, params: dict[str, Any], units: int, image_shape: tuple[int, ...]) -> dict[str, Any] | None:
+        """``params`` changed to cost about ``units`` model images per image, all else kept: the cheap calls that
+        measure this method's rate on a model (:mod:`.timing`). ``None``: the cost has no such scale (it is the
+        model's or the image's), so only the real parameters can be timed."""
+        return None
 
     @classmethod
     def peak_images(cls, params: dict[str, Any], image_shape: tuple[int, ...], chunk: int) -> int:

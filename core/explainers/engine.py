@@ -262,21 +262,3 @@ def explain(model: nn.Module, image: torch.Tensor | np.ndarray, method: str, tar
     x = as_images(image, single=True, value_range=value_range(model))
     return explain_batch(model, x, method, targets=target, background=background, progress=progress, cancel=cancel,
                          **params)[0]
-
-
-def model_image_seconds(model: nn.Module, image_shape: tuple[int, ...], n: int = 64) -> float:
-    """Seconds per image of one plain forward pass, in a batch of ``n`` (a quick measurement for estimates)."""
-    x = torch.rand((n, *image_shape), generator=torch.Generator().manual_seed(0)).to(model_device(model))
-    logits(model, x[:2])  # warm-up
-    t0 = time.perf_counter()
-    logits(model, x)
-    return (time.perf_counter() - t0) / n
-
-
-def estimate_seconds(method: str, model: nn.Module, image_shape: tuple[int, ...], forward_seconds: float,
-                     **params: Any) -> float:
-    """Rough seconds per image of ``method``: its declared model images per image times the cost of one
-    (a forward pass, or about three for forward and backward). For "this will take about a minute"."""
-    cls = EXPLAINERS.get(method)
-    full = resolve_params(method, model, **params)
-    return cls.cost(full, model, image_shape) * forward_seconds * (3.0 if cls.needs_gradients else 1.0)

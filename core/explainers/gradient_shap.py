@@ -37,6 +37,10 @@ class GradientShap(Explainer):
     def cost(cls, params, model, image_shape):
         return params["n_samples"]
 
+    @classmethod
+    def probe_params(cls, params, units, image_shape):
+        return {**params, "n_samples": int(min(1024, max(1, units)))}
+
     def attribute(self, x, targets, *, seeds, progress, n_samples, stdev, baselines):
         kinds = BASELINES if baselines == "all" else (baselines,)
         base = torch.cat([make_baseline(x, k, seeds, self.model) for k in kinds])

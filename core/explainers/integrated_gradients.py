@@ -55,6 +55,10 @@ class IntegratedGradients(Explainer):
     def cost(cls, params, model, image_shape):
         return params["n_steps"] + 2  # the path, and the input and baseline for the output difference
 
+    @classmethod
+    def probe_params(cls, params, units, image_shape):
+        return {**params, "n_steps": int(min(512, max(4, round((units - 2) / 4) * 4)))}
+
     def attribute(self, x, targets, *, seeds, progress, n_steps, baseline, integration, internal_batch_size):
         base = make_baseline(x, baseline, seeds, self.model)
         attr, delta = _IG(self.model).attribute(

@@ -14,12 +14,18 @@ Every model pass goes through the fast inference path (:mod:`core.modelling.infe
 """
 from __future__ import annotations
 
+import math
+import statistics
+import threading
+import time
+import weakref
 from typing import Any
 
 import numpy as np
 import torch
 from lime import lime_image
 from lime.wrappers.scikit_image import SegmentationAlgorithm
+from torch import nn
 
 from core.explainers.base import Attribution, Explainer, Param, seed_param
 from core.explainers.lime_stability import assess, kernel_distances, samples_to_reach
@@ -30,6 +36,13 @@ HIDE = {"mean": None, "black": 0.0, "grey": 0.5}
 MODES = ("adaptive", "fixed")
 #: the stability that fixed-count LIME's "samples to reach" figure aims at (the adaptive default)
 DEFAULT_TARGET = 0.9
+#: (samples, run-to-run Spearman ρ): LIME's agreement with itself at a known count, from which the adaptive mode's
+#: expected samples are stepped (:func:`expected_samples`): LIME-1000's median run-to-run ρ on the demo model, 0.86
+#: (README, "LIME at demo speed"; 10 test images, 2 runs each)
+TYPICAL_AGREEMENT = (1000, 0.86)
+#: superpixels assumed for a time estimate where the segmentation's count is not a parameter (quickshift,
+#: felzenszwalb): SLIC's default
+TYPICAL_SUPERPIXELS = 50
 
 # lime 0.2 always draws a tqdm bar on stdout (no switch); the app and CLI report progress themselves.
 lime_image.tqdm = lambda iterable, *args, **kwargs: iterable
@@ -53,6 +66,101 @@ def fudged_image(image: np.ndarray, segments: np.ndarray, hide: float | None) ->
     else:
         fudged[:] = hide
     return fudged
+
+
+def expected_samples(target: float, max_samples: int, round_size: int, superpixels: int = 0,
+                     typical: tuple[int, float] = TYPICAL_AGREEMENT) -> int:
+    """The samples adaptive LIME is expected to stop at, by its own stopping rule: the count at which the predicted
+    run-to-run ρ reaches ``target``, stepped from ``typical`` (n0 samples gave ρ0) by the Spearman-Brown formula
+    that the rule predicts with (``n = n0 * target (1 - ρ0) / (ρ0 (1 - target))``); then the first round at or past
+    it, never below two samples per superpixel (the rule does not stop there), at most ``max_samples``.
+
+    >>> expected_samples(0.9, 2000, 100)   # 1,465 by Spearman-Brown from (1000, 0.86): stopped after 15 rounds
+    1500
+    """
+    n0, r0 = typical
+    need = n0 * target * (1.0 - r0) / (r0 * (1.0 - target))
+    need = max(need, min(2 * superpixels, max_samples))
+    return int(min(max_samples, math.ceil(need / round_size) * round_size))
+
+
+def _superpixels(params: dict[str, Any]) -> int:
+    """The superpixels a time estimate assumes: SLIC's asked-for count, else :data:`TYPICAL_SUPERPIXELS`."""
+    return int(params["n_segments"]) if params["segmentation"] == "slic" else TYPICAL_SUPERPIXELS
+
+
+def check_points(max_samples: int, round_size: int, superpixels: int, stop_at: int) -> list[int]:
+    """The sample counts at which adaptive LIME checks its stability on its way to ``stop_at`` samples: after each
+    round, from two samples per superpixel on (as :meth:`Lime.attribute` does).
+
+    >>> check_points(2000, 100, 40, 500)
+    [100, 200, 300, 400, 500]
+    """
+    first, stop = min(2 * superpixels, max_samples), min(stop_at, max_samples)
+    counts, n = [], 0
+    while n < stop:
+        n = min(n + round_size, max_samples)
+        if n >= first:
+            counts.append(n)
+    return counts
+
+
+#: samples of the timed checks (:func:`seconds_per_check`): the default's expected stop
+CHECK_SAMPLES = 1500
+#: seconds the fast-path pass of each timed round aims at, at most
+CHECK_PASS_SECONDS = 0.1
+#: rounds timed with a check and without, each (the first of each apart: a warm-up)
+CHECK_ROUNDS = 4
+_check_rates: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, float]]" = weakref.WeakKeyDictionary()
+_check_lock = threading.Lock()
+
+
+def seconds_per_check(model: nn.Module, image_shape: tuple[int, ...], superpixels: int, k: int,
+                      round_size: int) -> float:
+    """Seconds per checked sample of adaptive LIME's stability checks (:func:`core.explainers.lime_stability.assess`)
+    on ``model`` on this machine, as they run: between rounds of the model's fast-path passes. Timed once per model,
+    input shape and settings (:func:`_time_checks`), and kept while the model lives."""
+    key = (tuple(int(d) for d in image_shape), max(2, int(superpixels)), int(k), int(round_size))
+    with _check_lock:
+        known = _check_rates.setdefault(model, {})
+        if key not in known:
+            known[key] = _time_checks(model, *key)
+        return known[key]
+
+
+def _time_checks(model: nn.Module, image_shape: tuple[int, ...], superpixels: int, k: int, round_size: int) -> float:
+    """A check over :data:`CHECK_SAMPLES` random samples (it does the same work whatever the model said), timed as
+    it runs: rounds of fast-path passes (a round's images, at most :data:`CHECK_PASS_SECONDS` of them) each followed
+    by a check, less the same rounds alone; per checked sample. The libraries' thread pools get in each other's way
+    when they take turns: on 2 cores a round and a check over 1,000 samples took 57 ms longer than the round alone,
+    where the check alone took 8 ms."""
+    from core.explainers.timing import probe_images
+    from core.modelling.prediction import model_device
+
+    x = probe_images(image_shape, max(2, min(round_size, 128))).to(model_device(model))
+
+    def seconds(call) -> float:
+        t0 = time.perf_counter()
+        call()
+        return time.perf_counter() - t0
+
+    one = seconds(lambda: forward_probabilities(model, x[:2], batch_size=2)) / 2  # and the warm-up
+    m = int(max(2, min(len(x), CHECK_PASS_SECONDS / max(one, 1e-9))))
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 2, (CHECK_SAMPLES, superpixels))
+    y = (data @ rng.normal(0.0, 0.05, superpixels) + rng.normal(0.0, 0.05, CHECK_SAMPLES)).astype(np.float32)
+
+    def one_round(check: bool) -> None:
+        forward_probabilities(model, x[:m], batch_size=m)
+        if check:
+            assess(data, y, k)
+
+    def rounds(check: bool) -> float:
+        times = [seconds(lambda: one_round(check)) for _ in range(CHECK_ROUNDS)]
+        return statistics.median(times[1:])
+
+    alone = rounds(False)
+    return max(0.0, rounds(True) - alone) / CHECK_SAMPLES
 
 
 def masked_images(image: torch.Tensor, fudged: torch.Tensor, segments: np.ndarray, rows: np.ndarray) -> torch.Tensor:
@@ -126,6 +234,38 @@ class Lime(Explainer):
     @classmethod
     def cost(cls, params, model, image_shape):
         return params["num_samples"] if params["mode"] == "fixed" else params["max_samples"]
+
+    passes = "fast"  # every model call goes through the fast inference path
+
+    @classmethod
+    def expected_cost(cls, params, model, image_shape):
+        if params["mode"] == "fixed":
+            return float(params["num_samples"])
+        return float(expected_samples(params["stability_target"], params["max_samples"], params["round_size"],
+                                      _superpixels(params)))
+
+    @classmethod
+    def expected_checks(cls, params, model, image_shape):
+        if params["mode"] == "fixed":
+            return 0.0  # one check, over its samples: it grows in step with them, in the rate per sample
+        stop = int(cls.expected_cost(params, model, image_shape))
+        return float(sum(check_points(params["max_samples"], params["round_size"], _superpixels(params), stop)))
+
+    @classmethod
+    def check_seconds(cls, params, model, image_shape):
+        superpixels = _superpixels(params)
+        return seconds_per_check(model, tuple(image_shape), superpixels, min(params["top_k"], superpixels),
+                                 params["round_size"])
+
+    @classmethod
+    def probe_params(cls, params, units, image_shape):
+        if params["mode"] == "fixed":
+            return {**params, "num_samples": int(min(20000, max(10, units)))}
+        # the same rounds and checks, run to the maximum (a target that a few hundred samples do not reach), in
+        # whole rounds: a last short round's small batch is dearer per sample than any of the real run's
+        rounds = max(1, round(units / params["round_size"]))
+        return {**params, "max_samples": int(min(20000, max(50, rounds * params["round_size"]))),
+                "stability_target": 0.99}
 
     def attribute(self, x, targets, *, seeds, progress, mode, num_samples, max_samples, stability_target, top_k,
                   round_size, segmentation, n_segments, compactness, kernel_size, max_dist, scale, num_features,

@@ -1,4 +1,6 @@
 """Occlusion (Zeiler & Fergus, 2014), via captum."""
+import math
+
 import torch
 from captum.attr import Occlusion as _Occlusion
 
@@ -27,6 +29,10 @@ class Occlusion(Explainer):
         seed_param(),
     )
 
+    # not a per-pixel contribution to the logit (as Integrated Gradients' is, summing to f(x) - f(baseline)): each
+    # pixel holds the logit's drop when a whole window around it is hidden, so it is many times larger, and a scale
+    # shared with a per-pixel method turned that method's maps black
+    units = "logit drop per window"
     chunk_size = 16
 
     peak_param = "batch_size"
@@ -42,6 +48,17 @@ class Occlusion(Explainer):
         if win > min(h, w):
             return 1
         return ((h - win) // step + 1) * ((w - win) // step + 1) + 1
+
+    passes = "fast"  # the occluded copies go through the fast inference path
+
+    @classmethod
+    def probe_params(cls, params, units, image_shape):
+        # the same window at a stride that gives about ``units`` windows (each is one model image at any stride), at
+        # most the window (no pixel left out)
+        _, h, w = image_shape
+        side = max(2.0, (max(units, 2) - 1) ** 0.5)
+        stride = math.ceil((min(h, w) - params["window"]) / (side - 1)) if params["window"] < min(h, w) else 1
+        return {**params, "stride": int(min(params["window"], max(1, stride)))}
 
     def attribute(self, x, targets, *, seeds, progress, window, stride, baseline, batch_size):
         c, h, w = x.shape[1:]

@@ -45,6 +45,10 @@ class ShapGradient(Explainer):
     def cost(cls, params, model, image_shape):
         return params["n_samples"]
 
+    @classmethod
+    def probe_params(cls, params, units, image_shape):
+        return {**params, "n_samples": int(min(2048, max(1, units)))}
+
     def attribute(self, x, targets, *, seeds, progress, background_size, n_samples):
         target, seed = int(targets[0]), seeds[0]
         if self.background is not None and len(self.background):

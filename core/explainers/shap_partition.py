@@ -39,6 +39,12 @@ class ShapPartition(Explainer):
     def cost(cls, params, model, image_shape):
         return params["max_evals"]
 
+    passes = "fast"  # every model call goes through the fast inference path
+
+    @classmethod
+    def probe_params(cls, params, units, image_shape):
+        return {**params, "max_evals": int(min(20000, max(20, units)))}
+
     def attribute(self, x, targets, *, seeds, progress, masker, max_evals, batch_size):
         target = int(targets[0])
         device = x.device

@@ -55,6 +55,10 @@ class _NoiseTunnelExplainer(Explainer):
         return params["n_samples"] * (BASES[params["base"]][1].get("n_steps", 1))
 
     @classmethod
+    def probe_params(cls, params, units, image_shape):
+        return {**params, "n_samples": int(min(512, max(1, units // BASES[params["base"]][1].get("n_steps", 1))))}
+
+    @classmethod
     def peak_images(cls, params, image_shape, chunk):
         copies = chunk * min(params["n_samples"], params["batch_size"])  # noisy copies per pass
         return max(copies, BASES[params["base"]][1].get("internal_batch_size", 0))

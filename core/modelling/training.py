@@ -317,6 +317,41 @@ def _evaluate(model: nn.Module, ds) -> tuple[float, np.ndarray]:
     return float(nll.mean()), proba
 
 
+#: train steps timed after the first (which carries the warm-up) before the time left is shown: one step is too
+#: short to time on its own
+SETTLE_STEPS = 3
+#: seconds the timing of each evaluation pass before training may take (:func:`_evaluation_rates`)
+RATE_BUDGET = 1.0
+
+
+def _evaluation_rates(model: nn.Module, ds) -> tuple[float, float]:
+    """Seconds per image of the two passes the evaluations make, on images of ``ds`` at the batch those passes use
+    (:data:`core.modelling.prediction.BATCH_SIZE`; doubled up to it within :data:`RATE_BUDGET`, see
+    :func:`core.eta.seconds_per_item`: 16 images gave half the time per image of a batch of 256): a prediction pass
+    (validation, the test predictions) and a feature pass (the out-of-distribution statistics of
+    :mod:`core.modelling.ood`). Eval mode, no gradient, no random draw: the training that follows is the same."""
+    from core.eta import seconds_per_item
+    from core.modelling import ood
+    from core.modelling.prediction import BATCH_SIZE, predict_proba
+
+    x = ds.batch(np.arange(min(BATCH_SIZE, len(ds))))
+    predict = seconds_per_item(lambda n: predict_proba(model, x[:n]), len(x), budget=RATE_BUDGET, repeats=0)
+    try:
+        features = seconds_per_item(lambda n: ood.features(model, x[:n]), len(x), budget=RATE_BUDGET, repeats=0)
+    except ValueError:  # a model without the layers the statistics read: the evaluation skips them
+        features = 0.0
+    return predict, features
+
+
+def _final_evaluation_seconds(rates: tuple[float, float], n_train: int, n_val: int, n_test: int) -> float:
+    """The evaluation after the last epoch (:func:`core.modelling.evaluation.compute`): the test split predicted,
+    and the feature pass over the training images the statistics are fitted on, the validation and the test split."""
+    from core.modelling.ood import MAX_FIT_IMAGES
+
+    predict, features = rates
+    return n_test * predict + (min(n_train, MAX_FIT_IMAGES) + n_val + n_test) * features
+
+
 def _score(m: dict[str, Any]) -> tuple:
     """How epochs are ranked on val: balanced accuracy, then ROC AUC (both higher is better)."""
     return (round(m["balanced_accuracy"], 6), m["roc_auc"] if m["roc_auc"] is not None else 0.0)
@@ -390,6 +425,8 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
         mean, std = train_ds.channel_stats()
         model = build_model(cfg.arch, len(classes), channels, mean, std)
     frozen = _freeze(model, cfg.freeze)
+    # on the CPU, where the final evaluation runs (below); not part of the training's time
+    rates = _evaluation_rates(model, val_ds if len(val_ds) else train_ds)
     model.to(device)
     opt = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
@@ -405,20 +442,22 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
                                           "device": str(device), "class_weighting_applied": weight is not None})
 
     t0 = time.perf_counter()
-    clock = UnitClock()  # train steps, from the first one done (it carries the warm-up)
-    val_seconds: float | None = None  # one validation pass, measured after the first epoch
+    clock = UnitClock(settle=SETTLE_STEPS)  # train steps, from the first one done (it carries the warm-up)
+    gap_seconds: float | None = None  # the last time between two epochs' steps (validation and bookkeeping)
+    paused = 0.0  # all the time between epochs' steps so far: the step clock runs without it
+
+    def evaluation_left() -> float:
+        return _final_evaluation_seconds(rates, n_train, len(val_ds), len(test_ds))
 
     def left(step: int) -> float | None:
-        """Steps left at the measured rate, plus the validations still to run and the test evaluation: one
-        validation's measured time (before the first: its forward passes at a third of a train step each)."""
-        train = clock.left(step, total)
+        """Steps left at their measured rate (the time between epochs left out of it), plus the time between the
+        epochs still to end (the last one measured; before the first, its validation pass from the measured seconds
+        per image, see :func:`_evaluation_rates`) and the final evaluation."""
+        train = clock.left(step, total, now=time.monotonic() - paused)
         if train is None:
             return None
-        per_step = train / max(1, total - step) if total > step else 0.0
-        passes = -(-len(val_ds) // cfg.batch_size)
-        val = val_seconds if val_seconds is not None else passes * per_step / 3
-        test = -(-len(test_ds) // cfg.batch_size) * per_step / 3
-        return train + val * (cfg.epochs - len(history)) + test
+        gap = gap_seconds if gap_seconds is not None else len(val_ds) * rates[0]
+        return train + gap * (cfg.epochs - len(history)) + evaluation_left()
 
     step = 0
     history: list[dict[str, Any]] = []
@@ -447,9 +486,8 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
                 run_right += int((out.argmax(1) == yb).sum())
                 notify(TrainProgress(epoch, cfg.epochs, step, total, loss.item(), f"epoch {epoch}/{cfg.epochs}",
                                      seconds_left=left(step)))
-            t_val = time.perf_counter()
+            t_val = time.monotonic()
             val_loss, val_proba = _evaluate(model, val_ds)
-            val_seconds = time.perf_counter() - t_val
             vm = classification_metrics(val_ds.labels, val_proba, classes)
             record = {"epoch": epoch, "train_loss": run_loss / n_train, "train_accuracy": run_right / n_train,
                       "val_loss": val_loss, "val_accuracy": vm["accuracy"], "val_balanced_accuracy": vm["balanced_accuracy"],
@@ -459,6 +497,8 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
                 best = {"epoch": epoch, "val": vm, "state": copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})}
             record["best_epoch"] = best["epoch"]
             tracker.metrics({k: v for k, v in record.items() if k not in ("epoch", "best_epoch")}, step=epoch)
+            gap_seconds = time.monotonic() - t_val
+            paused += gap_seconds
             notify(TrainProgress(epoch, cfg.epochs, step, total, record["train_loss"], f"epoch {epoch}/{cfg.epochs} done",
                                  seconds_left=left(step), history=list(history)))
     except Cancelled as exc:
@@ -474,7 +514,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
 
     notify(TrainProgress(len(history), cfg.epochs, step, total, math.nan,
                          f"evaluating on the test split ({len(test_ds):,} images: metrics, calibration, "
-                         "out-of-distribution statistics)"))
+                         "out-of-distribution statistics)", seconds_left=evaluation_left()))
     status = "complete"
     if cancelled is not None:
         status = (f"cancelled during epoch {len(history) + 1} of {cfg.epochs}: the best epoch so far "
@@ -511,7 +551,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, models_dir: str 
     )
     model.cpu()
     results = evaluation.compute(model, card, test_ds, train_ds, val_ds)
-    notify(TrainProgress(len(history), cfg.epochs, step, total, math.nan, "saving the model"))
+    notify(TrainProgress(len(history), cfg.epochs, step, total, math.nan, "saving the model", seconds_left=0.0))
     card.metrics = results.metrics
     path = save_model(model, card, root, extra_files=results.files)
     model.to(device).eval()

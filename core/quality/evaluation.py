@@ -20,12 +20,57 @@ from core.quality.registry import get_metric
 from core.quality.report import Cell, QualityReport
 from core.quality.store import cell_key, read_cell, write_cell
 
-#: ``progress(stage, stages, label, done, total)``
+#: ``progress(stage, stages, label, done, total)``. A progress callable with a ``plan`` attribute (see
+#: :func:`ui.progress.staged`) is first given the seconds each stage is expected to take (:func:`stage_seconds`).
 StageProgress = Callable[[int, int, str, int, int], None]
+#: what each category of metric does with the model, for its time estimate: perturbed copies pushed through it
+#: (faithfulness), nothing (the maps alone), or the method run again (stability, sanity)
+READS_THE_MAPS = ("localisation", "complexity")
 
 
 def sample_indices(n_total: int, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_total, size=min(n, n_total), replace=False))
+
+
+def metric_seconds(metric, method: str, n: int, passes, has_masks: bool = True, has_marker: bool = True) -> float | None:
+    """Seconds ``metric`` (an instance) is expected to take over the maps of ``n`` images, from the measured pass
+    rates (``passes.of(path)``: :class:`core.explainers.timing.PassRates` or an ``Estimator``): none for a metric
+    that does not apply or reads the maps alone; deletion and insertion push ``n x (steps + 1)`` copies through the
+    fast path; ``None`` (not known before it runs) for the others, which run the method again or impute removed
+    pixels."""
+    from core.quality.perturbation import CurveMetric
+
+    if metric.applies(method, has_masks, has_marker) or metric.category in READS_THE_MAPS:
+        return 0.0
+    if isinstance(metric, CurveMetric):
+        return n * (metric.steps + 1) * passes.of("fast")
+    return None
+
+
+def stage_seconds(model, images, methods: Sequence[str], metrics: Sequence[str], params: dict[str, dict],
+                  metric_params: dict[str, dict], todo: dict[str, set[str]], has_masks: bool = True,
+                  has_marker: bool = True) -> list[float | None]:
+    """The seconds each stage of :func:`evaluate` is expected to take, in its order (per method: the maps, then each
+    metric): measured rates (:func:`core.explainers.timing.estimator_for`) times each stage's work; 0 for a stage
+    whose cells are stored already (``todo``: the metrics still to compute per method)."""
+    from core.explainers.timing import estimator_for
+
+    est = estimator_for(model, tuple(images.shape[1:]))
+    out: list[float | None] = []
+    for method in methods:
+        out.append(est.seconds(method, images=len(images), **params.get(method, {})) if todo[method] else 0.0)
+        for metric in metrics:
+            m = get_metric(metric)(**metric_params[metric])
+            out.append(metric_seconds(m, method, len(images), est, has_masks, has_marker)
+                       if metric in todo[method] else 0.0)
+    return out
+
+
+def _method_params(method: str, params: dict[str, dict] | None, seed: int) -> dict:
+    p = dict((params or {}).get(method, {}))
+    if get_method(method).stochastic and "seed" not in p:
+        p["seed"] = seed
+    return p
 
 
 def evaluate(model, ds, methods: Sequence[str], metrics: Sequence[str], n: int = 100, seed: int = 0,
@@ -56,11 +101,20 @@ def evaluate(model, ds, methods: Sequence[str], metrics: Sequence[str], n: int =
                 progress(stage, stages, label, done, total)
         return tick
 
+    def stored(method: str, metric: str) -> bool:
+        key = cell_key(weights, ds.info.name, ds.split, idx, method, _method_params(method, params, seed), metric,
+                       metric_params[metric])
+        return cache is not None and (cache / f"{key}.json").is_file()
+
+    plan = getattr(progress, "plan", None)
+    if plan is not None:
+        todo_all = {m: {q for q in metrics if not stored(m, q)} for m in methods}
+        plan(stage_seconds(model, images, methods, metrics, {m: _method_params(m, params, seed) for m in methods},
+                           metric_params, todo_all, masks is not None, marker is not None))
+
     for method in methods:
         cls = get_method(method)
-        p = dict((params or {}).get(method, {}))
-        if cls.stochastic and "seed" not in p:
-            p["seed"] = seed
+        p = _method_params(method, params, seed)
         todo, found = [], {}
         for metric in metrics:
             key = cell_key(weights, ds.info.name, ds.split, idx, method, p, metric, metric_params[metric])

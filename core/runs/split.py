@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 from core import config
 from core.cancel import CancelToken
 from core.errors import ParameterError, RunError
+from core.eta import UnitClock
 from core.runs import store
 from core.runs.plan import (PART_SIZE, SCHEMA_VERSION, SEED_RULE, SLOW_COST, RunPlan, check_slow, format_seconds,
                             select_ids)
@@ -41,16 +42,19 @@ def _now() -> str:
 def plan_run(model: str | os.PathLike, dataset: str | None, split: str, methods: Sequence[str], *,
              params: dict[str, dict[str, Any]] | None = None, seed: int = 0, targets: str = "predicted",
              limit: int | None = None, sample: int | None = None, data_dir: str | os.PathLike | None = None,
-             part_size: int = PART_SIZE) -> tuple[RunPlan, dict[str, Any]]:
+             part_size: int = PART_SIZE, batch_size: int = 32) -> tuple[RunPlan, dict[str, Any]]:
     """The plan of a run and its cost estimate, before anything is computed.
 
-    The estimate is images x each method's declared model images per image x one measured forward batch (about
-    three forward passes for a forward and backward); slow methods over many images are refused here
+    The estimate is each method's measured rate on this model (:class:`core.explainers.timing.Estimator`: its own
+    probe calls, or the rate of the path its passes take) times the images and the model images each is expected
+    to take (adaptive LIME's expected samples, not its maximum), in the run's batches of ``batch_size``, plus the
+    run's own prediction pass per batch. Slow methods over many images are refused here
     (:func:`core.runs.plan.check_slow`), with the estimate in the message.
     """
     from core.datasets import load_dataset
     from core.explainers import get_method, list_methods
-    from core.explainers.engine import estimate_seconds, model_image_seconds, resolve_params
+    from core.explainers.engine import resolve_params
+    from core.explainers.timing import Estimator
     from core.modelling.cards import fit_dataset
     from core.modelling.checkpoints import load_model, resolve_model_path
     from core.modelling.data_roots import locate
@@ -90,15 +94,17 @@ def plan_run(model: str | os.PathLike, dataset: str | None, split: str, methods:
                    ids=tuple(int(i) for i in ids), selection=selection, methods=resolved, seed=int(seed),
                    targets=targets, part_size=part_size, classes=tuple(card.classes))
     shape = tuple(ds.batch([0]).shape[1:])
-    forward = model_image_seconds(net, shape, n=min(64, max(2, len(ids))))
+    est = Estimator(net, shape)
+    forward = est.of("forward")
     per_method = {}
     for m in names:
         cost = int(get_method(m).cost(resolved[m], net, shape))
-        per_image = estimate_seconds(m, net, shape, forward, **resolved[m])
-        per_method[m] = {"model_images_per_image": cost, "seconds_per_image": per_image,
-                         "seconds": per_image * len(ids), "slow": cost >= SLOW_COST}
+        seconds = est.seconds(m, images=len(ids), chunk=batch_size, **resolved[m])
+        per_method[m] = {"model_images_per_image": cost,
+                         "expected_model_images_per_image": get_method(m).expected_cost(resolved[m], net, shape),
+                         "seconds_per_image": seconds / len(ids), "seconds": seconds, "slow": cost >= SLOW_COST}
     estimate = {"images": len(ids), "forward_seconds_per_image": forward, "methods": per_method,
-                "seconds": sum(v["seconds"] for v in per_method.values()),
+                "seconds": sum(v["seconds"] for v in per_method.values()) + len(ids) * forward,
                 "skipped_files": list(ds.extras.get("skipped", []))}
     check_slow(resolved, {m: v["model_images_per_image"] for m, v in per_method.items()},
                {m: v["seconds_per_image"] for m, v in per_method.items()}, len(ids), selection["rule"] == "sample")
@@ -148,7 +154,7 @@ def explain_split(model: str | os.PathLike, dataset: str | None, split: str, met
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ParameterError(f"workers must be at least 1, got {workers!r}")
     plan, estimate = plan_run(model, dataset, split, methods, params=params, seed=seed, targets=targets, limit=limit,
-                              sample=sample, data_dir=data_dir, part_size=part_size)
+                              sample=sample, data_dir=data_dir, part_size=part_size, batch_size=batch_size)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     old = store.read_plan(out)
@@ -178,14 +184,16 @@ def explain_split(model: str | os.PathLike, dataset: str | None, split: str, met
     total, already = len(plan.ids), sum(len(parts[k]) for k in entries)
 
     t0 = time.monotonic()
+    clock = UnitClock()  # the rate from the first batch done on: it carries the worker's start (model, data, warm-up)
 
     def report(done_now: int) -> None:
         if progress is None:
             return
-        rate = done_now / max(1e-9, time.monotonic() - t0)
-        left = (total - already - done_now) / rate if rate > 0 else None
+        per_image = clock.rate(done_now)
+        rate = 1.0 / per_image if per_image else done_now / max(1e-9, time.monotonic() - t0)
+        left = clock.left(done_now, total - already) if per_image else None
         progress(already + done_now, total, f"{rate:.1f} images/s" + (f", about {format_seconds(left)} left"
-                                                                       if left is not None and done_now else ""))
+                                                                       if left is not None else ""))
 
     def publish(k: int, data: bytes) -> None:
         entries[k] = store.write_part(out, store.part_name(parts[k]), data)

@@ -133,6 +133,10 @@ def test_slow_methods_are_refused_over_the_limit_with_the_estimate(tiny_model_di
     plan, estimate = plan_run(tiny_model_dir, None, "test", ["grad_cam", "lime"], sample=10)
     assert len(plan.ids) == 10 and estimate["methods"]["lime"]["slow"] and not estimate["methods"]["grad_cam"]["slow"]
     assert estimate["methods"]["lime"]["seconds"] > estimate["methods"]["grad_cam"]["seconds"] > 0
+    # adaptive LIME is estimated at the samples its stopping rule expects, not at its maximum
+    lime = estimate["methods"]["lime"]
+    assert lime["expected_model_images_per_image"] == 1500 and lime["model_images_per_image"] == 2000
+    assert estimate["seconds"] >= sum(m["seconds"] for m in estimate["methods"].values())  # and the run's predictions
 
 
 @pytest.fixture
