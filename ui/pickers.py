@@ -56,9 +56,13 @@ def trust_banner(card) -> None:
 
 
 def st_trust_box(reasons: Sequence[str], who: str = "this model") -> None:
-    """One warning box with every reason not to trust ``who``'s predictions."""
+    """One warning box with every reason not to trust ``who``'s predictions (in presentation mode, the first reason
+    and how many more, so that the maps fit the screen)."""
     reasons = list(dict.fromkeys(reasons))
-    if len(reasons) == 1:
+    if len(reasons) > 1 and st.session_state.get(state.PRESENT):  # a room sees the maps; the warning stays, shorter
+        st.warning(f"**Do not trust {who}'s predictions blindly:** {reasons[0]} (and {len(reasons) - 1} more "
+                   "reason(s): presentation mode off shows them).", icon=":material/warning:")
+    elif len(reasons) == 1:
         st.warning(f"**Do not trust {who}'s predictions blindly:** {reasons[0]}.", icon=":material/warning:")
     elif reasons:
         st.warning(f"**Do not trust {who}'s predictions blindly:**\n" + "\n".join(f"- {r}" for r in reasons),
@@ -200,21 +204,20 @@ def explain_cached(sel: Selection, images: Sequence[np.ndarray], method: str, pa
                               progress, compute, cancel)
 
 
-#: methods estimated slower than this (seconds per image) are named before the user picks them
+#: chosen methods estimated slower than this (seconds per image) are named under their parameters
 SLOW_SECONDS = 1.0
 
 
 def slow_methods_note(sel: Selection, params: dict[str, dict]) -> str:
-    """"Slow on this model: LIME ~3 s / image, ..." from the declared cost of each method (with the chosen
-    parameters where it is selected, else its defaults) and one measured forward pass."""
-    from core.explainers.engine import estimate_seconds
-
-    per_image = cache.forward_seconds(sel.model_path, sel.card.weights_sha256)
-    shape = (sel.card.channels, sel.card.input_size, sel.card.input_size)
+    """"Slow on this model (estimated per image): LIME ~3 s, ..." for the chosen methods (the keys of ``params``,
+    with their chosen parameters) that take at least :data:`SLOW_SECONDS` per image: each method's rate measured on
+    this model once, after a warm-up (:func:`ui.cache.estimator`), times the model images it is expected to take
+    (adaptive LIME: its expected samples, not its maximum)."""
+    est = cache.estimator(sel.model_path, sel.card.weights_sha256)
     slow = []
-    for m in core.list_methods(sel.model):  # only the methods offered for this model
+    for m, p in params.items():
         try:
-            s = estimate_seconds(m, sel.model, shape, per_image, **params.get(m, {}))
+            s = est.seconds(m, images=1, **p)
         except core.XaiError:
             continue
         if s >= SLOW_SECONDS:
