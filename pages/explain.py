@@ -150,7 +150,8 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
                  notes: dict[str, str] | None = None) -> list:
     """The original and one tile per map (LIME also gets its superpixel picture), every map drawn by the one drawing
     path in its colour rule with its colour bar under it, in rows that fill the width (at most four tiles; three,
-    with large titles, in presentation mode). Returns the tiles (image, caption, rule) for the exports."""
+    with large titles, in presentation mode; the rows as even as can be, every tile the same size). Returns the
+    tiles (image, caption, rule) for the exports."""
     original = render.smooth_resize(display, render.tile_side(min(display.shape[:2])))
 
     def outlined(tile):
@@ -167,10 +168,11 @@ def show_results(display, mask, card, results: list[core.Explanation], show: dic
             picture = render.superpixel_view(original, e.segments, weights, show["lime_n"])
             tiles.append((outlined(picture), f"LIME superpixels → {card.classes[e.target]} (red for, blue against)",
                           "signed", None))
-    per_row = PRESENT_PER_ROW if show["present"] else MAX_PER_ROW
+    most = PRESENT_PER_ROW if show["present"] else MAX_PER_ROW
+    per_row = -(-len(tiles) // -(-len(tiles) // most))  # as few rows as fit, as even as can be: one tile size for all
     for start in range(0, len(tiles), per_row):
         row = tiles[start : start + per_row]
-        for col, (img, caption, rule, e) in zip(st.columns(len(row)), row):
+        for col, (img, caption, rule, e) in zip(st.columns(per_row), row):
             tile(col, img, caption, rule, e, (notes or {}).get(e.method) if e is not None else None, show["present"])
     colour_rules([t[2] for t in tiles], "Each map is scaled on its own.")
     lime_weights(results, show)

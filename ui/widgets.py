@@ -75,13 +75,14 @@ def colour_bar(container: Any, rule: str) -> None:
 
     from core.present import render
 
-    # drawn 240 units wide and scaled to the tile: its 12-unit labels read at about 11 px under a 220 px tile and
-    # at about 20 px under a presentation tile of 400 px
+    # drawn 240 units wide and scaled to the tile: its 12-unit labels read at about 11 px under a 220 px tile and at
+    # about 30 px under a presentation tile of 600 px; object-fit "fill", as Streamlit's markdown images are
+    # "scale-down", which never draws the bar wider than its own 240 units
     svg = base64.b64encode(render.colorbar_svg(rule, width=240).encode()).decode()
     label = render.colorbar_label(rule)
+    style = "width:100%;height:auto;object-fit:fill;display:block"
     container.markdown(f'<img src="data:image/svg+xml;base64,{svg}" alt="{label}" aria-label="{label}" '
-                       f'class="xai-colour-bar" data-rule="{rule}" style="width:100%;display:block">',
-                       unsafe_allow_html=True)
+                       f'class="xai-colour-bar" data-rule="{rule}" style="{style}">', unsafe_allow_html=True)
 
 
 def colour_rules(views: Sequence[str | None], scale_note: str) -> None:
@@ -102,7 +103,6 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [da
 .block-container, [data-testid="stMainBlockContainer"] {max-width: 100% !important; padding: 1rem 2rem !important;}
 [data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"] {font-size: 1.35rem !important;}
 [data-testid="stMarkdownContainer"] h3 {font-size: 1.9rem !important;}
-[data-testid="stImage"] img {max-height: 64vh; object-fit: contain;}
 </style>"""
 
 

@@ -497,9 +497,9 @@ def test_explain_views_signed_lime_and_ground_truth(tiny_model_dir):
     assert list(table["weight"].abs()) == sorted(table["weight"].abs(), reverse=True)
     at.toggle(key="show_mask").set_value(True).run()
     assert not at.exception
-    # rows that fill the width: 1 original + 7 maps + the LIME picture = 9 tiles in rows of 4, 4 and 1 columns
+    # rows that fill the width: 1 original + 7 maps + the LIME picture = 9 tiles in three even rows of 3 columns
     widths = _tile_rows(at)
-    assert any(widths[k:k + 3] == [4, 4, 1] for k in range(len(widths)))  # (the gallery's row has its own 8)
+    assert any(widths[k:k + 3] == [3, 3, 3] for k in range(len(widths)))  # (the gallery's row has its own 8)
     bars = [m.value for m in at.markdown if 'class="xai-colour-bar"' in m.value]
     assert len(bars) == 8 and all('alt="Colour bar, ' in b for b in bars)  # one under each map and the LIME picture
     # LIME shows only its segmentation's parameters
@@ -529,23 +529,24 @@ def test_presentation_mode_hides_the_controls_and_shows_large_titled_maps(tiny_m
     """Presentation mode: the sidebar hidden (its controls keep their values), no gallery, three tiles a row with the
     method and class as a large title above each map and its colour bar under it; off again, the page is as before."""
     at = _run_explain()
-    at.multiselect(key="methods").set_value(["grad_cam", "saliency", "integrated_gradients", "gradient_shap"]).run()
+    chosen = ["grad_cam", "saliency", "integrated_gradients", "gradient_shap", "input_x_gradient", "deeplift"]
+    at.multiselect(key="methods").set_value(chosen).run()
     before = _tile_rows(at)
-    assert "4,1," in _joined(before) and any("Gallery" in e.label for e in at.expander)
+    assert "4,4," in _joined(before) and any("Gallery" in e.label for e in at.expander)  # seven tiles: two rows of 4
     at.toggle(key="presentation_mode").set_value(True).run()
     assert not at.exception and not at.error
     css = [m.value for m in at.markdown if 'data-testid="stSidebar"' in m.value]
     assert len(css) == 1 and "display: none" in css[0]
     assert not any("Gallery" in e.label for e in at.expander)
-    assert "3,2," in _joined(_tile_rows(at))  # the original and four maps, three a row
+    assert "3,3,3," in _joined(_tile_rows(at))  # the original and six maps, three a row
     titles = [m.value[4:] for m in at.markdown if m.value.startswith("### ")]
     assert titles[0] == "Original" and [t.split(" →")[0] for t in titles[1:]] == [
-        "Grad-CAM", "Saliency", "Integrated Gradients", "GradientSHAP"], titles
+        "Grad-CAM", "Saliency", "Integrated Gradients", "GradientSHAP", "Input × Gradient", "DeepLIFT"], titles
     assert all(" s" not in t for t in titles)  # a title a room reads: no timing, the rule is on the bar
-    assert len([m for m in at.markdown if 'class="xai-colour-bar"' in m.value]) == 4
+    assert len([m for m in at.markdown if 'class="xai-colour-bar"' in m.value]) == 6
     warned = [w.value for w in at.warning if "Do not trust" in w.value]  # the tiny model is flagged: still said,
     assert len(warned) == 1 and "more reason(s)" in warned[0] and "\n-" not in warned[0]  # in one line
-    assert at.multiselect(key="methods").value == ["grad_cam", "saliency", "integrated_gradients", "gradient_shap"]
+    assert at.multiselect(key="methods").value == chosen
     at.toggle(key="presentation_mode").set_value(False).run()
     assert any("Do not trust" in w.value and "\n-" in w.value for w in at.warning)  # every reason again
     assert _tile_rows(at) == before and not [m for m in at.markdown if 'data-testid="stSidebar"' in m.value]

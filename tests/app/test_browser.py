@@ -494,7 +494,8 @@ _BARS = """() => Array.from(document.querySelectorAll('img.xai-colour-bar')).map
         .filter(i => i.getBoundingClientRect().bottom <= r.top + 1) : [];
     const m = maps.length ? maps[maps.length - 1].getBoundingClientRect() : null;
     return {alt: b.alt, aria: b.getAttribute('aria-label'), rule: b.dataset.rule, loaded: b.complete && b.naturalWidth > 0,
-            w: r.width, h: r.height, top: r.top, map: m && {w: m.width, bottom: m.bottom}};
+            w: r.width, h: r.height, ratio: b.naturalHeight / b.naturalWidth, fit: getComputedStyle(b).objectFit, top: r.top,
+            map: m && {w: m.width, bottom: m.bottom}};
 })"""
 
 
@@ -508,6 +509,9 @@ def _bars_under_maps(page, expected: int) -> list[dict]:
         assert b["alt"] == b["aria"] and b["alt"].startswith(f"Colour bar, {b['rule']} rule"), b
         assert b["map"] is not None, b  # a map above it in its column
         assert abs(b["w"] - b["map"]["w"]) <= 0.05 * b["map"]["w"] + 2, b
+        # the bar itself drawn at that size: its box keeps the bar's proportions and the bar fills it (Streamlit's
+        # "scale-down" drew a 240 px bar in the middle of a 600 px box)
+        assert abs(b["h"] - b["w"] * b["ratio"]) <= 2 and b["fit"] == "fill", b
         assert 0 <= b["top"] - b["map"]["bottom"] < 80, b
     return bars
 
@@ -533,6 +537,11 @@ def test_maps_a_room_can_read_in_chromium(server, tmp_path):
                              ".filter(c => c.querySelector('img.xai-colour-bar'))"
                              ".map(c => c.querySelector('[data-testid=\"stImage\"] img').getBoundingClientRect().width)")
 
+    def maps_centred(page) -> None:  # a room looks at the maps: their row in the middle of the window for the shot
+        page.locator("img.xai-colour-bar").first.evaluate(
+            "e => e.closest('[data-testid=\"stHorizontalBlock\"]').scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(300)
+
     def exported(page, button: str) -> Image.Image:
         with page.expect_download(timeout=60_000) as got:
             page.get_by_role("button", name=button).click()
@@ -557,12 +566,14 @@ def test_maps_a_room_can_read_in_chromium(server, tmp_path):
             page.set_viewport_size({"width": 1280, "height": 720})
             page.wait_for_timeout(500)
             _bars_under_maps(page, 3)
+            maps_centred(page)
             _shot(page, tmp_path, "maps_explain_1280x720")
             figure = exported(page, "Download figure (PNG)")
             assert abs(figure.width / figure.height - 16 / 9) < 0.02, figure.size
             figure.save(tmp_path / "maps_explain_figure.png")
 
-            # presentation mode: no sidebar, three tiles a row, larger than before, bars still under every map
+            # presentation mode: no sidebar, two tiles a row (four, as even as can be), larger than before, bars
+            # still under every map
             page.get_by_text("Presentation mode", exact=True).click()
             _idle(page)
             page.wait_for_timeout(500)
@@ -570,7 +581,9 @@ def test_maps_a_room_can_read_in_chromium(server, tmp_path):
             _bars_under_maps(page, 3)
             large = tile_widths(page)
             assert min(large) > 1.2 * min(page_widths := widths) * 1280 / 1400, (large, page_widths)
+            maps_centred(page)
             _shot(page, tmp_path, "maps_explain_presentation_1280x720")
+            _bars_under_maps(page, 3)  # as shot
             page.get_by_text("Presentation mode", exact=True).click()
             _idle(page)
 
@@ -586,6 +599,7 @@ def test_maps_a_room_can_read_in_chromium(server, tmp_path):
             _shot(page, tmp_path, "maps_compare_1400x1000")
             page.set_viewport_size({"width": 1280, "height": 720})
             page.wait_for_timeout(500)
+            maps_centred(page)
             _shot(page, tmp_path, "maps_compare_1280x720")
             grid = exported(page, "Download grid (PNG)")
             assert abs(grid.width / grid.height - 16 / 9) < 0.02, grid.size
