@@ -1,6 +1,7 @@
 """What the benchmark modules share."""
 from __future__ import annotations
 
+import csv
 import platform
 import statistics
 import time
@@ -35,3 +36,13 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def write_rows(rows: list[dict], path: Path) -> Path:
+    """A benchmark's rows as a CSV file (its columns: the first row's keys), the folder made if need be."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks.common import env
+from benchmarks.common import env, write_rows
 from core import config
 
 RESULTS = Path(__file__).resolve().parent / "results" / "estimates.csv"
@@ -150,12 +150,7 @@ def measure(model_path: str | None = None) -> list[dict[str, Any]]:
 
 
 def write(rows: list[dict], path: Path = RESULTS) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
+    return write_rows(rows, path)
 
 
 def read(path: Path = RESULTS) -> list[dict]:

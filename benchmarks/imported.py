@@ -9,7 +9,6 @@ and give the same maps.
 """
 from __future__ import annotations
 
-import csv
 import statistics
 import tempfile
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import env
+from benchmarks.common import env, write_rows
 from core import explain_batch, load_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "imported.csv"
@@ -75,12 +74,7 @@ def measure(repeats: int = 5) -> list[dict]:
 
 
 def write(rows: list[dict], path: Path = RESULTS) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
+    return write_rows(rows, path)
 
 
 def table(rows: list[dict]) -> str:
