@@ -212,6 +212,8 @@ def main() -> None:
         except core.XaiError as exc:
             st.error(str(exc))
     job = training.follow(JOB, "train")
+    if busy and job is not None and not job.running:  # it ended while this run drew Train disabled: draw it again
+        st.rerun()
     if job is not None and job.state == "done":
         st.page_link("pages/performance.py", label="See its Performance page", icon=":material/monitoring:")
     past_runs(name)

@@ -84,6 +84,36 @@ def test_a_training_belongs_to_the_server_a_reload_sees_it_with_cancel_and_its_d
     assert not first.button(key="train.start").disabled
 
 
+def test_a_training_that_ends_while_the_page_draws_leaves_train_enabled(models_dir, monkeypatch):
+    """The race CI met: the job ends after the page drew Train disabled (busy) and before it shows the outcome; the
+    page draws itself again, so Train is enabled with "Cancelled" shown (no live part is left to redraw it)."""
+    import ui.training
+
+    first = _page("train")
+    first.selectbox(key="train.shapes.size").set_value(32).run()
+    first.number_input(key="train.shapes.epochs").set_value(40).run()
+    first.button(key="train.start").click().run()
+    rerun_until(first, lambda a: any(b.key == "train.cancel" for b in a.button))
+    real = ui.training.follow
+
+    def ends_first(job_key, prefix):  # the job is cancelled and ends between Train's drawing and the outcome
+        import time
+
+        from ui import jobs
+
+        job = jobs.get(__import__("streamlit").session_state.get(job_key))
+        if job is not None and job.running:
+            job.cancel()
+            deadline = time.time() + 60
+            while job.running and time.time() < deadline:
+                time.sleep(0.05)
+        return real(job_key, prefix)
+
+    monkeypatch.setattr(ui.training, "follow", ends_first)
+    first.run()
+    assert any("Cancelled" in i.value for i in first.info) and not first.button(key="train.start").disabled
+
+
 def test_train_page_refuses_bad_settings_and_says_how_to_get_imagenet_weights(models_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
     at = _page("train")
